@@ -1,0 +1,118 @@
+"""tf.Example encoding and parsing of the csp-tf schema (docs/architecture.md, docs/data.md).
+
+Keys come from ``csp_tf.features``; this module owns their types and shapes:
+
+| key | type | shape |
+|---|---|---|
+| id | bytes | [] |
+| lon, lat | float | [] |
+| image_features | float | [F] |
+| label, class_rank, class_count | int64 | [] |
+| region | bytes | [] |
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Mapping
+
+import numpy as np
+
+from csp_tf import features as fk
+
+SCHEMA_VERSION = 1
+
+
+def encode_example(record: Mapping[str, Any]) -> bytes:
+    """Serializes one record (keys of ``csp_tf.features``) to tf.Example bytes.
+
+    ``record[image_features]`` is a float sequence of length F; ``label``, ``class_rank`` and
+    ``class_count`` are ints (defaults -1, -1, 0 for unlabeled rows); ``id`` and ``region`` str.
+
+    The bytes are written straight in the protobuf wire format of ``tensorflow.Example``
+    (example.proto / feature.proto), so Beam workers that only move features never import
+    TensorFlow (seconds and hundreds of MB per worker). ``tests/csp_tf/data/test_schema.py``
+    checks the result against ``tf.io.parse_example`` and ``tf.train.Example``.
+    """
+    features = np.ascontiguousarray(record[fk.IMAGE_FEATURES], dtype="<f4")
+    entries = {
+        fk.ID: _bytes_list(str(record[fk.ID]).encode("utf-8")),
+        fk.LON: _float_list(np.asarray([record[fk.LON]], dtype="<f4")),
+        fk.LAT: _float_list(np.asarray([record[fk.LAT]], dtype="<f4")),
+        fk.IMAGE_FEATURES: _float_list(features.ravel()),
+        fk.LABEL: _int64_list(record.get(fk.LABEL, fk.UNLABELED)),
+        fk.CLASS_RANK: _int64_list(record.get(fk.CLASS_RANK, -1)),
+        fk.CLASS_COUNT: _int64_list(record.get(fk.CLASS_COUNT, 0)),
+        fk.REGION: _bytes_list(str(record.get(fk.REGION, "")).encode("utf-8")),
+    }
+    # Features.feature is map<string, Feature>: each entry is a message {1: key, 2: value}.
+    body = b"".join(_field(1, _field(1, key.encode("utf-8")) + _field(2, value))
+                    for key, value in sorted(entries.items()))
+    return _field(1, body)  # Example.features = 1
+
+
+# ----- protobuf wire format (length-delimited fields only; packed repeated numbers) -------------
+def _varint(value: int) -> bytes:
+    value &= (1 << 64) - 1  # int64 two's complement, as protobuf encodes negative int64
+    out = bytearray()
+    while True:
+        bits = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(bits | 0x80)
+        else:
+            out.append(bits)
+            return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited field (wire type 2)."""
+    return _varint((number << 3) | 2) + _varint(len(payload)) + payload
+
+
+def _bytes_list(value: bytes) -> bytes:
+    return _field(1, _field(1, value))  # Feature.bytes_list = 1 {BytesList.value = 1}
+
+
+def _float_list(values: np.ndarray) -> bytes:
+    return _field(2, _field(1, values.tobytes()))  # Feature.float_list = 2 {packed float value = 1}
+
+
+def _int64_list(value: int) -> bytes:
+    return _field(3, _field(1, _varint(int(value))))  # Feature.int64_list = 3 {packed int64 = 1}
+
+
+def feature_spec(feature_dim: int) -> Dict[str, Any]:
+    """``tf.io.parse_example`` spec of the full schema for feature width ``feature_dim``."""
+    import tensorflow as tf
+
+    return {
+        fk.ID: tf.io.FixedLenFeature([], tf.string),
+        fk.LON: tf.io.FixedLenFeature([], tf.float32),
+        fk.LAT: tf.io.FixedLenFeature([], tf.float32),
+        fk.IMAGE_FEATURES: tf.io.FixedLenFeature([feature_dim], tf.float32),
+        fk.LABEL: tf.io.FixedLenFeature([], tf.int64, default_value=fk.UNLABELED),
+        fk.CLASS_RANK: tf.io.FixedLenFeature([], tf.int64, default_value=-1),
+        fk.CLASS_COUNT: tf.io.FixedLenFeature([], tf.int64, default_value=0),
+        fk.REGION: tf.io.FixedLenFeature([], tf.string, default_value=""),
+    }
+
+
+def decode_example(serialized: bytes, feature_dim: int) -> Dict[str, Any]:
+    """Parses one serialized tf.Example to plain Python/numpy values (tests, debugging)."""
+    from tensorflow.core.example import example_pb2
+
+    example = example_pb2.Example.FromString(serialized)
+    f = example.features.feature
+    features = np.asarray(f[fk.IMAGE_FEATURES].float_list.value, dtype=np.float32)
+    if features.shape != (feature_dim,):
+        raise ValueError(f"image_features has {features.shape[0]} values, expected {feature_dim}")
+    return {
+        fk.ID: f[fk.ID].bytes_list.value[0].decode("utf-8"),
+        fk.LON: f[fk.LON].float_list.value[0],
+        fk.LAT: f[fk.LAT].float_list.value[0],
+        fk.IMAGE_FEATURES: features,
+        fk.LABEL: f[fk.LABEL].int64_list.value[0],
+        fk.CLASS_RANK: f[fk.CLASS_RANK].int64_list.value[0],
+        fk.CLASS_COUNT: f[fk.CLASS_COUNT].int64_list.value[0],
+        fk.REGION: f[fk.REGION].bytes_list.value[0].decode("utf-8"),
+    }

@@ -1,0 +1,29 @@
+"""``naive``: the min-max normalised coordinates themselves (SPEC §2.7)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from csp_tf.encoders.base import (DEFAULT_MAP_RANGE, PositionEncoder, map_range_normalize,
+                                  register_encoder)
+
+
+@register_encoder("naive")
+class NaiveEncoder(PositionEncoder):
+    """(..., 2) lon/lat degrees -> (..., 2) = (lon/180, lat/90) for the default ``map_range``."""
+
+    def __init__(self, map_range: Sequence[float] = DEFAULT_MAP_RANGE, **kwargs):
+        super().__init__(**kwargs)
+        self.map_range = [float(v) for v in map_range]
+
+    @property
+    def embedding_dim(self) -> int:
+        return 2
+
+    def _encode(self, lonlat):
+        return map_range_normalize(lonlat, self.map_range)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(map_range=self.map_range)
+        return config

@@ -1,0 +1,128 @@
+"""The CSP model: location encoder + heads, used by both stages and exported for serving.
+
+* ``class_head``: Linear(D → C, no bias) → per-class sigmoid P(y|loc) (SPEC §3.2).
+* ``img_dec``: Linear(F → D, bias) on raw image features, for the contrastive losses (§3.3, §4).
+* ``loc_dec``: Linear(D → F, bias), for the l2regress (MSE) baseline (§3.3).
+* ``image_classifier``: Linear(F → C) softmax P(y|img). The reference loads stored image
+  predictions; csp-tf trains this linear probe on the frozen features so the exported model
+  answers P(y|img, loc) ∝ P(y|img)·P(y|loc) on its own (SPEC §9).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+import keras
+import tensorflow as tf
+
+from csp_tf.configs import LocationEncoderConfig, _from_dict
+from csp_tf.models.layers import torch_linear
+from csp_tf.models.location_encoder import build_location_encoder
+
+CONTRASTIVE_LOSSES = ("contsoftmax", "contsoftmaxsym", "imgcontloss", "imgcontlossnolocneg",
+                      "imgcontlosssimcse")
+
+
+def missing_location_mask(lon_lat: tf.Tensor) -> tf.Tensor:
+    """(B,) True where lon or lat is NaN: such rows fall back to the image classifier (SPEC §9)."""
+    return tf.reduce_any(tf.math.is_nan(lon_lat), axis=-1)
+
+
+def fuse(image_probs: tf.Tensor, location_probs: tf.Tensor, lon_lat: tf.Tensor) -> tf.Tensor:
+    """P(y|img) ⊙ σ(W_c e(x)), elementwise and unnormalised; image-only where location is NaN."""
+    missing = missing_location_mask(lon_lat)[:, None]
+    return image_probs * tf.where(missing, tf.ones_like(location_probs), location_probs)
+
+
+@keras.saving.register_keras_serializable(package="csp_tf")
+class CSPModel(keras.Model):
+    """Location encoder, class head, image projection/decoder and image classifier.
+
+    ``call({"lon_lat": (B,2), "image_features": (B,F)})`` returns fused class scores, so the
+    ``.keras`` file is directly reusable; the stages call the named methods.
+    """
+
+    def __init__(self, location_encoder: Dict[str, Any], num_classes: int, feature_dim: int,
+                 pretrain_loss: str = "contsoftmax", seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.location_encoder_config = (location_encoder if isinstance(location_encoder, dict)
+                                        else _asdict(location_encoder))
+        self.num_classes, self.feature_dim = int(num_classes), int(feature_dim)
+        self.pretrain_loss, self.seed = pretrain_loss, int(seed)
+        le_cfg = _from_dict(LocationEncoderConfig, self.location_encoder_config, "location_encoder.")
+        self.location_encoder = build_location_encoder(le_cfg, seed=self.seed)
+        d = self.location_encoder.embedding_dim
+        self.embedding_dim = d
+        self.class_head = torch_linear(self.num_classes, d, use_bias=False, seed=self.seed + 1000,
+                                       name="class_head")
+        self.img_dec = (torch_linear(d, self.feature_dim, seed=self.seed + 2000, name="img_dec")
+                        if pretrain_loss in CONTRASTIVE_LOSSES else None)
+        self.loc_dec = (torch_linear(self.feature_dim, d, seed=self.seed + 3000, name="loc_dec")
+                        if pretrain_loss == "l2regress" else None)
+        self.image_classifier = torch_linear(self.num_classes, self.feature_dim,
+                                             seed=self.seed + 4000, name="image_classifier")
+        self._build_all()
+
+    def _build_all(self) -> None:
+        self.location_encoder.build((None, 2))
+        d = self.embedding_dim
+        self.class_head.build((None, d))
+        if self.img_dec is not None:
+            self.img_dec.build((None, self.feature_dim))
+        if self.loc_dec is not None:
+            self.loc_dec.build((None, d))
+        self.image_classifier.build((None, self.feature_dim))
+        self.built = True
+
+    def build(self, input_shape=None):  # everything is built in __init__
+        self.built = True
+
+    # ----- pieces used by the training steps and the exported signatures ----------------------
+    def location_embedding(self, lon_lat, training: bool = False, seed=None):
+        return self.location_encoder(tf.cast(lon_lat, tf.float32), training=training, seed=seed)
+
+    def location_logits(self, lon_lat, training: bool = False, seed=None):
+        return self.class_head(self.location_embedding(lon_lat, training, seed))
+
+    def location_probs(self, lon_lat, training: bool = False, seed=None):
+        return tf.sigmoid(tf.cast(self.location_logits(lon_lat, training, seed), tf.float32))
+
+    def image_logits(self, image_features):
+        return self.image_classifier(tf.cast(image_features, tf.float32))
+
+    def image_probs(self, image_features):
+        return tf.nn.softmax(tf.cast(self.image_logits(image_features), tf.float32), axis=-1)
+
+    def image_embedding(self, image_features):
+        return self.img_dec(tf.cast(image_features, tf.float32))
+
+    def predict_all(self, lon_lat, image_features) -> Dict[str, tf.Tensor]:
+        """Evaluation-mode outputs: fused, image-only and location-only class scores."""
+        lon_lat = tf.cast(lon_lat, tf.float32)
+        safe = tf.where(tf.math.is_nan(lon_lat), tf.zeros_like(lon_lat), lon_lat)
+        loc = self.location_probs(safe)
+        img = self.image_probs(image_features)
+        return {"probabilities": fuse(img, loc, lon_lat), "image_probabilities": img,
+                "location_probabilities": loc}
+
+    def call(self, inputs, training=False):
+        return self.predict_all(inputs["lon_lat"], inputs["image_features"])["probabilities"]
+
+    def get_config(self) -> Dict[str, Any]:
+        return {"location_encoder": self.location_encoder_config, "num_classes": self.num_classes,
+                "feature_dim": self.feature_dim, "pretrain_loss": self.pretrain_loss,
+                "seed": self.seed, "name": self.name}
+
+
+def _asdict(cfg) -> Dict[str, Any]:
+    import dataclasses
+    return dataclasses.asdict(cfg)
+
+
+def build_csp_model(config, num_classes: Optional[int] = None,
+                    feature_dim: Optional[int] = None) -> CSPModel:
+    """From an ``ExperimentConfig`` (data shapes may be passed when the config leaves them 0)."""
+    return CSPModel(_asdict(config.location_encoder),
+                    num_classes=num_classes or config.data.num_classes,
+                    feature_dim=feature_dim or config.data.feature_dim,
+                    pretrain_loss=config.pretrain.loss, seed=config.runtime.seed, name="csp")

@@ -1,0 +1,172 @@
+"""Location encoder = position encoder + network (SPEC §3.1, §2.11).
+
+Networks:
+* ``ffn``: the Space2Vec ``MultiLayerFeedForwardNN`` used by CSP: blocks of
+  Linear → act → Dropout → (+x if in == out and skip) → (LayerNorm if use_layn), the final
+  block keeping act + dropout ([QUIRK]: the embedding is post-activation, post-dropout).
+* ``fcnet``: Mac Aodha et al.'s residual FCNet (``geo_net`` / Sup-only "wrap"), dropout 0.5 fixed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+import keras
+import tensorflow as tf
+
+from csp_tf.encoders import PositionEncoder, build_position_encoder
+from csp_tf.models.layers import (LAYER_NORM_EPS, activation_fn, fold_seed, stateless_dropout,
+                                  torch_linear)
+
+
+@keras.saving.register_keras_serializable(package="csp_tf")
+class FeedForwardNet(keras.layers.Layer):
+    """The reference FFN. ``call(x, training, seed)``: dropout needs both training and a seed."""
+
+    def __init__(self, input_dim: int, output_dim: int, num_hidden_layer: int = 1,
+                 hidden_dim: int = 512, dropout: float = 0.5, activation: str = "relu",
+                 use_layn: bool = True, skip_connection: bool = True, seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.input_dim, self.output_dim = int(input_dim), int(output_dim)
+        self.num_hidden_layer, self.hidden_dim = int(num_hidden_layer), int(hidden_dim)
+        self.dropout, self.activation = float(dropout), activation
+        self.use_layn, self.skip_connection, self.seed = bool(use_layn), bool(skip_connection), int(seed)
+        self._act = activation_fn(activation)
+        # (in, out, layer_norm, skip) per block, as MultiLayerFeedForwardNN builds them.
+        if self.num_hidden_layer <= 0:
+            spec = [(self.input_dim, self.output_dim, False, False)]
+        else:
+            spec = [(self.input_dim, self.hidden_dim, self.use_layn, self.skip_connection)]
+            spec += [(self.hidden_dim, self.hidden_dim, self.use_layn, self.skip_connection)] * (
+                self.num_hidden_layer - 1)
+            spec += [(self.hidden_dim, self.output_dim, False, False)]
+        self._spec = spec
+        self.linears: List[keras.layers.Dense] = []
+        self.norms: List[Optional[keras.layers.LayerNormalization]] = []
+        for i, (n_in, n_out, ln, _) in enumerate(spec):
+            self.linears.append(torch_linear(n_out, n_in, xavier=True, seed=self.seed + 10 * i,
+                                             name=f"linear_{i}"))
+            self.norms.append(keras.layers.LayerNormalization(epsilon=LAYER_NORM_EPS, name=f"norm_{i}")
+                              if ln else None)
+
+    def build(self, input_shape):
+        shape = (None, self.input_dim)
+        for (n_in, n_out, ln, _), linear, norm in zip(self._spec, self.linears, self.norms):
+            linear.build((None, n_in))
+            if norm is not None:
+                norm.build((None, n_out))
+        self.built = True
+
+    def call(self, x, training=False, seed=None):
+        seed = seed if training else None
+        for i, ((n_in, n_out, _, skip), linear, norm) in enumerate(
+                zip(self._spec, self.linears, self.norms)):
+            y = stateless_dropout(self._act(linear(x)), self.dropout, fold_seed(seed, i))
+            if skip and n_in == n_out:
+                y = y + x
+            x = norm(y) if norm is not None else y
+        return x
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.output_dim,)
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        config.update(input_dim=self.input_dim, output_dim=self.output_dim,
+                      num_hidden_layer=self.num_hidden_layer, hidden_dim=self.hidden_dim,
+                      dropout=self.dropout, activation=self.activation, use_layn=self.use_layn,
+                      skip_connection=self.skip_connection, seed=self.seed)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="csp_tf")
+class FCNet(keras.layers.Layer):
+    """Mac Aodha et al. 2019 FCNet: Linear → ReLU → 4 × ResLayer; ResLayer dropout fixed 0.5."""
+
+    RES_DROPOUT = 0.5
+
+    def __init__(self, input_dim: int, output_dim: int = 256, num_res_layers: int = 4,
+                 seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.input_dim, self.output_dim = int(input_dim), int(output_dim)
+        self.num_res_layers, self.seed = int(num_res_layers), int(seed)
+        d = self.output_dim
+        self.inp = torch_linear(d, self.input_dim, seed=self.seed, name="input")
+        self.res = [(torch_linear(d, d, seed=self.seed + 10 * i + 2, name=f"res_{i}_a"),
+                     torch_linear(d, d, seed=self.seed + 10 * i + 4, name=f"res_{i}_b"))
+                    for i in range(self.num_res_layers)]
+
+    def build(self, input_shape):
+        self.inp.build((None, self.input_dim))
+        for a, b in self.res:
+            a.build((None, self.output_dim))
+            b.build((None, self.output_dim))
+        self.built = True
+
+    def call(self, x, training=False, seed=None):
+        seed = seed if training else None
+        h = tf.nn.relu(self.inp(x))
+        for i, (a, b) in enumerate(self.res):
+            y = stateless_dropout(tf.nn.relu(a(h)), self.RES_DROPOUT, fold_seed(seed, i))
+            h = h + tf.nn.relu(b(y))
+        return h
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.output_dim,)
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        config.update(input_dim=self.input_dim, output_dim=self.output_dim,
+                      num_res_layers=self.num_res_layers, seed=self.seed)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="csp_tf")
+class LocationEncoder(keras.layers.Layer):
+    """(B, 2) lon/lat degrees → (B, num_filts) location embedding e(x)."""
+
+    def __init__(self, position_encoder: PositionEncoder, network: keras.layers.Layer, **kwargs):
+        super().__init__(**kwargs)
+        self.position_encoder = position_encoder
+        self.network = network
+
+    def build(self, input_shape):
+        if not self.position_encoder.built:
+            self.position_encoder.build(input_shape)
+        self.network.build((None, self.position_encoder.embedding_dim))
+        self.built = True
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.network.output_dim
+
+    def call(self, lon_lat, training=False, seed=None):
+        return self.network(self.position_encoder(lon_lat), training=training, seed=seed)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.embedding_dim,)
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        config.update(position_encoder=keras.saving.serialize_keras_object(self.position_encoder),
+                      network=keras.saving.serialize_keras_object(self.network))
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["position_encoder"] = keras.saving.deserialize_keras_object(config["position_encoder"])
+        config["network"] = keras.saving.deserialize_keras_object(config["network"])
+        return cls(**config)
+
+
+def build_location_encoder(cfg, seed: int = 0, name: str = "location_encoder") -> LocationEncoder:
+    """From a ``LocationEncoderConfig``; ``cfg.network`` picks ffn (default) or fcnet."""
+    pe = build_position_encoder(cfg.position)
+    if cfg.network == "fcnet":
+        net = FCNet(pe.embedding_dim, cfg.num_filts, seed=seed, name="fcnet")
+    else:
+        net = FeedForwardNet(pe.embedding_dim, cfg.num_filts, cfg.num_hidden_layer, cfg.hidden_dim,
+                             cfg.dropout, cfg.activation, cfg.use_layn, cfg.skip_connection,
+                             seed=seed, name="ffn")
+    return LocationEncoder(pe, net, name=name)

@@ -1,0 +1,126 @@
+"""The epoch loop shared by the stages: checkpoints that resume mid-epoch, TensorBoard scalars,
+a progress bar, and per-epoch learning rates."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+import tensorflow as tf
+
+from csp_tf.train.inputs import StageInput
+from csp_tf.train.steps import TrainStep
+
+log = logging.getLogger("csp_tf")
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN/inf; the message names the stage, epoch and step."""
+
+
+@dataclass
+class LoopState:
+    """Checkpointed counters of one stage."""
+
+    epoch: tf.Variable = field(default_factory=lambda: tf.Variable(0, dtype=tf.int64, trainable=False))
+    step_in_epoch: tf.Variable = field(default_factory=lambda: tf.Variable(0, dtype=tf.int64, trainable=False))
+    global_step: tf.Variable = field(default_factory=lambda: tf.Variable(0, dtype=tf.int64, trainable=False))
+
+
+@dataclass
+class LoopResult:
+    history: List[Dict[str, float]]
+    completed: bool
+    steps_run: int
+    seconds: float
+
+
+def run_epochs(*, stage: str, train_step: TrainStep, stage_input: StageInput, epochs: int,
+               state: LoopState, manager: Optional[tf.train.CheckpointManager],
+               set_lr: Callable[[int], float], strategy: tf.distribute.Strategy,
+               log_dir: Optional[str] = None, checkpoint_every_steps: int = 0,
+               log_every_steps: int = 50, progress: bool = True, max_steps: Optional[int] = None,
+               on_epoch_end: Optional[Callable[[int, Dict[str, float]], Dict[str, float]]] = None,
+               ) -> LoopResult:
+    """Runs ``epochs`` epochs from wherever ``state`` says (restored by the caller).
+
+    ``max_steps`` stops this invocation after that many steps (saving a checkpoint first) so a
+    run can be split over preemptible slots; the next call resumes at the same batch.
+    """
+    writer = tf.summary.create_file_writer(os.path.join(log_dir, stage)) if log_dir else None
+    history: List[Dict[str, float]] = []
+    steps_run, t0 = 0, time.time()
+    start_epoch = int(state.epoch.numpy())
+    for epoch in range(start_epoch, epochs):
+        lr = set_lr(epoch)
+        skip = int(state.step_in_epoch.numpy())
+        ds = stage_input.dataset_fn(epoch)
+        if skip:
+            log.info("%s: resuming epoch %d at step %d", stage, epoch + 1, skip)
+            ds = ds.skip(skip)
+        dist = strategy.experimental_distribute_dataset(ds)
+        bar = _progress_bar(progress, stage, epoch, epochs, stage_input.steps_per_epoch, skip)
+        sums: Dict[str, float] = {}
+        n = 0
+        for batch in dist:
+            step = int(state.global_step.numpy())
+            terms = {k: float(v) for k, v in train_step(batch, step).items()}
+            if not math.isfinite(terms["loss"]):
+                raise NonFiniteLossError(
+                    f"{stage}: loss became {terms['loss']} at epoch {epoch + 1}, step "
+                    f"{int(state.step_in_epoch.numpy()) + 1} (terms {terms}); lower the learning "
+                    "rate or check the inputs for non-finite values")
+            state.global_step.assign_add(1)
+            state.step_in_epoch.assign_add(1)
+            steps_run += 1
+            n += 1
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + v
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{terms['loss']:.4f}")
+            if writer is not None and log_every_steps and step % log_every_steps == 0:
+                with writer.as_default(step=step):
+                    for k, v in terms.items():
+                        tf.summary.scalar(f"step/{k}", v)
+            if manager is not None and checkpoint_every_steps and steps_run % checkpoint_every_steps == 0:
+                manager.save(checkpoint_number=int(state.global_step.numpy()))
+            if max_steps is not None and steps_run >= max_steps:
+                if manager is not None:
+                    manager.save(checkpoint_number=int(state.global_step.numpy()))
+                if bar is not None:
+                    bar.close()
+                return LoopResult(history, False, steps_run, time.time() - t0)
+        if bar is not None:
+            bar.close()
+        metrics = {k: v / max(n, 1) for k, v in sums.items()}
+        metrics.update(epoch=epoch + 1, lr=lr)
+        if on_epoch_end is not None:
+            metrics.update(on_epoch_end(epoch, metrics))
+        history.append(metrics)
+        log.info("%s epoch %d/%d: %s", stage, epoch + 1, epochs,
+                 ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k != "epoch"))
+        if writer is not None:
+            with writer.as_default(step=epoch + 1):
+                for k, v in metrics.items():
+                    tf.summary.scalar(f"epoch/{k}", v)
+        state.epoch.assign(epoch + 1)
+        state.step_in_epoch.assign(0)
+        if manager is not None:
+            manager.save(checkpoint_number=int(state.global_step.numpy()))
+    if writer is not None:
+        writer.flush()
+    return LoopResult(history, True, steps_run, time.time() - t0)
+
+
+def _progress_bar(enabled: bool, stage: str, epoch: int, epochs: int, total: int, initial: int):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(total=total, initial=initial, desc=f"{stage} {epoch + 1}/{epochs}", unit="step",
+                leave=False, dynamic_ncols=True)

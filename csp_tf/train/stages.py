@@ -1,0 +1,241 @@
+"""The two training stages: ``pretrain`` (self-supervised, SPEC §5–7.4) and ``finetune``
+(few labels, SPEC §7.5, plus the linear image classifier used for fusion).
+
+Each stage writes a self-describing directory::
+
+    <out>/config.yaml         the ExperimentConfig that produced it (plus data shapes)
+    <out>/checkpoints/        tf.train checkpoints (model, optimizer, loop counters): resumable
+    <out>/model.keras         the Keras model, reloadable with keras.saving.load_model
+    <out>/history.json        per-epoch metrics
+    <out>/logs/<stage>/       TensorBoard scalars
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from csp_tf.configs import ConfigError, ExperimentConfig
+from csp_tf.models import CSPModel, build_csp_model
+from csp_tf.train import runtime
+from csp_tf.train.inputs import StageInput, from_arrays
+from csp_tf.train.loop import LoopResult, LoopState, run_epochs
+from csp_tf.train.steps import (TrainStep, finetune_variables, make_finetune_loss,
+                                make_image_classifier_loss, make_pretrain_loss, pretrain_variables)
+
+log = logging.getLogger("csp_tf")
+
+CONFIG_FILE, KERAS_FILE, HISTORY_FILE = "config.yaml", "model.keras", "history.json"
+_SALT_PRETRAIN, _SALT_FINETUNE, _SALT_IMAGE = 1, 2, 3
+
+
+@dataclass
+class StageResult:
+    model: CSPModel
+    output_dir: str
+    history: List[Dict[str, float]]
+    completed: bool
+
+
+def make_optimizer(lr: float, policy: str) -> keras.optimizers.Optimizer:
+    """Adam with PyTorch's ε = 1e-8 (SPEC §7.2); loss-scaled under mixed_float16."""
+    opt = keras.optimizers.Adam(learning_rate=lr, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
+    return keras.optimizers.LossScaleOptimizer(opt) if policy == "mixed_float16" else opt
+
+
+def _set_lr(optimizer, lr: float) -> float:
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    inner.learning_rate.assign(lr)
+    return lr
+
+
+class _Session:
+    """Runtime setup common to both stages: seeds, precision, strategy, model, optimizer."""
+
+    def __init__(self, config: ExperimentConfig, output_dir: str, lr: float):
+        self.config = config.validate()
+        if not config.data.num_classes or not config.data.feature_dim:
+            raise ConfigError("data.num_classes and data.feature_dim must be set (read them from "
+                              "the data root with csp_tf.train.resolve_data_shapes)")
+        self.output_dir = output_dir
+        os.makedirs(output_dir, exist_ok=True)
+        rt = config.runtime
+        runtime.set_global_seed(rt.seed)
+        self.policy = runtime.configure_precision(rt.mixed_precision)
+        self.jit = runtime.use_jit(rt.jit_compile)
+        self.strategy = runtime.make_strategy(rt.distribution)
+        self.chief = runtime.is_chief()
+        with self.strategy.scope():
+            self.model = build_csp_model(config)
+            self.optimizer = make_optimizer(lr, self.policy)
+            # Built over every location-side variable so its state carries across stages
+            # (one Adam for both stages in the reference, SPEC §7.2).
+            self.optimizer.build(self.location_side_variables())
+        log.info("runtime: policy=%s jit_compile=%s strategy=%s replicas=%d", self.policy, self.jit,
+                 type(self.strategy).__name__, self.strategy.num_replicas_in_sync)
+
+    def location_side_variables(self) -> List[tf.Variable]:
+        seen, out = set(), []
+        for v in pretrain_variables(self.model) + finetune_variables(self.model):
+            if id(v) not in seen:
+                seen.add(id(v))
+                out.append(v)
+        return out
+
+    def checkpoint_dir(self) -> str:
+        # Non-chief workers of a multi-worker run write to a scratch dir (the TF recipe).
+        d = os.path.join(self.output_dir, "checkpoints")
+        return d if self.chief else os.path.join(self.output_dir, f"worker_tmp_{os.getpid()}")
+
+    def save_artifacts(self, history: List[Dict[str, float]]) -> None:
+        if not self.chief:
+            return
+        self.config.save(os.path.join(self.output_dir, CONFIG_FILE))
+        self.model.save(os.path.join(self.output_dir, KERAS_FILE))
+        with open(os.path.join(self.output_dir, HISTORY_FILE), "w") as f:
+            json.dump(history, f, indent=2)
+
+
+def pretrain(config: ExperimentConfig, stage_input: StageInput, output_dir: str, *,
+             max_steps: Optional[int] = None) -> StageResult:
+    """Self-supervised pre-training with ``config.pretrain.loss``; resumes from ``output_dir``."""
+    pc = config.pretrain
+    s = _Session(config, output_dir, pc.lr)
+    state = LoopState()
+    ckpt = tf.train.Checkpoint(model=s.model, optimizer=s.optimizer, pretrain_state=_state_obj(state))
+    manager = tf.train.CheckpointManager(ckpt, s.checkpoint_dir(), max_to_keep=2)
+    _restore(manager, "pretrain")
+    step = TrainStep(make_pretrain_loss(s.model, pc), s.optimizer, pretrain_variables(s.model),
+                     s.strategy, config.runtime.seed, _SALT_PRETRAIN, s.jit)
+    # The reference sets lr = unsuper_lr · lr_decay^epoch once (epoch 0 on a fresh run), then
+    # keeps it constant for every pre-training epoch (SPEC §7.4).
+    result = run_epochs(stage="pretrain", train_step=step, stage_input=stage_input,
+                        epochs=pc.epochs, state=state, manager=manager,
+                        set_lr=lambda e: _set_lr(s.optimizer, pc.lr), strategy=s.strategy,
+                        log_dir=os.path.join(output_dir, "logs"),
+                        checkpoint_every_steps=config.runtime.checkpoint_every_steps,
+                        log_every_steps=config.runtime.log_every_steps,
+                        progress=config.runtime.progress and s.chief, max_steps=max_steps)
+    history = _merge_history(output_dir, result)
+    if result.completed:
+        s.save_artifacts(history)
+    return StageResult(s.model, output_dir, history, result.completed)
+
+
+def finetune(config: ExperimentConfig, stage_input: StageInput, image_input: StageInput,
+             output_dir: str, *, base_model_dir: Optional[str] = None,
+             max_steps: Optional[int] = None,
+             on_epoch_end: Optional[Callable[[CSPModel, int], Dict[str, float]]] = None,
+             ) -> StageResult:
+    """Fine-tunes the location encoder + class head on labels, then fits the image classifier.
+
+    ``base_model_dir``: a pre-training output dir. Its weights (and, with
+    ``finetune.carry_optimizer_state``, its Adam state, the reference's [QUIRK]) are loaded;
+    nothing is frozen and ``class_head`` starts from its initial value (SPEC §7.5). Without it
+    the location encoder trains from scratch (the Sup-only baseline).
+    """
+    fc = config.finetune
+    s = _Session(config, output_dir, fc.lr)
+    state, image_state = LoopState(), LoopState()
+    image_opt = make_optimizer(fc.image_classifier_lr, s.policy)
+    ckpt = tf.train.Checkpoint(model=s.model, optimizer=s.optimizer, image_optimizer=image_opt,
+                               finetune_state=_state_obj(state), image_state=_state_obj(image_state))
+    manager = tf.train.CheckpointManager(ckpt, s.checkpoint_dir(), max_to_keep=2)
+    if not _restore(manager, "finetune") and base_model_dir:
+        load_base_model(s.model, s.optimizer if fc.carry_optimizer_state else None,
+                        base_model_dir, config)
+    step = TrainStep(make_finetune_loss(s.model, fc), s.optimizer, finetune_variables(s.model),
+                     s.strategy, config.runtime.seed, _SALT_FINETUNE, s.jit)
+    callback = (lambda e, m: on_epoch_end(s.model, e)) if on_epoch_end else None
+    common = dict(strategy=s.strategy, log_dir=os.path.join(output_dir, "logs"),
+                  checkpoint_every_steps=config.runtime.checkpoint_every_steps,
+                  log_every_steps=config.runtime.log_every_steps,
+                  progress=config.runtime.progress and s.chief)
+    # lr = lr · lr_decay^epoch at the start of each fine-tuning epoch (SPEC §7.5).
+    result = run_epochs(stage="finetune", train_step=step, stage_input=stage_input,
+                        epochs=fc.epochs, state=state, manager=manager,
+                        set_lr=lambda e: _set_lr(s.optimizer, fc.lr * fc.lr_decay ** e),
+                        max_steps=max_steps, on_epoch_end=callback, **common)
+    history = list(result.history)
+    if result.completed:
+        image_step = TrainStep(make_image_classifier_loss(s.model), image_opt,
+                               s.model.image_classifier.trainable_variables, s.strategy,
+                               config.runtime.seed, _SALT_IMAGE, s.jit)
+        remaining = None if max_steps is None else max_steps - result.steps_run
+        img = run_epochs(stage="image_classifier", train_step=image_step, stage_input=image_input,
+                         epochs=fc.image_classifier_epochs, state=image_state, manager=manager,
+                         set_lr=lambda e: _set_lr(image_opt, fc.image_classifier_lr),
+                         max_steps=remaining, **common)
+        history += [dict(h, stage="image_classifier") for h in img.history]
+        result = LoopResult(history, img.completed, result.steps_run + img.steps_run,
+                            result.seconds + img.seconds)
+    history = _merge_history(output_dir, LoopResult(history, result.completed, 0, 0))
+    if result.completed:
+        s.save_artifacts(history)
+    return StageResult(s.model, output_dir, history, result.completed)
+
+
+def load_base_model(model: CSPModel, optimizer, base_model_dir: str,
+                    config: ExperimentConfig) -> None:
+    """Loads a pre-trained stage's weights (and optimizer state) into ``model``."""
+    base_cfg_path = os.path.join(base_model_dir, CONFIG_FILE)
+    if not os.path.exists(base_cfg_path):
+        raise ConfigError(f"base model dir {base_model_dir!r} has no {CONFIG_FILE}: is it a "
+                          "csp-tf pre-training output?")
+    base = ExperimentConfig.load(base_cfg_path)
+    if base.location_encoder != config.location_encoder:
+        raise ConfigError(
+            "the base model's location_encoder config differs from this run's: "
+            f"{base.location_encoder} vs {config.location_encoder}")
+    if base.data.feature_dim != config.data.feature_dim:
+        raise ConfigError(f"base model feature_dim={base.data.feature_dim} but this run's data "
+                          f"has feature_dim={config.data.feature_dim}")
+    path = tf.train.latest_checkpoint(os.path.join(base_model_dir, "checkpoints"))
+    if path is None:
+        raise ConfigError(f"no checkpoint under {base_model_dir}/checkpoints")
+    # Only the location encoder and the image-side heads are taken: the class head keeps its
+    # fresh initial value, as in the reference, and its shape may differ from the base's.
+    parts = {"location_encoder": model.location_encoder}
+    if model.img_dec is not None:
+        parts["img_dec"] = model.img_dec
+    if model.loc_dec is not None:
+        parts["loc_dec"] = model.loc_dec
+    restore = tf.train.Checkpoint(model=tf.train.Checkpoint(**parts))
+    if optimizer is not None:
+        restore = tf.train.Checkpoint(model=tf.train.Checkpoint(**parts), optimizer=optimizer)
+    restore.read(path).expect_partial()
+    log.info("loaded base model from %s%s", path, " with optimizer state" if optimizer else "")
+
+
+def _state_obj(state: LoopState) -> tf.train.Checkpoint:
+    return tf.train.Checkpoint(epoch=state.epoch, step_in_epoch=state.step_in_epoch,
+                               global_step=state.global_step)
+
+
+def _restore(manager: tf.train.CheckpointManager, stage: str) -> bool:
+    if manager.latest_checkpoint:
+        manager.checkpoint.restore(manager.latest_checkpoint).expect_partial()
+        log.info("%s: resumed from %s", stage, manager.latest_checkpoint)
+        return True
+    return False
+
+
+def _merge_history(output_dir: str, result: LoopResult) -> List[Dict[str, float]]:
+    """Appends this invocation's epochs to those of earlier (interrupted) invocations."""
+    path = os.path.join(output_dir, "history.partial.json")
+    old = json.load(open(path)) if os.path.exists(path) else []
+    merged = old + result.history
+    if result.completed:
+        if os.path.exists(path):
+            os.remove(path)
+    else:
+        with open(path, "w") as f:
+            json.dump(merged, f)
+    return merged

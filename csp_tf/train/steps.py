@@ -1,0 +1,146 @@
+"""Per-batch loss functions of the two stages and the generic distributed train step.
+
+A step is a pure function of (weights, batch, step number): dropout masks and random negative
+locations come from stateless seeds derived from (run seed, stage, step, replica), so runs are
+reproducible, resume to the exact same trajectory and compile with XLA (``jit_compile``).
+The forward passes and gradients are XLA-compiled; the optimizer update runs outside the
+compiled cluster so it composes with every ``tf.distribute`` strategy.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Dict, List, Sequence, Tuple
+
+import keras
+import tensorflow as tf
+
+from csp_tf import losses
+from csp_tf.configs import FinetuneConfig, PretrainConfig
+from csp_tf.models import CSPModel
+from csp_tf.models.layers import fold_seed
+from csp_tf.negatives import sample_random_locations
+
+Batch = Dict[str, tf.Tensor]
+LossFn = Callable[[Batch, tf.Tensor], Tuple[tf.Tensor, Dict[str, tf.Tensor]]]
+
+# Salts that make the passes of one step independent (SPEC §5: "every forward pass of the
+# location encoder draws a fresh dropout mask").
+_PASS_REAL, _PASS_RAND_SAMPLE, _PASS_RAND, _PASS_POS = 1, 2, 3, 4
+
+
+def pretrain_variables(model: CSPModel) -> List[tf.Variable]:
+    """What pre-training updates: the location encoder and img_dec / loc_dec (SPEC §7.2)."""
+    heads = [h for h in (model.img_dec, model.loc_dec) if h is not None]
+    return list(model.location_encoder.trainable_variables) + [
+        v for h in heads for v in h.trainable_variables]
+
+
+def finetune_variables(model: CSPModel) -> List[tf.Variable]:
+    """What fine-tuning updates: the whole location encoder and the class head (SPEC §7.5)."""
+    return list(model.location_encoder.trainable_variables) + list(
+        model.class_head.trainable_variables)
+
+
+def make_pretrain_loss(model: CSPModel, cfg: PretrainConfig) -> LossFn:
+    """Returns loss(batch, seed) for ``cfg.loss`` (SPEC §5); ``seed`` is a [2] int tensor."""
+    loss_name = cfg.loss
+    if loss_name == "none":
+        raise ValueError("pretrain.loss='none' has no pre-training stage; skip pretrain()")
+    k = int(cfg.num_neg_rand_loc)
+    use_rand = loss_name != "imgcontlossnolocneg"
+    # The SimCSE pass only matters when its term is weighted in (masks are independent per pass,
+    # so skipping it when the weight is 0 changes nothing else).
+    use_pos = (loss_name in ("contsoftmax", "contsoftmaxsym") and cfg.simcse_weight != 0.0) or (
+        loss_name == "imgcontlosssimcse")
+
+    def loss_fn(batch: Batch, seed: tf.Tensor):
+        x, f = batch["lon_lat"], batch["image_features"]
+        e = model.location_embedding(x, training=True, seed=fold_seed(seed, _PASS_REAL))
+        if loss_name == "l2regress":
+            return losses.l2regress_loss(model.loc_dec(e), f)
+        v = model.image_embedding(f)
+        r = e_pos = None
+        if use_rand:
+            b = tf.shape(x)[0]
+            # One call samples K·B locations; row r belongs to (k, i) = (r // B, r % B).
+            xr = sample_random_locations(k * b, cfg.neg_rand_type, fold_seed(seed, _PASS_RAND_SAMPLE))
+            r = model.location_embedding(xr, training=True, seed=fold_seed(seed, _PASS_RAND))
+            r = tf.reshape(r, tf.stack([k, b, tf.shape(r)[-1]]))
+        if use_pos:
+            e_pos = model.location_embedding(x, training=True, seed=fold_seed(seed, _PASS_POS))
+        if loss_name in ("contsoftmax", "contsoftmaxsym"):
+            return losses.contsoftmax_loss(
+                e, v, r, e if e_pos is None else e_pos, temp_inbatch=cfg.temp_inbatch,
+                temp_negloc=cfg.temp_negloc, temp_simcse=cfg.temp_simcse,
+                rand_sample_weight=cfg.rand_sample_weight,
+                simcse_weight=cfg.simcse_weight if use_pos else 0.0,
+                temperature_mode=cfg.temperature_mode, symmetric=loss_name == "contsoftmaxsym")
+        return losses.imgcontloss_loss(e, v, r, e_pos, rand_sample_weight=cfg.rand_sample_weight,
+                                       simcse_weight=cfg.simcse_weight)
+
+    return loss_fn
+
+
+def make_finetune_loss(model: CSPModel, cfg: FinetuneConfig) -> LossFn:
+    """The "full loss" with one forward pass on [x; x̃] (SPEC §7.5)."""
+
+    def loss_fn(batch: Batch, seed: tf.Tensor):
+        x, y = batch["lon_lat"], batch["label"]
+        b = tf.shape(x)[0]
+        xr = sample_random_locations(b, cfg.neg_rand_type, fold_seed(seed, _PASS_RAND_SAMPLE))
+        probs = model.location_probs(tf.concat([tf.cast(x, tf.float32), xr], axis=0),
+                                     training=True, seed=fold_seed(seed, _PASS_REAL))
+        return losses.full_loss(probs[:b], y, probs[b:], rand_sample_weight=cfg.rand_sample_weight)
+
+    return loss_fn
+
+
+def make_image_classifier_loss(model: CSPModel) -> LossFn:
+    def loss_fn(batch: Batch, seed: tf.Tensor):
+        return losses.image_classifier_loss(model.image_logits(batch["image_features"]), batch["label"])
+
+    return loss_fn
+
+
+class TrainStep:
+    """One optimisation step under a ``tf.distribute`` strategy.
+
+    ``__call__(dist_batch, step)`` returns the replica-averaged loss terms. Each replica folds
+    its replica id into the seed, so replicas draw different dropout masks and negatives.
+    Loss scaling for mixed precision is handled by ``keras.optimizers.LossScaleOptimizer``.
+    """
+
+    def __init__(self, loss_fn: LossFn, optimizer: keras.optimizers.Optimizer,
+                 variables: Sequence[tf.Variable], strategy: tf.distribute.Strategy,
+                 seed: int, stage_salt: int, jit_compile: bool):
+        self.loss_fn, self.optimizer, self.strategy = loss_fn, optimizer, strategy
+        self.variables = list(variables)
+        self.seed, self.stage_salt = int(seed), int(stage_salt)
+        self.grads_fn = tf.function(self._loss_and_grads, jit_compile=jit_compile)
+        self.step_fn = tf.function(self._distributed_step)
+
+    def _loss_and_grads(self, batch, seed):
+        with tf.GradientTape() as tape:
+            loss, terms = self.loss_fn(batch, seed)
+            scaled = loss / tf.cast(self.strategy.num_replicas_in_sync, loss.dtype)
+            if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
+                scaled = self.optimizer.scale_loss(scaled)
+        grads = tape.gradient(scaled, self.variables)
+        return dict(terms, loss=loss), grads
+
+    def _replica_step(self, batch, step):
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        seed = tf.stack([tf.cast(self.seed * 1000 + self.stage_salt, tf.int64),
+                         tf.cast(step, tf.int64)])
+        seed = fold_seed(seed, replica)
+        terms, grads = self.grads_fn(batch, seed)
+        self.optimizer.apply(grads, self.variables)
+        return terms
+
+    def _distributed_step(self, dist_batch, step):
+        terms = self.strategy.run(self._replica_step, args=(dist_batch, step))
+        return {k: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
+                for k, v in terms.items()}
+
+    def __call__(self, dist_batch, step) -> Dict[str, tf.Tensor]:
+        return self.step_fn(dist_batch, tf.constant(step, tf.int64))

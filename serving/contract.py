@@ -1,0 +1,55 @@
+"""Names of the csp-tf SavedModel serving contract (docs/architecture.md), as plain constants.
+
+One place for the signature, input and output names that the client, the development server,
+the warmup writer and the stand-in test model share. Importing this module is free: no
+TensorFlow, no gRPC.
+"""
+
+MODEL_NAME = "csp"
+
+# Signatures.
+SERVING_DEFAULT = "serving_default"
+PREDICT_FEATURES = "predict_features"
+LOCATION_EMBEDDING = "location_embedding"
+LOCATION_PRIOR = "location_prior"
+SIGNATURES = (SERVING_DEFAULT, PREDICT_FEATURES, LOCATION_EMBEDDING, LOCATION_PRIOR)
+
+# Inputs.
+EXAMPLES = "examples"  # tf.string [None]: serialized tf.Example (image_features, lon, lat)
+IMAGE_FEATURES = "image_features"  # float32 [None, F]
+LON_LAT = "lon_lat"  # float32 [None, 2], degrees, (lon, lat)
+
+# Outputs.
+PROBABILITIES = "probabilities"  # fused P(y|img)·P(y|loc) (or the prior, in location_prior)
+IMAGE_PROBABILITIES = "image_probabilities"
+LOCATION_PROBABILITIES = "location_probabilities"
+TOP_K_SCORES = "top_k_scores"
+TOP_K_CLASSES = "top_k_classes"  # int32
+EMBEDDING = "embedding"  # float32 [None, D]
+CLASSIFIER_OUTPUTS = (PROBABILITIES, IMAGE_PROBABILITIES, LOCATION_PROBABILITIES,
+                      TOP_K_SCORES, TOP_K_CLASSES)
+
+SIGNATURE_INPUTS = {
+    SERVING_DEFAULT: (EXAMPLES,),
+    PREDICT_FEATURES: (IMAGE_FEATURES, LON_LAT),
+    LOCATION_EMBEDDING: (LON_LAT,),
+    LOCATION_PRIOR: (LON_LAT,),
+}
+SIGNATURE_OUTPUTS = {
+    SERVING_DEFAULT: CLASSIFIER_OUTPUTS,
+    PREDICT_FEATURES: CLASSIFIER_OUTPUTS,
+    LOCATION_EMBEDDING: (EMBEDDING,),
+    LOCATION_PRIOR: (PROBABILITIES,),
+}
+
+# Valid coordinate ranges, degrees (checked in the graph and, by the client, before sending).
+LON_RANGE = (-180.0, 180.0)
+LAT_RANGE = (-90.0, 90.0)
+
+# TF Serving layout inside a version directory.
+WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
+MAX_WARMUP_RECORDS = 1000  # TF Serving reads at most this many records
+
+# Docker / Kubernetes convention of the tensorflow/serving image.
+GRPC_PORT = 8500
+REST_PORT = 8501

@@ -1,0 +1,19 @@
+"""Fixtures shared by the encoder tests."""
+
+import numpy as np
+import pytest
+
+# The three hand-checked points of ENCODERS_EXTRA: (lon, lat) degrees.
+POINTS = [(0.0, 0.0), (90.0, 45.0), (-120.5, -33.25)]
+
+
+@pytest.fixture
+def encode():
+    """encode(layer, points) -> float32 numpy features of float32 (lon, lat) degrees."""
+
+    def _encode(layer, points):
+        out = layer(np.asarray(points, np.float32))
+        assert out.dtype == "float32"
+        return out.numpy()
+
+    return _encode
