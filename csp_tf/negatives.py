@@ -1,6 +1,6 @@
 """Random negative locations (the reference ``rand_samples``, SPEC §6), in degrees.
 
-All samplers are stateless: they take a ``seed`` tensor of shape [2] (int32/int64) so a step
+All samplers are stateless (``csp_tf.random_ops``, identical with and without XLA): they take a ``seed`` tensor of shape [2] (int32/int64) so a step
 is a pure function of (weights, batch, step seed). That makes runs reproducible, resumable to
 the exact sample, and XLA-compilable.
 """
@@ -11,7 +11,10 @@ import math
 
 import tensorflow as tf
 
+from csp_tf.random_ops import uniform
+
 NEG_RAND_TYPES = ("uniform", "spherical", "sphericalold", "spherical_fixed")
+
 
 
 def sample_random_locations(num: int | tf.Tensor, neg_rand_type: str, seed: tf.Tensor) -> tf.Tensor:
@@ -26,18 +29,18 @@ def sample_random_locations(num: int | tf.Tensor, neg_rand_type: str, seed: tf.T
       and discards: lon = 180·(2u0−1), lat = 90·(1 − (2/π)·arccos(2u1−1)).
     """
     if neg_rand_type == "uniform":
-        u = tf.random.stateless_uniform([num, 2], seed=seed, minval=-1.0, maxval=1.0)
+        u = 2.0 * uniform(tf.stack([num, 2]), seed) - 1.0
         return u * tf.constant([180.0, 90.0])
     if neg_rand_type == "sphericalold":
-        u = tf.random.stateless_uniform([num, 2], seed=seed, minval=-1.0, maxval=1.0)
+        u = 2.0 * uniform(tf.stack([num, 2]), seed) - 1.0
         theta = (u[:, 1] + 1.0) / 2.0 * (2.0 * math.pi)
         rho = tf.sqrt(1.0 - tf.square(u[:, 0]))
         return tf.stack([180.0 * rho * tf.cos(theta), 90.0 * rho * tf.sin(theta)], axis=-1)
     if neg_rand_type == "spherical":
-        u = tf.random.stateless_uniform([num, 2], seed=seed, minval=0.0, maxval=1.0)
+        u = uniform(tf.stack([num, 2]), seed)
         return u * tf.constant([180.0, 90.0])
     if neg_rand_type == "spherical_fixed":
-        u = tf.random.stateless_uniform([num, 2], seed=seed, minval=0.0, maxval=1.0)
+        u = uniform(tf.stack([num, 2]), seed)
         lon = 180.0 * (2.0 * u[:, 0] - 1.0)
         z = tf.clip_by_value(2.0 * u[:, 1] - 1.0, -1.0, 1.0)
         lat = 90.0 * (1.0 - (2.0 / math.pi) * tf.acos(z))

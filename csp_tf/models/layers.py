@@ -14,6 +14,8 @@ from typing import Optional
 import keras
 import tensorflow as tf
 
+from csp_tf.random_ops import fold_in, uniform
+
 LAYER_NORM_EPS = 1e-5  # torch.nn.LayerNorm default (Keras: 1e-3)
 LEAKY_RELU_SLOPE = 0.2  # reference get_activation_function (Keras: 0.3)
 
@@ -53,7 +55,7 @@ def stateless_dropout(x: tf.Tensor, rate: float, seed: Optional[tf.Tensor]) -> t
     """Inverted dropout with a [2]-int seed; identity when ``seed`` is None or rate == 0."""
     if seed is None or rate <= 0.0:
         return x
-    keep = tf.random.stateless_uniform(tf.shape(x), seed=seed, dtype=tf.float32) >= rate
+    keep = uniform(tf.shape(x), seed) >= rate  # same draws with and without XLA
     return tf.where(keep, x / tf.cast(1.0 - rate, x.dtype), tf.zeros_like(x))
 
 
@@ -61,4 +63,4 @@ def fold_seed(seed: Optional[tf.Tensor], salt: int) -> Optional[tf.Tensor]:
     """Derives an independent [2] seed from ``seed`` (None passes through)."""
     if seed is None:
         return None
-    return tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), salt)
+    return fold_in(seed, salt)

@@ -3,9 +3,6 @@
 import numpy as np
 import pytest
 
-# The three hand-checked points of ENCODERS_EXTRA: (lon, lat) degrees.
-POINTS = [(0.0, 0.0), (90.0, 45.0), (-120.5, -33.25)]
-
 
 @pytest.fixture
 def encode():

@@ -3,7 +3,6 @@
 import math
 
 import numpy as np
-import pytest
 
 from csp_tf.encoders.theory import TheoryDiagEncoder, TheoryEncoder, TheoryNormEncoder
 

@@ -1,0 +1,263 @@
+"""``csp-tf``: the command line of csp-tf.
+
+Library stages (this module): ``pretrain``, ``finetune``, ``evaluate``, ``export``, ``embed``,
+``config``. Other packages add theirs: ``generate`` / ``ingest`` (csp_tf.data), ``experiment``
+/ ``map`` (csp_tf.experiments), ``pipeline`` (tfx_pipeline), ``query`` / ``serve-dev`` (serving).
+Every command takes ``--help``. Configs: ``--preset NAME`` or ``--config FILE`` then any number
+of ``--set key=value`` overrides (dotted keys, e.g. ``--set pretrain.epochs=5``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import os
+import sys
+from typing import List, Optional
+
+EXTENSIONS = [  # (module, function adding sub-commands)
+    ("csp_tf.data.cli", "add_generate_parser"),
+    ("csp_tf.data.cli", "add_ingest_parser"),
+    ("csp_tf.experiments.cli", "add_experiment_parser"),
+    ("csp_tf.experiments.cli", "add_map_parser"),
+    ("tfx_pipeline.cli", "add_pipeline_parser"),
+    ("serving.cli", "add_query_parser"),
+    ("serving.cli", "add_serve_parser"),
+]
+
+
+class CLIError(Exception):
+    """A user error: printed as one line, exit status 2."""
+
+
+def _config_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("configuration")
+    g.add_argument("--preset", default=None,
+                   help="named config: demo, inat2018, fmow, fmow_released (default: demo, or the "
+                        "config saved in --base-model / --model when given)")
+    g.add_argument("--config", default=None, help="YAML/JSON config file (see `csp-tf config`)")
+    g.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config value, e.g. --set pretrain.lr=1e-4 (repeatable)")
+
+
+def load_config(args, fallback_dir: Optional[str] = None):
+    """--config, else --preset, else the config saved in ``fallback_dir``, else ``demo``."""
+    import yaml
+    from csp_tf.configs import ExperimentConfig, get_preset
+
+    if args.config:
+        cfg = ExperimentConfig.load(args.config)
+    elif args.preset:
+        cfg = get_preset(args.preset)
+    elif fallback_dir and os.path.exists(os.path.join(fallback_dir, "config.yaml")):
+        cfg = ExperimentConfig.load(os.path.join(fallback_dir, "config.yaml"))
+    else:
+        cfg = get_preset("demo")
+    overrides = {}
+    for item in args.overrides:
+        if "=" not in item:
+            raise CLIError(f"--set {item!r}: expected KEY=VALUE")
+        key, value = item.split("=", 1)
+        overrides[key] = yaml.safe_load(value)
+    return cfg.override(overrides) if overrides else cfg
+
+
+def cmd_config(args) -> int:
+    from csp_tf.configs import get_preset
+    cfg = load_config(args)
+    cfg.validate()
+    text = cfg.to_yaml()
+    if args.out:
+        cfg.save(args.out)
+        print(f"wrote {args.out}")
+    else:
+        print(text, end="")
+    return 0
+
+
+def cmd_pretrain(args) -> int:
+    from csp_tf.train import pretrain
+    from csp_tf.train.data_root import pretrain_input, resolve_data_shapes
+
+    cfg = resolve_data_shapes(load_config(args), args.data_root)
+    if args.epochs is not None:
+        cfg.pretrain.epochs = args.epochs
+    result = pretrain(cfg, pretrain_input(cfg, args.data_root), args.out, max_steps=args.max_steps)
+    _report(result, args.out)
+    return 0
+
+
+def cmd_finetune(args) -> int:
+    from csp_tf.train import finetune
+    from csp_tf.train.data_root import finetune_inputs, resolve_data_shapes
+
+    cfg = resolve_data_shapes(load_config(args, args.base_model), args.data_root)
+    if args.label_ratio is not None:
+        cfg.finetune.label_ratio = args.label_ratio
+    if args.epochs is not None:
+        cfg.finetune.epochs = args.epochs
+    loc, img = finetune_inputs(cfg, args.data_root)
+    result = finetune(cfg, loc, img, args.out, base_model_dir=args.base_model,
+                      max_steps=args.max_steps)
+    _report(result, args.out)
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from csp_tf.evaluate import evaluate_model
+    from csp_tf.train.data_root import load_arrays
+
+    model = load_keras_model(args.model)
+    metrics = evaluate_model(model, load_arrays(args.data_root, args.split))
+    text = json.dumps(metrics, indent=2)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text)
+    print(text)
+    return 0
+
+
+def cmd_export(args) -> int:
+    from csp_tf.configs import ExperimentConfig
+    from csp_tf.export import export_saved_model
+
+    model = load_keras_model(args.model)
+    cfg_path = os.path.join(args.model, "config.yaml")
+    cfg = ExperimentConfig.load(cfg_path) if os.path.exists(cfg_path) else None
+    names = None
+    if cfg is not None and cfg.data.data_root and os.path.exists(os.path.join(cfg.data.data_root, "labels.txt")):
+        names = open(os.path.join(cfg.data.data_root, "labels.txt")).read().split("\n")[:model.num_classes]
+    path = export_saved_model(model, args.export_base, config=cfg, class_names=names,
+                              version=args.version, top_k=args.top_k)
+    print(path)
+    return 0
+
+
+def cmd_embed(args) -> int:
+    import numpy as np
+    import pandas as pd
+    from csp_tf.coords import check_lon_lat_array
+
+    model = load_keras_model(args.model)
+    if not os.path.exists(args.csv):
+        raise CLIError(f"--csv {args.csv!r} does not exist")
+    df = pd.read_csv(args.csv)
+    for col in ("lon", "lat"):
+        if col not in df.columns:
+            raise CLIError(f"{args.csv}: missing column {col!r} (need lon and lat in degrees)")
+    lon_lat = df[["lon", "lat"]].to_numpy(np.float32)
+    check_lon_lat_array(lon_lat, source=args.csv)
+    emb = model.location_embedding(lon_lat).numpy()
+    out = pd.concat([df, pd.DataFrame(emb, columns=[f"emb_{i}" for i in range(emb.shape[1])])], axis=1)
+    out.to_csv(args.out, index=False)
+    print(f"wrote {len(out)} embeddings of size {emb.shape[1]} to {args.out}")
+    return 0
+
+
+def load_keras_model(model_dir: str):
+    """A stage output dir (or a .keras file) → CSPModel."""
+    import keras
+    import csp_tf.models  # noqa: F401  registers the custom classes
+
+    path = model_dir if model_dir.endswith(".keras") else os.path.join(model_dir, "model.keras")
+    if not os.path.exists(path):
+        raise CLIError(f"no Keras model at {path}: pass a pretrain/finetune output dir")
+    return keras.saving.load_model(path)
+
+
+def _report(result, out: str) -> None:
+    last = result.history[-1] if result.history else {}
+    state = "finished" if result.completed else "paused (resume by re-running the same command)"
+    print(json.dumps({"output_dir": out, "state": state, "last_epoch": last}, indent=2))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="csp-tf", description="CSP location-encoder pre-training, fine-tuning, evaluation, "
+        "export, TFX pipelines and serving. Start with `csp-tf generate --help`.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("config", help="print or save a config (preset + overrides)")
+    _config_args(p)
+    p.add_argument("--out", help="write it to this YAML/JSON file instead of printing")
+    p.set_defaults(func=cmd_config)
+
+    p = sub.add_parser("pretrain", help="self-supervised pre-training of the location encoder",
+                       description="Pre-trains the location encoder on every location-image pair "
+                       "of an ingested data root (no labels used). Re-running the same command "
+                       "resumes from the last checkpoint in --out.")
+    p.add_argument("--data-root", required=True, help="output dir of `csp-tf ingest`")
+    p.add_argument("--out", required=True, help="output dir (checkpoints, model.keras, config)")
+    p.add_argument("--epochs", type=int, help="shortcut for --set pretrain.epochs=N")
+    p.add_argument("--max-steps", type=int, help="stop after N steps this run (resumable)")
+    _config_args(p)
+    p.set_defaults(func=cmd_pretrain)
+
+    p = sub.add_parser("finetune", help="fine-tune on few labels (+ the image classifier)",
+                       description="Fine-tunes a location encoder on the label-ratio subset of "
+                       "the train split. With --base-model it starts from a pre-trained encoder "
+                       "(CSP); without, from scratch (the Sup-only baseline).")
+    p.add_argument("--data-root", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--base-model", help="a `csp-tf pretrain` output dir")
+    p.add_argument("--label-ratio", type=float, help="fraction of train labels, e.g. 0.05")
+    p.add_argument("--epochs", type=int, help="shortcut for --set finetune.epochs=N")
+    p.add_argument("--max-steps", type=int, help="stop after N steps this run (resumable)")
+    _config_args(p)
+    p.set_defaults(func=cmd_finetune)
+
+    p = sub.add_parser("evaluate", help="top-1/3/5/10 and MRR: fused, image-only, location-only")
+    p.add_argument("--data-root", required=True)
+    p.add_argument("--model", required=True, help="a `csp-tf finetune` output dir")
+    p.add_argument("--split", default="val", choices=["val", "test", "train"])
+    p.add_argument("--out", help="also write the JSON metrics here")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("export", help="write a TF Serving SavedModel version",
+                       description="Exports <model>/model.keras as <export-base>/<version>/ with "
+                       "signatures serving_default, predict_features, location_embedding, "
+                       "location_prior and TF Serving warmup requests.")
+    p.add_argument("--model", required=True)
+    p.add_argument("--export-base", required=True, help="model base path TF Serving watches")
+    p.add_argument("--version", type=int, help="version number (default: Unix time)")
+    p.add_argument("--top-k", type=int, default=5)
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("embed", help="CSV of lon,lat → CSV with location embeddings")
+    p.add_argument("--model", required=True)
+    p.add_argument("--csv", required=True, help="input CSV with columns lon, lat (degrees)")
+    p.add_argument("--out", required=True, help="output CSV: input columns + emb_0..emb_{D-1}")
+    p.set_defaults(func=cmd_embed)
+
+    for module, fn in EXTENSIONS:
+        getattr(importlib.import_module(module), fn)(sub)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from csp_tf.configs import ConfigError
+    from csp_tf.coords import CoordinateError
+    known = [CLIError, ConfigError, CoordinateError, FileNotFoundError, FileExistsError]
+    try:
+        from csp_tf.data.errors import DataError
+        known.append(DataError)
+    except ImportError:
+        pass
+    try:
+        return int(args.func(args) or 0)
+    except tuple(known) as e:
+        print(f"csp-tf {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,594 @@
+"""Beam ingest: manifests (CSV / JSONL / Parquet) -> gzip TFRecord shards per split + dead letter.
+
+    manifests ─ Read ─ ParseAndValidate ─┬─ (image rows) BatchElements ─ EmbedImages ─┐
+                                         │                                          ├─ DedupeIds ─ AssignSplit
+                                         └─ (feature rows) ─────────────────────────┘        │
+          pretrain / val / test ── Encode ── WriteToTFRecord      train ── GroupByKey(label) ─ RankWithinClass
+          every rejection ── dead_letter/rejected-*.jsonl           counts ── summary.json, metadata.json
+
+Every row that is read ends in exactly one place: a split or the dead letter, so
+``rows_in == sum(rows_out) + sum(rejected)`` (checked after the run). Known problems are tagged
+outputs of the DoFns (``validation.REASONS``); anything unexpected is caught per row by
+``ParDo.with_exception_handling`` and dead-lettered as ``unexpected_error``, so one odd row never
+stops a long job. The layout written is the data-root contract of docs/architecture.md.
+
+Runs on the DirectRunner with 2 worker processes by default; any Beam option passes through
+(``--runner=DataflowRunner --project=... --region=... --temp_location=gs://...``), see docs/data.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import posixpath
+import time
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import apache_beam as beam
+from apache_beam import pvalue
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from csp_tf import features as fk
+from csp_tf.data import regions, splits, validation
+from csp_tf.data.errors import DataError
+from csp_tf.data.schema import SCHEMA_VERSION, encode_example
+
+LOG = logging.getLogger("csp_tf.data.ingest")
+NAMESPACE = "csp_tf.ingest"
+REJECTED = "rejected"
+UNEXPECTED = "unexpected"
+CLASS_COUNTS = "class_counts"
+
+# The DirectRunner defaults: two worker processes. ``in_process=True`` swaps in the in-memory
+# mode (one process), which starts in a fraction of the time for tiny test inputs.
+DEFAULT_BEAM_ARGS = ("--runner=DirectRunner", "--direct_num_workers=2",
+                     "--direct_running_mode=multi_processing")
+IN_PROCESS_BEAM_ARGS = ("--direct_num_workers=1", "--direct_running_mode=in_memory")
+
+MANIFEST_FORMATS = {".csv": "csv", ".csv.gz": "csv", ".jsonl": "jsonl", ".jsonl.gz": "jsonl",
+                    ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
+SHARD_SUFFIX = ".tfrecord.gz"
+STATS_DIR = "_ingest_stats"
+
+
+@dataclasses.dataclass(frozen=True)
+class ManifestFile:
+    """One matched manifest file: its path, format and (for CSV) header columns."""
+
+    path: str
+    fmt: str
+    header: Tuple[str, ...] = ()
+
+
+# ----- the public entry point -------------------------------------------------------------------
+def run_ingest(manifest: Union[str, Sequence[str]], output_dir: str, feature_dim: int,
+               class_names: Optional[Sequence[str]] = None, num_shards: int = 4,
+               split_fractions: Sequence[float] = (0.7, 0.15, 0.15),
+               beam_args: Optional[Sequence[str]] = None, backbone: Optional[str] = None,
+               backbone_weights: Optional[str] = None, image_size: int = 224,
+               check_duplicate_ids: bool = True, in_process: bool = False,
+               overwrite: bool = False, batch_size: int = 32) -> Dict[str, Any]:
+    """Runs the ingest pipeline and writes the data root; returns the summary dict.
+
+    Args:
+      manifest: a path or glob (or a list of them) of ``.csv``, ``.jsonl`` or ``.parquet``
+        manifests (``.csv.gz`` / ``.jsonl.gz`` too); any Beam filesystem (``gs://...``).
+      output_dir: the data root to write (docs/architecture.md layout).
+      feature_dim: F, the image-feature width every row must have.
+      class_names: the class vocabulary in index order; rows whose label is not in it are
+        rejected (``unknown_label``). None: the sorted distinct labels of the valid rows.
+      num_shards: TFRecord files per split (0: let the runner decide).
+      split_fractions: (train, val, test) fractions of the labeled rows, summing to 1.
+      beam_args: Beam pipeline options, e.g. ``["--runner=DataflowRunner", ...]``; they
+        override the DirectRunner defaults (2 worker processes).
+      backbone / backbone_weights / image_size: how ``image_path`` rows become features
+        (``csp_tf.data.backbone``); required only when the manifest has image rows.
+      check_duplicate_ids: reject rows whose id repeats (``duplicate_id``), keeping the first.
+      in_process: run the DirectRunner in one process (tests and tiny inputs).
+      overwrite: replace an existing data root at ``output_dir`` instead of refusing.
+      batch_size: images per backbone forward pass (upper bound for ``beam.BatchElements``).
+
+    Returns:
+      The summary also written to ``summary.json``: ``rows_in``, ``rows_out`` per split,
+      ``rejected`` per reason, files, timings and the Beam counters.
+
+    Raises:
+      DataError: a missing manifest, a bad option, an unusable backbone, a failed pipeline.
+    """
+    if not isinstance(feature_dim, int) or isinstance(feature_dim, bool) or feature_dim <= 0:
+        raise DataError(f"feature_dim={feature_dim!r} must be a positive integer")
+    if not isinstance(num_shards, int) or num_shards < 0:
+        raise DataError(f"num_shards={num_shards!r} must be an integer >= 0 (0 = runner decides)")
+    fractions = splits.check_fractions(split_fractions)
+    vocabulary = _check_class_names(class_names)
+    manifests = find_manifests(manifest)
+    options = make_pipeline_options(beam_args, in_process)
+    spec = None
+    if backbone:
+        from csp_tf.data.backbone import check_backbone  # TF/Keras only when images are used
+
+        spec = check_backbone(backbone, backbone_weights, image_size, feature_dim)
+    _prepare_output(output_dir, overwrite)
+
+    LOG.info("ingest: %d manifest file(s) -> %s (%s)", len(manifests), output_dir,
+             options.get_all_options().get("runner"))
+    start = time.time()
+    pipeline = beam.Pipeline(options=options)
+    build_pipeline(pipeline, manifests, output_dir, feature_dim, vocabulary, fractions,
+                   num_shards, spec, check_duplicate_ids, batch_size)
+    try:
+        result = pipeline.run()
+        state = result.wait_until_finish()
+    except Exception as exc:
+        raise DataError(f"the Beam pipeline failed: {type(exc).__name__}: {_first_line(exc)}") from exc
+    if str(state) not in ("DONE", "PipelineState.DONE"):
+        raise DataError(f"the Beam pipeline ended in state {state}")
+    elapsed = time.time() - start
+    summary = _finish(output_dir, manifests, feature_dim, vocabulary, fractions, spec,
+                      elapsed, _query_counters(result), options)
+    LOG.info("ingest: %d rows in %.1f s (%.0f rows/s); out %s; rejected %s", summary["rows_in"],
+             elapsed, summary["rows_per_s"], summary["rows_out"], summary["rejected"] or "none")
+    return summary
+
+
+# ----- inputs and options -----------------------------------------------------------------------
+def find_manifests(manifest: Union[str, Sequence[str]]) -> List[ManifestFile]:
+    """Expands paths/globs to manifest files with their formats; DataError if none match."""
+    patterns = [manifest] if isinstance(manifest, str) else list(manifest or [])
+    if not patterns:
+        raise DataError("no manifest given: pass --manifest PATH (CSV, JSONL or Parquet; globs allowed)")
+    files: List[ManifestFile] = []
+    for pattern in patterns:
+        try:
+            matched = FileSystems.match([pattern])[0].metadata_list
+        except Exception as exc:
+            raise DataError(f"cannot list manifest {pattern!r}: {_first_line(exc)}") from None
+        paths = sorted(m.path for m in matched if not m.path.endswith("/"))
+        if not paths:
+            raise DataError(f"manifest {pattern!r} matches no files")
+        for path in paths:
+            fmt = manifest_format(path)
+            header = _csv_header(path) if fmt == "csv" else ()
+            files.append(ManifestFile(path, fmt, header))
+    return files
+
+
+def manifest_format(path: str) -> str:
+    """``csv`` / ``jsonl`` / ``parquet`` from the file extension; DataError otherwise."""
+    lower = path.lower()
+    for ext in sorted(MANIFEST_FORMATS, key=len, reverse=True):
+        if lower.endswith(ext):
+            return MANIFEST_FORMATS[ext]
+    raise DataError(f"manifest {path!r}: unknown format; use one of {', '.join(MANIFEST_FORMATS)}")
+
+
+def make_pipeline_options(beam_args: Optional[Sequence[str]], in_process: bool) -> PipelineOptions:
+    """DirectRunner defaults + user Beam args (later ones win); DataError on bad options."""
+    user = [str(a) for a in (beam_args or [])]
+    args = list(DEFAULT_BEAM_ARGS) + (list(IN_PROCESS_BEAM_ARGS) if in_process else []) + user
+    options = PipelineOptions(args)
+    try:
+        known = options.get_all_options(retain_unknown_options=False)
+        with_unknown = options.get_all_options(retain_unknown_options=True)
+    except SystemExit:  # argparse reports a bad value (e.g. a wrong choice) and exits
+        raise DataError(f"bad Beam option in {' '.join(user) or '(defaults)'}; "
+                        f"see `python -m apache_beam.examples.wordcount --help` for the options") from None
+    unknown = sorted(set(with_unknown) - set(known))
+    if unknown:
+        raise DataError(f"unknown Beam option(s): {', '.join('--' + u for u in unknown)}")
+    return options
+
+
+def _check_class_names(class_names: Optional[Sequence[str]]) -> Optional[List[str]]:
+    if class_names is None:
+        return None
+    names = [str(c).strip() for c in class_names]
+    if not names or any(not n for n in names):
+        raise DataError("class_names must be a non-empty list of non-empty names")
+    if len(set(names)) != len(names):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise DataError(f"class_names repeat: {', '.join(dup[:5])}")
+    return names
+
+
+def _csv_header(path: str) -> Tuple[str, ...]:
+    try:
+        with FileSystems.open(path) as f:
+            first = f.readline().decode("utf-8")
+    except Exception as exc:
+        raise DataError(f"cannot read manifest {path!r}: {_first_line(exc)}") from None
+    header = tuple(validation.split_header(first)) if first.strip() else ()
+    missing = [c for c in ("id", "lon", "lat") if c not in header]
+    if missing:
+        raise DataError(f"manifest {path!r}: the CSV header {list(header)} lacks {', '.join(missing)}")
+    return header
+
+
+def _prepare_output(output_dir: str, overwrite: bool) -> None:
+    ours = [FileSystems.join(output_dir, name) for name in
+            (*fk.SPLITS, "dead_letter", STATS_DIR, "metadata.json", "summary.json", "labels.txt")]
+    existing = [p for p in ours if FileSystems.exists(p)]
+    if existing and not overwrite:
+        raise DataError(f"{output_dir!r} already holds a data root ({os.path.basename(existing[0])}); "
+                        f"pass overwrite=True (--overwrite) to replace it")
+    if existing:
+        FileSystems.delete(existing)
+
+
+# ----- the pipeline -----------------------------------------------------------------------------
+def build_pipeline(pipeline: beam.Pipeline, manifests: Sequence[ManifestFile], output_dir: str,
+                   feature_dim: int, vocabulary: Optional[List[str]],
+                   fractions: Sequence[float], num_shards: int, spec, check_duplicate_ids: bool,
+                   batch_size: int = 32) -> None:
+    """Adds the ingest transforms to ``pipeline`` (separate from running it, for tests)."""
+    raw = pipeline | "ReadManifests" >> ReadManifests(manifests)
+    checked = raw | "ParseAndValidate" >> beam.ParDo(
+        ParseAndValidateFn({m.path: m.header for m in manifests}, feature_dim,
+                           frozenset(vocabulary) if vocabulary is not None else None)
+    ).with_exception_handling(main_tag="valid", dead_letter_tag=UNEXPECTED)
+    rejected = [checked[REJECTED], checked[UNEXPECTED] | "UnexpectedParse" >> beam.Map(unexpected_rejection)]
+
+    with_features, needs_image = checked["valid"] | "RouteImages" >> beam.Partition(_route_images, 2)
+    if spec is not None:
+        from csp_tf.data.backbone import EmbedImagesFn
+
+        embedded = (needs_image
+                    | "BatchImages" >> beam.BatchElements(min_batch_size=1, max_batch_size=batch_size)
+                    | "EmbedImages" >> beam.ParDo(EmbedImagesFn(spec)).with_outputs(REJECTED, main="embedded"))
+        rejected.append(embedded[REJECTED])
+        records = (with_features, embedded["embedded"]) | "JoinImages" >> beam.Flatten()
+    else:
+        rejected.append(needs_image | "NoBackbone" >> beam.Map(_no_backbone))
+        records = with_features
+
+    if check_duplicate_ids:
+        deduped = (records
+                   | "KeyById" >> beam.Map(_key_by_id)
+                   | "GroupById" >> beam.GroupByKey()
+                   | "DedupeIds" >> beam.ParDo(KeepFirstFn()).with_outputs(REJECTED, main="unique"))
+        rejected.append(deduped[REJECTED])
+        records = deduped["unique"]
+
+    by_split = (records
+                | "AssignSplit" >> beam.Map(assign_split, fractions)
+                | "PartitionSplits" >> beam.Partition(_split_index, len(fk.SPLITS)))
+    ranked = (by_split[fk.SPLITS.index("train")]
+              | "KeyByLabel" >> beam.Map(_key_by_label)
+              | "GroupByLabel" >> beam.GroupByKey()
+              | "RankWithinClass" >> beam.ParDo(RankWithinClassFn()).with_outputs(CLASS_COUNTS, main="ranked"))
+
+    if vocabulary is None:
+        vocab = (records
+                 | "Labels" >> beam.FlatMap(_label_of)
+                 | "DistinctLabels" >> beam.Distinct()
+                 | "CollectLabels" >> beam.combiners.ToList()
+                 | "SortLabels" >> beam.Map(sorted))
+    else:
+        vocab = pipeline | "GivenLabels" >> beam.Create([list(vocabulary)])
+    vocab_view = beam.pvalue.AsSingleton(vocab)
+
+    stats = [raw | "CountIn" >> beam.Map(_stat, "rows_in"),
+             ranked[CLASS_COUNTS] | "ClassCountStats" >> beam.Map(_class_stat)]
+    for split in fk.SPLITS:
+        split_records = ranked["ranked"] if split == "train" else by_split[fk.SPLITS.index(split)]
+        encoded = split_records | f"Encode[{split}]" >> beam.ParDo(EncodeFn(split), vocab_view)
+        encoded | f"Write[{split}]" >> beam.io.WriteToTFRecord(
+            FileSystems.join(output_dir, split, "part"), file_name_suffix=SHARD_SUFFIX,
+            num_shards=num_shards, compression_type=CompressionTypes.GZIP)
+        stats.append(encoded | f"CountOut[{split}]" >> beam.Map(_stat, f"rows_out/{split}"))
+
+    dead = tuple(rejected) | "AllRejected" >> beam.Flatten()
+    (dead | "DeadLetterJson" >> beam.ParDo(DeadLetterFn())
+     | "WriteDeadLetter" >> beam.io.WriteToText(
+         FileSystems.join(output_dir, "dead_letter", "rejected"), file_name_suffix=".jsonl"))
+    stats.append(dead | "CountRejected" >> beam.Map(_rejected_stat))
+
+    (tuple(stats) | "AllStats" >> beam.Flatten()
+     | "SumStats" >> beam.CombinePerKey(sum)
+     | "StatsJson" >> beam.Map(json.dumps)
+     | "WriteStats" >> beam.io.WriteToText(FileSystems.join(output_dir, STATS_DIR, "counts"),
+                                           file_name_suffix=".jsonl", num_shards=1))
+    (vocab | "VocabJson" >> beam.Map(json.dumps)
+     | "WriteVocab" >> beam.io.WriteToText(FileSystems.join(output_dir, STATS_DIR, "vocabulary"),
+                                           file_name_suffix=".json", num_shards=1))
+
+
+class ReadManifests(beam.PTransform):
+    """Manifest files -> ``(format, source_path, payload)``: a text line or a Parquet row dict.
+
+    CSV and JSONL are read line by line (splittable; one row per line, headers skipped, blank
+    lines ignored); Parquet row groups become row dicts.
+    """
+
+    def __init__(self, manifests: Sequence[ManifestFile]) -> None:
+        super().__init__()
+        self._manifests = list(manifests)
+
+    def expand(self, pbegin):
+        parts = []
+        for fmt in ("csv", "jsonl", "parquet"):
+            paths = [m.path for m in self._manifests if m.fmt == fmt]
+            if not paths:
+                continue
+            files = pbegin | f"Files[{fmt}]" >> beam.Create(paths)
+            if fmt == "parquet":
+                rows = files | f"Read[{fmt}]" >> beam.io.ReadAllFromParquet(with_filename=True)
+            else:
+                rows = (files
+                        | f"Read[{fmt}]" >> beam.io.ReadAllFromText(
+                            skip_header_lines=1 if fmt == "csv" else 0, with_filename=True)
+                        | f"NonBlank[{fmt}]" >> beam.Filter(_non_blank))
+            parts.append(rows | f"Tag[{fmt}]" >> beam.Map(_tag_format, fmt))
+        if not parts:
+            return pbegin | "NoManifests" >> beam.Create([])
+        return tuple(parts) | "AllRows" >> beam.Flatten()
+
+
+class ParseAndValidateFn(beam.DoFn):
+    """Raw rows -> validated records (``validation.validate_row``).
+
+    Outputs:
+      * main: a record dict (id, lon, lat, label, features or image_path, raw, source);
+      * ``REJECTED``: a dead-letter dict for each row failing a check.
+    """
+
+    OUTPUT_TAG_REJECTED = REJECTED
+
+    def __init__(self, headers: Dict[str, Tuple[str, ...]], feature_dim: int,
+                 vocabulary: Optional[frozenset]) -> None:
+        self._headers = headers
+        self._feature_dim = feature_dim
+        self._vocabulary = vocabulary
+        self._rows_in = Metrics.counter(NAMESPACE, "rows_in")
+
+    def process(self, element: Tuple[str, str, Any]) -> Iterable[Any]:
+        fmt, source, payload = element
+        self._rows_in.inc()
+        raw: Any = payload
+        try:
+            if fmt == "csv":
+                raw = validation.parse_csv_line(payload, self._headers[source])
+            elif fmt == "jsonl":
+                raw = validation.parse_json_line(payload)
+            base_dir = posixpath.dirname(source) if "://" in source else os.path.dirname(source)
+            record = validation.validate_row(raw, self._feature_dim, self._vocabulary, base_dir)
+        except validation.RowError as err:
+            yield pvalue.TaggedOutput(REJECTED, validation.rejection(raw, err.field, err.reason,
+                                                                     source, err.detail))
+            return
+        record["raw"] = raw
+        record["source"] = source
+        yield record
+
+
+class KeepFirstFn(beam.DoFn):
+    """``(id, [records])`` -> the first record in a stable order; the others are rejected.
+
+    The order is (source file, canonical JSON of the raw row), so the kept row does not
+    depend on the runner's bundle order.
+    """
+
+    OUTPUT_TAG_REJECTED = REJECTED
+
+    def process(self, element: Tuple[str, Iterable[Dict[str, Any]]]) -> Iterable[Any]:
+        _, group = element
+        ordered = sorted(group, key=_stable_row_key)
+        yield ordered[0]
+        for record in ordered[1:]:
+            yield pvalue.TaggedOutput(REJECTED, validation.rejection(
+                record["raw"], "id", "duplicate_id", record["source"],
+                f"id {record['id']!r} already used by a row of {ordered[0]['source']}"))
+
+
+class RankWithinClassFn(beam.DoFn):
+    """``(label, [train records])`` -> records with ``class_rank`` and ``class_count``.
+
+    Outputs: main, the ranked records; ``CLASS_COUNTS``: one ``(label, n_c)`` per class.
+    A class's records are held in memory together (thousands of rows: fine for iNat-sized data).
+    """
+
+    OUTPUT_TAG_CLASS_COUNTS = CLASS_COUNTS
+
+    def process(self, element: Tuple[str, Iterable[Dict[str, Any]]]) -> Iterable[Any]:
+        label, group = element
+        by_id = {record["id"]: record for record in group}
+        order = splits.rank_order(by_id)
+        for rank, row_id in enumerate(order):
+            yield {**by_id[row_id], "class_rank": rank, "class_count": len(order)}
+        yield pvalue.TaggedOutput(CLASS_COUNTS, (label, len(order)))
+
+
+class EncodeFn(beam.DoFn):
+    """Records of one split -> serialized tf.Example (side input: the class vocabulary)."""
+
+    def __init__(self, split: str) -> None:
+        self._split = split
+        self._counter = Metrics.counter(NAMESPACE, f"rows_out.{split}")
+        self._index: Optional[Dict[str, int]] = None
+        self._vocab_key: Optional[int] = None
+
+    def process(self, record: Dict[str, Any], vocabulary: List[str]) -> Iterable[bytes]:
+        if self._vocab_key != id(vocabulary):
+            self._index = {name: i for i, name in enumerate(vocabulary)}
+            self._vocab_key = id(vocabulary)
+        label = record["label"]
+        example = {
+            fk.ID: record["id"], fk.LON: record["lon"], fk.LAT: record["lat"],
+            fk.IMAGE_FEATURES: record["features"],
+            fk.LABEL: self._index[label] if label is not None else fk.UNLABELED,
+            fk.CLASS_RANK: record.get("class_rank", -1),
+            fk.CLASS_COUNT: record.get("class_count", 0),
+            fk.REGION: record["region"],
+        }
+        self._counter.inc()
+        yield encode_example(example)
+
+
+class DeadLetterFn(beam.DoFn):
+    """Dead-letter dicts -> JSON lines, counting each reason as a Beam metric."""
+
+    def process(self, rejection: Dict[str, Any]) -> Iterable[str]:
+        Metrics.counter(NAMESPACE, f"rejected.{rejection['reason']}").inc()
+        yield json.dumps(rejection, sort_keys=True)
+
+
+def assign_split(record: Dict[str, Any], fractions: Sequence[float]) -> Dict[str, Any]:
+    """Adds ``split`` (hash of the id) and ``region`` (coarse box of lon/lat)."""
+    return {**record,
+            "split": splits.assign_split(record["id"], record["label"] is not None, fractions),
+            "region": regions.region_of(record["lon"], record["lat"])}
+
+
+def unexpected_rejection(bad: Tuple[Any, Tuple[Any, str, Any]]) -> Dict[str, Any]:
+    """``with_exception_handling``'s (element, (type, repr, traceback)) -> dead-letter dict."""
+    element, (_, message, _) = bad
+    fmt, source, payload = element
+    return validation.rejection(payload, "<row>", "unexpected_error", source, message)
+
+
+# ----- small helpers used as Beam callables (module level: picklable by reference) -----------
+def _tag_format(element: Tuple[str, Any], fmt: str) -> Tuple[str, str, Any]:
+    source, payload = element
+    return fmt, source, payload
+
+
+def _non_blank(element: Tuple[str, str]) -> bool:
+    return bool(element[1].strip())
+
+
+def _route_images(record: Dict[str, Any], num_partitions: int) -> int:
+    return 0 if record["features"] is not None else 1
+
+
+def _no_backbone(record: Dict[str, Any]) -> Dict[str, Any]:
+    return validation.rejection(record["raw"], "image_path", "no_backbone", record["source"],
+                                "the row has an image_path but the ingest has no --backbone")
+
+
+def _key_by_id(record: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
+    return record["id"], record
+
+
+def _key_by_label(record: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
+    return record["label"], record
+
+
+def _label_of(record: Dict[str, Any]) -> List[str]:
+    return [record["label"]] if record["label"] is not None else []
+
+
+def _split_index(record: Dict[str, Any], num_partitions: int) -> int:
+    return fk.SPLITS.index(record["split"])
+
+
+def _stable_row_key(record: Dict[str, Any]) -> Tuple[str, str]:
+    return record["source"], json.dumps(validation.jsonable(record["raw"]), sort_keys=True)
+
+
+def _stat(_: Any, key: str) -> Tuple[str, int]:
+    return key, 1
+
+
+def _class_stat(label_count: Tuple[str, int]) -> Tuple[str, int]:
+    return f"train_class/{label_count[0]}", label_count[1]
+
+
+def _rejected_stat(rejection: Dict[str, Any]) -> Tuple[str, int]:
+    return f"rejected/{rejection['reason']}", 1
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+# ----- after the run: metadata.json, labels.txt, summary.json ----------------------------------
+def _finish(output_dir: str, manifests: Sequence[ManifestFile], feature_dim: int,
+            vocabulary: Optional[List[str]], fractions: Sequence[float], spec, elapsed: float,
+            counters: Dict[str, int], options: PipelineOptions) -> Dict[str, Any]:
+    stats_dir = FileSystems.join(output_dir, STATS_DIR)
+    counts: Dict[str, int] = {}
+    for line in _read_text(FileSystems.join(stats_dir, "counts-00000-of-00001.jsonl")).splitlines():
+        key, value = json.loads(line)
+        counts[key] = value
+    class_names = vocabulary if vocabulary is not None else json.loads(
+        _read_text(FileSystems.join(stats_dir, "vocabulary-00000-of-00001.json")))
+
+    rows_in = counts.get("rows_in", 0)
+    rows_out = {s: counts.get(f"rows_out/{s}", 0) for s in fk.SPLITS}
+    rejected = {k.split("/", 1)[1]: v for k, v in sorted(counts.items()) if k.startswith("rejected/")}
+    if rows_in != sum(rows_out.values()) + sum(rejected.values()):
+        raise DataError(f"internal error: rows_in={rows_in} but rows_out={rows_out} and "
+                        f"rejected={rejected} (sum {sum(rows_out.values()) + sum(rejected.values())}); "
+                        f"please report this")
+    split_info = {}
+    for split in fk.SPLITS:
+        files = _list_files(FileSystems.join(output_dir, split, "part-*" + SHARD_SUFFIX))
+        split_info[split] = {"rows": rows_out[split],
+                             "files": [f"{split}/{posixpath.basename(p)}" for p, _ in files],
+                             "bytes": [size for _, size in files]}
+    metadata = {
+        "schema_version": SCHEMA_VERSION,
+        "feature_dim": feature_dim,
+        "num_classes": len(class_names),
+        "class_names": class_names,
+        "splits": split_info,
+        "train_class_counts": [counts.get(f"train_class/{c}", 0) for c in class_names],
+        "split_fractions": list(fractions),
+        "regions": list(regions.REGIONS),
+        "backbone": dataclasses.asdict(spec) if spec is not None else None,
+        "manifests": [m.path for m in manifests],
+    }
+    dead_letter = [p for p, _ in _list_files(FileSystems.join(output_dir, "dead_letter", "rejected-*.jsonl"))]
+    summary = {
+        "rows_in": rows_in,
+        "rows_out": rows_out,
+        "rejected": rejected,
+        "rejected_total": sum(rejected.values()),
+        "dead_letter": [posixpath.relpath(p, output_dir) if "://" not in p else p for p in dead_letter],
+        "elapsed_s": round(elapsed, 3),
+        "rows_per_s": round(rows_in / elapsed, 1) if elapsed > 0 else 0.0,
+        "runner": options.get_all_options().get("runner"),
+        "beam_counters": counters,
+        "output_dir": output_dir,
+    }
+    _write_text(FileSystems.join(output_dir, "metadata.json"), json.dumps(metadata, indent=2))
+    _write_text(FileSystems.join(output_dir, "labels.txt"), "".join(f"{c}\n" for c in class_names))
+    _write_text(FileSystems.join(output_dir, "summary.json"), json.dumps(summary, indent=2))
+    FileSystems.delete([stats_dir])
+    return summary
+
+
+def _query_counters(result) -> Dict[str, int]:
+    """The pipeline's csp_tf.ingest counters, summed over steps ({} if the runner has none)."""
+    try:
+        from apache_beam.metrics.metric import MetricsFilter
+
+        found = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]
+    except Exception:  # some runners do not report metrics synchronously
+        return {}
+    totals: Dict[str, int] = {}
+    for counter in found:
+        value = counter.committed if counter.committed is not None else counter.attempted
+        totals[counter.key.metric.name] = totals.get(counter.key.metric.name, 0) + int(value or 0)
+    return dict(sorted(totals.items()))
+
+
+def _list_files(pattern: str) -> List[Tuple[str, int]]:
+    matched = FileSystems.match([pattern])[0].metadata_list
+    return sorted((m.path, m.size_in_bytes) for m in matched)
+
+
+def _read_text(path: str) -> str:
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        return f.read().decode("utf-8")
+
+
+def _write_text(path: str, text: str) -> None:
+    with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        f.write(text.encode("utf-8"))

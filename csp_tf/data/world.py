@@ -1,0 +1,447 @@
+"""A generated world with the structure that makes CSP's location prior useful (as in iNat).
+
+* **Look-alike groups.** Species come in groups whose image-feature prototypes nearly coincide
+  (within-group spread ``group_spread`` << the ~unit between-group spread), so features alone
+  confuse species of one group while telling groups apart.
+* **Disjoint ranges inside a group.** Each species' range is 1-3 Gaussian blobs on land
+  (``global_land_mask``); the members of a group are centred far apart (farthest-point picks
+  among land cells), so location disambiguates what the image cannot.
+* **Long tail.** Species abundances follow a Zipf law (``zipf_exponent``) over a random order.
+* **Observer bias.** Where a species is observed is its range times a population map: a few
+  Gaussian population centres (Europe, eastern US, India, East Asia, ...) over a floor.
+* **Features** are prototype + Gaussian noise (``noise``), width ``feature_dim`` (default 64).
+
+Outputs in ``out_dir``: the manifest (``manifest.csv|.jsonl|.parquet``: id, lon, lat, label,
+date, user, features; unlabeled rows have an empty label), ``labels.txt``, ``world.json`` (all
+parameters, species, groups, counts) and ``true_ranges.npz`` (per-species range and observation
+densities on a ``grid_deg`` lon/lat grid with its axes, the land fraction, the population map and
+the prototypes): for maps and for checking a learned location prior. Deterministic per seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import logging
+import math
+import os
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from csp_tf.data.errors import DataError
+
+LOG = logging.getLogger("csp_tf.data.world")
+
+# Named sizes: (num_species, num_groups, num_unlabeled, num_labeled).
+SIZES: Dict[str, Tuple[int, int, int, int]] = {
+    "tiny": (8, 2, 600, 400),          # unit tests
+    "small": (20, 5, 8000, 3000),      # the demo: generates and ingests in seconds
+    "benchmark": (100, 25, 70000, 30000),
+}
+MANIFEST_FORMATS = ("csv", "jsonl", "parquet")
+
+# (name, lon, lat, sigma in degrees, weight): rough centres of where people (and observers) are.
+POPULATION_CENTERS: Tuple[Tuple[str, float, float, float, float], ...] = (
+    ("western_europe", 5.0, 49.0, 8.0, 1.0),
+    ("eastern_us", -80.0, 38.0, 8.0, 1.0),
+    ("us_west_coast", -120.0, 37.0, 5.0, 0.4),
+    ("mexico", -99.0, 19.0, 4.0, 0.3),
+    ("southeast_brazil", -46.0, -22.0, 6.0, 0.5),
+    ("west_africa", 4.0, 7.0, 5.0, 0.4),
+    ("east_africa", 37.0, -1.0, 5.0, 0.3),
+    ("india", 78.0, 23.0, 8.0, 0.9),
+    ("east_china", 115.0, 32.0, 9.0, 1.0),
+    ("japan", 138.0, 36.0, 3.0, 0.4),
+    ("southeast_asia", 106.0, 10.0, 6.0, 0.4),
+    ("southeast_australia", 150.0, -33.0, 4.0, 0.3),
+)
+POPULATION_FLOOR = 0.05  # relative observer density far from every centre
+
+
+@dataclasses.dataclass
+class WorldParams:
+    """Every parameter of a generated world (saved to ``world.json``)."""
+
+    num_species: int = 20
+    num_groups: int = 5
+    feature_dim: int = 64
+    num_unlabeled: int = 8000
+    num_labeled: int = 3000
+    seed: int = 0
+    manifest_format: str = "csv"
+    inject_bad_rows: bool = False
+    grid_deg: float = 2.0
+    zipf_exponent: float = 1.0
+    group_spread: float = 0.12
+    noise: float = 1.0
+    range_sigma_deg: Tuple[float, float] = (4.0, 12.0)
+    population_bias: float = 1.0
+
+    def validate(self) -> "WorldParams":
+        if self.num_species < 2 or self.num_groups < 1 or self.num_groups > self.num_species:
+            raise DataError(f"need num_species >= 2 and 1 <= num_groups <= num_species, got "
+                            f"{self.num_species} species in {self.num_groups} groups")
+        if self.feature_dim < 2:
+            raise DataError(f"feature_dim={self.feature_dim} must be >= 2")
+        if self.num_unlabeled < 0 or self.num_labeled < self.num_species:
+            raise DataError(f"need num_unlabeled >= 0 and num_labeled >= num_species "
+                            f"({self.num_species}), got {self.num_unlabeled} / {self.num_labeled}")
+        if self.manifest_format not in MANIFEST_FORMATS:
+            raise DataError(f"manifest_format={self.manifest_format!r} is not one of "
+                            f"{', '.join(MANIFEST_FORMATS)}")
+        if not 0.1 <= self.grid_deg <= 10 or (180.0 / self.grid_deg) % 1:
+            raise DataError(f"grid_deg={self.grid_deg} must divide 180 and lie in [0.1, 10]")
+        return self
+
+
+def generate_world(out_dir: str, size: str = "small", *, num_species: Optional[int] = None,
+                   num_groups: Optional[int] = None, feature_dim: int = 64,
+                   num_unlabeled: Optional[int] = None, num_labeled: Optional[int] = None,
+                   seed: int = 0, manifest_format: str = "csv", inject_bad_rows: bool = False,
+                   **overrides: Any) -> Dict[str, Any]:
+    """Generates a world into ``out_dir`` and returns what was written.
+
+    ``size`` picks the defaults (``tiny``, ``small``, ``benchmark``); the explicit counts
+    override them. Further ``WorldParams`` fields (``grid_deg``, ``zipf_exponent``,
+    ``group_spread``, ``noise``, ...) can be passed as keywords. With ``inject_bad_rows`` a few
+    rows of every kind the ingest rejects are mixed into the manifest; ``world.json`` lists how
+    many of each reason to expect in the dead letter.
+
+    Returns a dict with ``manifest``, ``labels``, ``world``, ``ranges`` paths, ``class_names``,
+    ``rows`` (valid rows), ``bad_rows`` ({reason: count}) and ``params``.
+    """
+    if size not in SIZES:
+        raise DataError(f"unknown world size {size!r}; sizes: {', '.join(SIZES)}")
+    d_species, d_groups, d_unlabeled, d_labeled = SIZES[size]
+    unknown = set(overrides) - {f.name for f in dataclasses.fields(WorldParams)}
+    if unknown:
+        raise DataError(f"unknown world parameter(s): {', '.join(sorted(unknown))}")
+    params = WorldParams(
+        num_species=num_species or d_species, num_groups=num_groups or d_groups,
+        feature_dim=feature_dim, num_unlabeled=d_unlabeled if num_unlabeled is None else num_unlabeled,
+        num_labeled=d_labeled if num_labeled is None else num_labeled, seed=seed,
+        manifest_format=manifest_format, inject_bad_rows=inject_bad_rows, **overrides).validate()
+    os.makedirs(out_dir, exist_ok=True)
+    rng = np.random.default_rng(params.seed)
+
+    grid = _Grid(params.grid_deg)
+    land = grid.land_fraction()
+    population = grid.population()
+    species = _make_species(params, grid, land, rng)
+    range_density = np.stack([grid.range_density(s["blobs"], land) for s in species])
+    observed = range_density * population[None] ** params.population_bias
+    observed /= observed.sum(axis=(1, 2), keepdims=True)
+    prototypes = _prototypes(params, [s["group"] for s in species], rng)
+    abundance = np.array([s["abundance"] for s in species])
+
+    total = params.num_unlabeled + params.num_labeled
+    labels = rng.choice(params.num_species, size=total, p=abundance)
+    lon, lat = grid.sample_points(observed, labels, rng)
+    features = (prototypes[labels] + params.noise * rng.standard_normal(
+        (total, params.feature_dim))).astype(np.float32)
+    labeled = np.zeros(total, dtype=bool)
+    labeled[rng.permutation(total)[:params.num_labeled]] = True
+    class_names = [s["name"] for s in species]
+    rows = _rows(lon, lat, labels, labeled, class_names, rng)
+    bad_rows: Dict[str, int] = {}
+    if params.inject_bad_rows:
+        bad = _bad_rows(params, rows, features, class_names, rng)
+        bad_rows = _count(reason for _, _, reason in bad)
+    else:
+        bad = []
+
+    manifest = os.path.join(out_dir, f"manifest.{params.manifest_format}")
+    _write_manifest(manifest, params.manifest_format, rows, features, bad)
+    labels_path = os.path.join(out_dir, "labels.txt")
+    with open(labels_path, "w") as f:
+        f.write("".join(f"{name}\n" for name in class_names))
+    ranges_path = os.path.join(out_dir, "true_ranges.npz")
+    np.savez_compressed(
+        ranges_path, lon=grid.lon, lat=grid.lat, range_density=range_density.astype(np.float32),
+        observation_density=observed.astype(np.float32), land_fraction=land.astype(np.float32),
+        population=population.astype(np.float32), prototypes=prototypes.astype(np.float32),
+        group=np.array([s["group"] for s in species]), class_names=np.array(class_names))
+    world = {
+        "params": dataclasses.asdict(params),
+        "class_names": class_names,
+        "groups": [[s["name"] for s in species if s["group"] == g] for g in range(params.num_groups)],
+        "species": [{k: v for k, v in s.items()} for s in species],
+        "population_centers": [dict(zip(("name", "lon", "lat", "sigma_deg", "weight"), c))
+                               for c in POPULATION_CENTERS],
+        "population_floor": POPULATION_FLOOR,
+        "counts": {"rows": total, "labeled": int(labeled.sum()), "unlabeled": int((~labeled).sum()),
+                   "labeled_per_class": np.bincount(labels[labeled], minlength=params.num_species).tolist(),
+                   "bad_rows": bad_rows, "manifest_rows": total + len(bad)},
+        "files": {"manifest": os.path.basename(manifest), "labels": "labels.txt",
+                  "true_ranges": "true_ranges.npz"},
+    }
+    world_path = os.path.join(out_dir, "world.json")
+    with open(world_path, "w") as f:
+        json.dump(world, f, indent=2)
+    LOG.info("world: %d species in %d groups, %d labeled + %d unlabeled rows (+%d bad) -> %s",
+             params.num_species, params.num_groups, params.num_labeled, params.num_unlabeled,
+             len(bad), manifest)
+    return {"manifest": manifest, "labels": labels_path, "world": world_path, "ranges": ranges_path,
+            "class_names": class_names, "rows": total, "bad_rows": bad_rows,
+            "params": dataclasses.asdict(params)}
+
+
+# ----- geography --------------------------------------------------------------------------------
+class _Grid:
+    """A lon/lat grid of ``deg`` cells: centres ``lon`` (n_lon,), ``lat`` (n_lat,)."""
+
+    def __init__(self, deg: float) -> None:
+        self.deg = deg
+        self.lon = np.arange(-180 + deg / 2, 180, deg)
+        self.lat = np.arange(-90 + deg / 2, 90, deg)
+        self.lon2d, self.lat2d = np.meshgrid(self.lon, self.lat)
+
+    def land_fraction(self, sub: int = 8) -> np.ndarray:
+        """Fraction of each cell on land, from sub x sub sample points per cell."""
+        from global_land_mask import globe
+
+        offsets = (np.arange(sub) + 0.5) / sub * self.deg
+        lats = (self.lat[:, None] - self.deg / 2 + offsets[None]).reshape(-1)
+        lons = (self.lon[:, None] - self.deg / 2 + offsets[None]).reshape(-1)
+        lon2d, lat2d = np.meshgrid(lons, lats)
+        mask = globe.is_land(lat2d, lon2d)
+        return mask.reshape(len(self.lat), sub, len(self.lon), sub).mean(axis=(1, 3))
+
+    def population(self) -> np.ndarray:
+        """Relative observer density: floor + Gaussian population centres."""
+        density = np.full(self.lon2d.shape, POPULATION_FLOOR)
+        for _, lon, lat, sigma, weight in POPULATION_CENTERS:
+            d = angular_distance(self.lon2d, self.lat2d, lon, lat)
+            density += weight * np.exp(-0.5 * (d / sigma) ** 2)
+        return density
+
+    def range_density(self, blobs: Sequence[Dict[str, float]], land: np.ndarray) -> np.ndarray:
+        """A species' range: Gaussian blobs times land fraction, tails cut, sums to 1."""
+        density = np.zeros(self.lon2d.shape)
+        for blob in blobs:
+            d = angular_distance(self.lon2d, self.lat2d, blob["lon"], blob["lat"])
+            density += blob["weight"] * np.exp(-0.5 * (d / blob["sigma_deg"]) ** 2)
+        density *= land
+        density[density < 1e-3 * density.max()] = 0.0
+        return density / density.sum()
+
+    def sample_points(self, densities: np.ndarray, labels: np.ndarray,
+                      rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
+        """One point per label: a cell from its species' density, then a land point inside it."""
+        from global_land_mask import globe
+
+        lon = np.empty(len(labels))
+        lat = np.empty(len(labels))
+        cell = np.empty(len(labels), dtype=np.int64)
+        for s in np.unique(labels):
+            idx = np.flatnonzero(labels == s)
+            cell[idx] = rng.choice(densities[s].size, size=len(idx), p=densities[s].reshape(-1))
+        row, col = np.divmod(cell, len(self.lon))
+        todo = np.arange(len(labels))
+        for _ in range(64):  # re-draw inside the same cell until the point is on land
+            lon[todo] = self.lon[col[todo]] + (rng.random(len(todo)) - 0.5) * self.deg
+            lat[todo] = self.lat[row[todo]] + (rng.random(len(todo)) - 0.5) * self.deg
+            todo = todo[~globe.is_land(lat[todo], lon[todo])]
+            if not len(todo):
+                break
+        return np.clip(lon, -180, 180), np.clip(lat, -90, 90)
+
+
+def angular_distance(lon1, lat1, lon2, lat2) -> np.ndarray:
+    """Great-circle distance in degrees (haversine)."""
+    lon1, lat1, lon2, lat2 = (np.radians(np.asarray(v, dtype=np.float64)) for v in (lon1, lat1, lon2, lat2))
+    a = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+    return np.degrees(2 * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0))))
+
+
+# ----- species ----------------------------------------------------------------------------------
+def _make_species(params: WorldParams, grid: _Grid, land: np.ndarray,
+                  rng: np.random.Generator) -> List[Dict[str, Any]]:
+    """Names, groups, Zipf abundances and range blobs; look-alikes are centred far apart."""
+    n = params.num_species
+    group_of = rng.permutation(np.arange(n) % params.num_groups)
+    ranks = rng.permutation(n)
+    abundance = 1.0 / (ranks + 1.0) ** params.zipf_exponent
+    abundance /= abundance.sum()
+
+    # candidate centres: mostly-land cells away from the poles, weighted by area
+    ok = (land > 0.6) & (np.abs(grid.lat2d) < 65)
+    cand_lon, cand_lat = grid.lon2d[ok], grid.lat2d[ok]
+    area = np.cos(np.radians(cand_lat))
+    centers: Dict[int, Tuple[float, float]] = {}
+    for g in range(params.num_groups):
+        chosen: List[int] = []
+        for s in np.flatnonzero(group_of == g):
+            if not chosen:
+                pick = rng.choice(len(cand_lon), p=area / area.sum())
+            else:
+                dist = np.min([angular_distance(cand_lon, cand_lat, cand_lon[c], cand_lat[c])
+                               for c in chosen], axis=0)
+                far = np.argsort(dist)[-max(1, len(dist) // 20):]  # the farthest 5 %
+                pick = rng.choice(far)
+            chosen.append(int(pick))
+            centers[int(s)] = (float(cand_lon[pick]), float(cand_lat[pick]))
+
+    species = []
+    low, high = params.range_sigma_deg
+    for s in range(n):
+        lon0, lat0 = centers[s]
+        blobs = [{"lon": lon0, "lat": lat0, "sigma_deg": float(rng.uniform(low, high)), "weight": 1.0}]
+        for _ in range(int(rng.integers(0, 3))):  # 0-2 satellite blobs near the main one
+            j = rng.choice(len(cand_lon), p=_near(cand_lon, cand_lat, lon0, lat0, 15.0))
+            blobs.append({"lon": float(cand_lon[j]), "lat": float(cand_lat[j]),
+                          "sigma_deg": float(rng.uniform(low, high) * 0.7),
+                          "weight": float(rng.uniform(0.3, 0.8))})
+        species.append({"name": f"sp{s:03d}_g{int(group_of[s]):02d}", "group": int(group_of[s]),
+                        "abundance": float(abundance[s]), "abundance_rank": int(ranks[s]),
+                        "blobs": blobs})
+    return species
+
+
+def _near(lon: np.ndarray, lat: np.ndarray, lon0: float, lat0: float, scale: float) -> np.ndarray:
+    weights = np.exp(-0.5 * (angular_distance(lon, lat, lon0, lat0) / scale) ** 2)
+    return weights / weights.sum()
+
+
+def _prototypes(params: WorldParams, groups: Sequence[int], rng: np.random.Generator) -> np.ndarray:
+    """Group centres ~ N(0, I); species = group centre + group_spread * N(0, I)."""
+    centres = rng.standard_normal((params.num_groups, params.feature_dim))
+    return centres[np.asarray(groups)] + params.group_spread * rng.standard_normal(
+        (params.num_species, params.feature_dim))
+
+
+# ----- rows and manifests -----------------------------------------------------------------------
+def _rows(lon: np.ndarray, lat: np.ndarray, labels: np.ndarray, labeled: np.ndarray,
+          class_names: Sequence[str], rng: np.random.Generator) -> Dict[str, np.ndarray]:
+    n = len(lon)
+    days = rng.integers(0, 4018, size=n)  # 2010-01-01 .. 2020-12-31
+    dates = (np.datetime64("2010-01-01") + days.astype("timedelta64[D]")).astype(str)
+    users = rng.zipf(1.5, size=n) % 500
+    names = np.asarray(class_names, dtype=object)
+    return {
+        "id": np.array([f"obs-{i:07d}" for i in range(n)], dtype=object),
+        "lon": np.round(lon, 5), "lat": np.round(lat, 5),
+        "label": np.where(labeled, names[labels], ""),
+        "date": dates.astype(object),
+        "user": np.array([f"user-{u:03d}" for u in users], dtype=object),
+    }
+
+
+def _bad_rows(params: WorldParams, rows: Dict[str, np.ndarray], features: np.ndarray,
+              class_names: Sequence[str], rng: np.random.Generator) -> List[Tuple[Dict[str, Any], Optional[str], str]]:
+    """(row, raw text override or None, expected reason): two rows of each kind the format allows."""
+    fmt = params.manifest_format
+    out: List[Tuple[Dict[str, Any], Optional[str], str]] = []
+    duplicated = rng.choice(len(rows["id"]), size=2, replace=False)
+    for k in range(2):
+        i = int(rng.integers(len(rows["id"])))
+        base = {key: rows[key][i] for key in rows}
+        base["features"] = features[i]
+
+        def bad(reason: str, raw: Optional[str] = None, **changes: Any) -> None:
+            row = {**base, "id": f"bad-{reason}-{k}", **changes}
+            out.append((row, raw, reason))
+
+        bad("lon_out_of_range", lon=200.0 + k)
+        bad("lat_out_of_range", lat=-95.0 - k)
+        bad("not_finite", lat=float("nan"))
+        bad("feature_width", features=features[i][:-1])
+        bad("unknown_label", label="not_a_species")
+        bad("missing_value", id=None)
+        bad("duplicate_id", id=rows["id"][duplicated[k]])  # a valid copy of another row's id
+        if fmt in ("csv", "jsonl"):
+            bad("not_a_number", lon="east")
+            bad("bad_features", features="0.1 0.2 oops")
+            bad("unparseable_row", raw="{broken json" if fmt == "jsonl" else "x,1,2,3,4,5,6,7,8,9")
+    return out
+
+
+def _write_manifest(path: str, fmt: str, rows: Dict[str, np.ndarray], features: np.ndarray,
+                    bad: Sequence[Tuple[Dict[str, Any], Optional[str], str]]) -> None:
+    if fmt == "parquet":
+        _write_parquet(path, rows, features, bad)
+        return
+    text = _feature_strings(features)
+    lines = []
+    for i in range(len(rows["id"])):
+        row = {k: rows[k][i] for k in rows}
+        lines.append(_csv_line(row, text[i]) if fmt == "csv" else _json_line(row, text[i]))
+    for row, raw, _ in bad:
+        if raw is not None:
+            lines.append(raw)
+        else:
+            feats = row["features"]
+            ftext = feats if isinstance(feats, str) else " ".join(f"{v:.4f}" for v in feats)
+            lines.append(_csv_line(row, ftext) if fmt == "csv" else _json_line(row, ftext))
+    order = np.random.default_rng(len(lines)).permutation(len(lines))  # mix bad rows in
+    with open(path, "w") as f:
+        if fmt == "csv":
+            f.write("id,lon,lat,label,date,user,features\n")
+        f.write("".join(lines[j] + "\n" for j in order))
+
+
+def _feature_strings(features: np.ndarray) -> List[str]:
+    buf = io.StringIO()
+    np.savetxt(buf, features, fmt="%.4f", delimiter=" ")
+    return buf.getvalue().splitlines()
+
+
+def _csv_line(row: Dict[str, Any], features_text: str) -> str:
+    def cell(value: Any) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, float):
+            return repr(value) if math.isfinite(value) else str(value)
+        return str(value)
+
+    return ",".join([cell(row["id"]), cell(row["lon"]), cell(row["lat"]), cell(row["label"]),
+                     cell(row["date"]), cell(row["user"]), features_text])
+
+
+def _json_line(row: Dict[str, Any], features_text: str) -> str:
+    try:
+        feats = "[" + ", ".join(features_text.split()) + "]"
+        json.loads(feats)
+    except ValueError:
+        feats = json.dumps(features_text)  # a deliberately bad features string
+    fields = {k: (float(row[k]) if isinstance(row[k], (float, np.floating)) else row[k])
+              for k in ("id", "lon", "lat", "label", "date", "user")}
+    fields = {k: v for k, v in fields.items() if v is not None}
+    head = json.dumps(fields)[:-1]
+    return f'{head}, "features": {feats}}}'
+
+
+def _write_parquet(path: str, rows: Dict[str, np.ndarray], features: np.ndarray,
+                   bad: Sequence[Tuple[Dict[str, Any], Optional[str], str]]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    extra = [row for row, _, _ in bad]
+    feats = [np.asarray(f, np.float32) for f in features] + [np.asarray(r["features"], np.float32) for r in extra]
+    order = np.random.default_rng(len(feats)).permutation(len(feats))
+
+    def column(key: str) -> List[Any]:
+        values = list(rows[key]) + [r[key] for r in extra]
+        return [values[j] for j in order]
+
+    offsets = np.concatenate([[0], np.cumsum([len(feats[j]) for j in order])]).astype(np.int32)
+    flat = np.concatenate([feats[j] for j in order]).astype(np.float32)
+    table = pa.table({
+        "id": pa.array(column("id"), pa.string()),
+        "lon": pa.array(np.asarray(column("lon"), dtype=np.float64)),
+        "lat": pa.array(np.asarray(column("lat"), dtype=np.float64)),
+        "label": pa.array([v if v else None for v in column("label")], pa.string()),
+        "date": pa.array(column("date"), pa.string()),
+        "user": pa.array(column("user"), pa.string()),
+        "features": pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat)),
+    })
+    pq.write_table(table, path, row_group_size=16384)
+
+
+def _count(reasons) -> Dict[str, int]:
+    counts: Dict[str, int] = {}
+    for reason in reasons:
+        counts[reason] = counts.get(reason, 0) + 1
+    return dict(sorted(counts.items()))

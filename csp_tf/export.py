@@ -1,0 +1,138 @@
+"""Export a trained CSPModel as a SavedModel that ``saved_model_cli`` and TF Serving accept.
+
+Signatures (docs/architecture.md):
+* ``serving_default``: serialized ``tf.Example`` (``image_features``, ``lon``, ``lat``) → fused
+  probabilities, image / location probabilities, top-k classes and scores.
+* ``predict_features``: the same from dense ``image_features`` and ``lon_lat`` tensors.
+* ``location_embedding``: ``lon_lat`` → ``embedding`` (B, D).
+* ``location_prior``: ``lon_lat`` → ``probabilities`` (B, C), per-class sigmoids.
+
+The version directory also holds ``assets.extra/``: TF Serving warmup requests, the config,
+the label names and the ``.keras`` model. The directory appears atomically (written under a
+temporary name, then renamed), so a server polling the base path never sees half a model.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from typing import Optional, Sequence
+
+import tensorflow as tf
+
+from csp_tf import features as fk
+from csp_tf.configs import ExperimentConfig
+from csp_tf.models import CSPModel
+
+log = logging.getLogger("csp_tf")
+
+ASSETS_EXTRA = "assets.extra"
+
+
+def check_lon_lat(lon_lat: tf.Tensor, allow_missing: bool) -> tf.Tensor:
+    """Fails with InvalidArgumentError unless every row is finite and in range (degrees).
+
+    With ``allow_missing`` a row with a NaN lon or lat means "no location" and passes.
+    """
+    lon, lat = lon_lat[:, 0], lon_lat[:, 1]
+    missing = tf.math.is_nan(lon) | tf.math.is_nan(lat)
+    ok_lon = tf.math.is_finite(lon) & (tf.abs(lon) <= 180.0)
+    ok_lat = tf.math.is_finite(lat) & (tf.abs(lat) <= 90.0)
+    if allow_missing:
+        ok_lon, ok_lat = ok_lon | missing, ok_lat | missing
+    checks = [
+        tf.debugging.Assert(tf.reduce_all(ok_lon), [
+            "lon_lat: longitude (column 0) must be finite and in [-180, 180] degrees; bad rows:",
+            tf.where(~ok_lon)[:, 0], "values:", tf.boolean_mask(lon, ~ok_lon)], summarize=10),
+        tf.debugging.Assert(tf.reduce_all(ok_lat), [
+            "lon_lat: latitude (column 1) must be finite and in [-90, 90] degrees; bad rows:",
+            tf.where(~ok_lat)[:, 0], "values:", tf.boolean_mask(lat, ~ok_lat)], summarize=10),
+    ]
+    with tf.control_dependencies(checks):
+        return tf.identity(lon_lat)
+
+
+class CSPServingModule(tf.Module):
+    """The exported functions; holds the Keras model so its variables are saved."""
+
+    def __init__(self, model: CSPModel, top_k: int = 5):
+        super().__init__(name="csp_serving")
+        self.model = model
+        self.top_k = int(min(top_k, model.num_classes))
+        f = model.feature_dim
+        self.serve_examples = tf.function(
+            self._serve_examples, input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+        self.predict_features = tf.function(self._predict_features, input_signature=[
+            tf.TensorSpec([None, f], tf.float32, name="image_features"),
+            tf.TensorSpec([None, 2], tf.float32, name="lon_lat")])
+        self.location_embedding = tf.function(self._location_embedding, input_signature=[
+            tf.TensorSpec([None, 2], tf.float32, name="lon_lat")])
+        self.location_prior = tf.function(self._location_prior, input_signature=[
+            tf.TensorSpec([None, 2], tf.float32, name="lon_lat")])
+
+    def _predict_features(self, image_features, lon_lat):
+        lon_lat = check_lon_lat(lon_lat, allow_missing=True)
+        out = self.model.predict_all(lon_lat, image_features)
+        top = tf.math.top_k(out["probabilities"], k=self.top_k)
+        out.update(top_k_scores=top.values, top_k_classes=top.indices)
+        return out
+
+    def _serve_examples(self, examples):
+        spec = {
+            fk.IMAGE_FEATURES: tf.io.FixedLenFeature([self.model.feature_dim], tf.float32),
+            # A missing lon/lat parses as NaN, i.e. "no location": image-only for that row.
+            fk.LON: tf.io.FixedLenFeature([], tf.float32, default_value=float("nan")),
+            fk.LAT: tf.io.FixedLenFeature([], tf.float32, default_value=float("nan")),
+        }
+        parsed = tf.io.parse_example(examples, spec)
+        lon_lat = tf.stack([parsed[fk.LON], parsed[fk.LAT]], axis=-1)
+        return self._predict_features(parsed[fk.IMAGE_FEATURES], lon_lat)
+
+    def _location_embedding(self, lon_lat):
+        return {"embedding": self.model.location_embedding(check_lon_lat(lon_lat, False))}
+
+    def _location_prior(self, lon_lat):
+        return {"probabilities": self.model.location_probs(check_lon_lat(lon_lat, False))}
+
+    def signatures(self):
+        return {"serving_default": self.serve_examples, "predict_features": self.predict_features,
+                "location_embedding": self.location_embedding,
+                "location_prior": self.location_prior}
+
+
+def export_saved_model(model: CSPModel, export_base: str, *, config: Optional[ExperimentConfig] = None,
+                       class_names: Optional[Sequence[str]] = None, version: Optional[int] = None,
+                       top_k: int = 5, warmup: bool = True, model_name: str = "csp") -> str:
+    """Writes ``<export_base>/<version>/`` and returns that path. ``version`` defaults to the
+    Unix time in seconds (as TFX's Pusher does), so newer exports sort later."""
+    version = int(version if version is not None else time.time())
+    final = os.path.join(export_base, str(version))
+    if os.path.exists(final):
+        raise FileExistsError(f"export version dir {final} already exists")
+    tmp = os.path.join(export_base, f".tmp-{version}-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    module = CSPServingModule(model, top_k=top_k)
+    tf.saved_model.save(module, tmp, signatures=module.signatures())
+    write_assets_extra(tmp, model, config=config, class_names=class_names, warmup=warmup,
+                       model_name=model_name)
+    os.replace(tmp, final)
+    log.info("exported SavedModel version %d to %s", version, final)
+    return final
+
+
+def write_assets_extra(version_dir: str, model: CSPModel, *, config: Optional[ExperimentConfig],
+                       class_names: Optional[Sequence[str]], warmup: bool, model_name: str) -> None:
+    extra = os.path.join(version_dir, ASSETS_EXTRA)
+    os.makedirs(extra, exist_ok=True)
+    if config is not None:
+        config.save(os.path.join(extra, "config.yaml"))
+    if class_names is not None:
+        with open(os.path.join(extra, "labels.txt"), "w") as f:
+            f.write("\n".join(class_names) + "\n")
+    model.save(os.path.join(extra, "model.keras"))
+    if warmup:
+        from serving.warmup import build_warmup_requests, write_warmup_requests
+        write_warmup_requests(version_dir, build_warmup_requests(
+            model_name=model_name, feature_dim=model.feature_dim))

@@ -1,0 +1,50 @@
+"""Counter-based random numbers that are bit-identical with and without XLA.
+
+TensorFlow's stateless RNG kernels draw different numbers under ``jit_compile`` than without
+it (even with ``alg="philox"`` on CPU), so a step compiled with XLA would follow a different
+trajectory than the same step without. Dropout masks and random negative locations therefore
+come from an integer hash of (seed, element index) built from plain int64 ops, which XLA and
+the TF kernels evaluate identically. The mixer is a 32-bit invertible avalanche hash
+(``x ^= x >> 16; x *= 0x45d9f3b`` twice); multipliers stay < 2³¹ so int64 products never
+overflow. Quality is ample for dropout and negative sampling, not for cryptography.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+_MASK = 0xFFFFFFFF
+_MUL = tf.constant(0x45D9F3B, tf.int64)
+
+
+_xor, _and, _shr = tf.bitwise.bitwise_xor, tf.bitwise.bitwise_and, tf.bitwise.right_shift
+
+
+def _mix32(x: tf.Tensor) -> tf.Tensor:
+    """Invertible 32-bit avalanche mix of int64 values holding uint32."""
+    for _ in range(2):
+        x = _and(_xor(_shr(x, 16), x) * _MUL, tf.constant(_MASK, tf.int64))
+    return _xor(_shr(x, 16), x)
+
+
+def uniform(shape, seed: tf.Tensor) -> tf.Tensor:
+    """float32 U[0, 1) of ``shape`` from a [2] integer ``seed``; 24 random bits per value."""
+    seed = tf.cast(seed, tf.int64)
+    mask = tf.constant(_MASK, tf.int64)
+    k0 = _mix32(_and(seed[0], mask))
+    k1 = _mix32(_xor(_and(seed[1], mask), tf.constant(0x5BD1E995, tf.int64)))
+    n = tf.reduce_prod(tf.cast(shape, tf.int64))
+    i = _and(tf.range(n, dtype=tf.int64), mask)
+    x = _mix32(_xor(_mix32(_xor(i, k0)), k1))
+    u = tf.cast(_shr(x, 8), tf.float32) * (1.0 / (1 << 24))
+    return tf.reshape(u, shape)
+
+
+def fold_in(seed: tf.Tensor, salt) -> tf.Tensor:
+    """A new [2] int64 seed from ``seed`` and an integer ``salt`` (XLA-identical)."""
+    seed = tf.cast(seed, tf.int64)
+    mask = tf.constant(_MASK, tf.int64)
+    salt = _and(tf.cast(salt, tf.int64), mask)
+    a = _mix32(_xor(_and(seed[0], mask), _mix32(salt)))
+    b = _mix32(_xor(_and(seed[1], mask), _mix32(_xor(salt, tf.constant(0x27D4EB2F, tf.int64)))))
+    return tf.stack([a, b])

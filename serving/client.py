@@ -1,0 +1,295 @@
+"""gRPC client for the csp-tf model on TF Serving (or the development server).
+
+Built on tensorflow-serving-api's own stubs (``PredictionServiceStub``,
+``ModelServiceStub``), so it speaks to ``tensorflow_model_server`` unchanged::
+
+    with CSPServingClient("localhost:8500") as client:
+        prior = client.location_prior([[2.35, 48.86]])          # [1, C] per-class sigmoids
+        out = client.classify(image_features, lon_lat)          # predict_features outputs
+
+Every call has a deadline (``timeout_s``); UNAVAILABLE (server down or restarting) is retried
+``retries`` times with exponential backoff, nothing else is. Failures raise
+:class:`ServingError` saying what was wrong: unknown model/version/label/signature, bad
+shapes or dtypes, bad coordinates (checked here before sending too, naming row and field).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import grpc
+import numpy as np
+import tensorflow as tf
+from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2,
+                                     model_service_pb2_grpc, predict_pb2,
+                                     prediction_service_pb2_grpc)
+from tensorflow.core.framework import types_pb2
+
+from serving import contract
+
+_CHANNEL_OPTIONS = [("grpc.max_receive_message_length", -1),
+                    ("grpc.max_send_message_length", -1)]
+_WHAT_WENT_WRONG = {
+    grpc.StatusCode.NOT_FOUND: "unknown model or version, or the version is not loaded",
+    grpc.StatusCode.FAILED_PRECONDITION: "unknown signature",
+    grpc.StatusCode.INVALID_ARGUMENT: "invalid request",
+    grpc.StatusCode.UNAVAILABLE: "server unreachable",
+    grpc.StatusCode.DEADLINE_EXCEEDED: "no answer before the deadline",
+    grpc.StatusCode.UNIMPLEMENTED: "not supported by this server",
+}
+
+
+class ServingError(RuntimeError):
+    """A failed serving call.
+
+    Attributes:
+      code: the gRPC status code (INVALID_ARGUMENT for inputs rejected before sending).
+      client_side: True when the client rejected the input without calling the server.
+    """
+
+    def __init__(self, message: str, code: grpc.StatusCode | None = None,
+                 client_side: bool = False):
+        super().__init__(message)
+        self.code = code
+        self.client_side = client_side
+
+
+def _invalid(message: str) -> ServingError:
+    return ServingError(f"invalid input (checked before sending): {message}",
+                        grpc.StatusCode.INVALID_ARGUMENT, client_side=True)
+
+
+def validate_lon_lat(lon_lat) -> np.ndarray:
+    """``lon_lat`` as float32 [N, 2] after checking shape, finiteness and ranges.
+
+    A single ``(lon, lat)`` pair is accepted as one row.
+
+    Raises:
+      ServingError: naming the row and the field (``lon`` or ``lat``) that is wrong.
+    """
+    try:
+        arr = np.asarray(lon_lat, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise _invalid(f"lon_lat must be numbers: {exc}") from exc
+    if arr.shape == (2,):
+        arr = arr[None, :]
+    if arr.ndim != 2 or arr.shape[1] != 2 or arr.shape[0] == 0:
+        raise _invalid(f"lon_lat must have shape [N, 2] (lon, lat) with N >= 1, got "
+                       f"{list(arr.shape)}")
+    for column, field, (low, high) in ((0, "lon", contract.LON_RANGE),
+                                       (1, "lat", contract.LAT_RANGE)):
+        values = arr[:, column]
+        not_finite = np.flatnonzero(~np.isfinite(values))
+        if not_finite.size:
+            row = int(not_finite[0])
+            raise _invalid(f"row {row}: {field} is {values[row]}, it must be a finite number")
+        outside = np.flatnonzero((values < low) | (values > high))
+        if outside.size:
+            row = int(outside[0])
+            raise _invalid(f"row {row}: {field}={values[row]:g} is outside [{low:g}, {high:g}]")
+    return arr.astype(np.float32)
+
+
+def validate_image_features(image_features, rows: int) -> np.ndarray:
+    """``image_features`` as float32 [rows, F], finite. Raises ServingError naming the row."""
+    try:
+        arr = np.asarray(image_features, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise _invalid(f"image_features must be numbers: {exc}") from exc
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2 or arr.shape[0] != rows:
+        raise _invalid(f"image_features must have shape [{rows}, F] to match lon_lat's {rows} "
+                       f"rows, got {list(arr.shape)}")
+    bad = np.flatnonzero(~np.isfinite(arr).all(axis=1))
+    if bad.size:
+        raise _invalid(f"row {int(bad[0])}: image_features has NaN or inf")
+    return arr
+
+
+def _tensor_info(info) -> dict:
+    return {"dtype": types_pb2.DataType.Name(info.dtype),
+            "shape": [d.size for d in info.tensor_shape.dim]}
+
+
+class CSPServingClient:
+    """Client for the csp-tf SavedModel signatures (docs/architecture.md) over gRPC.
+
+    Args:
+      address: ``host:port`` of the gRPC endpoint (TF Serving's default port is 8500).
+      model_name: model name in the server's config.
+      version: pin a version number (ModelSpec.version); None serves the latest.
+      version_label: or pin a label such as ``stable``/``canary`` (ModelSpec.version_label).
+      timeout_s: deadline of each RPC attempt.
+      retries: extra attempts after UNAVAILABLE; other errors are not retried.
+      backoff_s: first retry delay, doubled per attempt (capped at 2 s).
+    """
+
+    def __init__(self, address: str = f"localhost:{contract.GRPC_PORT}",
+                 model_name: str = contract.MODEL_NAME, version: int | None = None,
+                 version_label: str | None = None, timeout_s: float = 10.0, retries: int = 3,
+                 backoff_s: float = 0.1):
+        if version is not None and version_label:
+            raise ValueError("give version or version_label, not both")
+        if timeout_s <= 0 or retries < 0:
+            raise ValueError(f"need timeout_s > 0 and retries >= 0, got {timeout_s}, {retries}")
+        self.address, self.model_name = address, model_name
+        self.version, self.version_label = version, version_label
+        self.timeout_s, self.retries, self.backoff_s = timeout_s, retries, backoff_s
+        self.last_version: int | None = None  # version that answered the last predict()
+        self._channel = grpc.insecure_channel(address, options=_CHANNEL_OPTIONS)
+        self._prediction = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
+        self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
+
+    # Plumbing ------------------------------------------------------------------------------
+    def _target(self) -> str:
+        if self.version is not None:
+            return f"model {self.model_name!r} version {self.version}"
+        if self.version_label:
+            return f"model {self.model_name!r} label {self.version_label!r}"
+        return f"model {self.model_name!r} (latest)"
+
+    def _fill_spec(self, spec, signature: str | None = None) -> None:
+        spec.name = self.model_name
+        if self.version is not None:
+            spec.version.value = self.version
+        elif self.version_label:
+            spec.version_label = self.version_label
+        if signature:
+            spec.signature_name = signature
+
+    def _call(self, rpc, request, what: str):
+        """``rpc(request)`` with a deadline, retrying UNAVAILABLE; errors → ServingError."""
+        for attempt in range(self.retries + 1):
+            try:
+                return rpc(request, timeout=self.timeout_s)
+            except grpc.RpcError as exc:
+                code = exc.code()
+                if code == grpc.StatusCode.UNAVAILABLE and attempt < self.retries:
+                    time.sleep(min(self.backoff_s * 2 ** attempt, 2.0))
+                    continue
+                tries = f" after {attempt + 1} attempts" if attempt else ""
+                hint = _WHAT_WENT_WRONG.get(code, "server error")
+                if code == grpc.StatusCode.INVALID_ARGUMENT and "version label" in (
+                        exc.details() or ""):
+                    hint = "unknown version label"
+                raise ServingError(f"{what} for {self._target()} at {self.address} failed"
+                                   f"{tries}: {code.name} ({hint}): {exc.details()}",
+                                   code) from exc
+        raise AssertionError("unreachable")
+
+    # Generic calls -------------------------------------------------------------------------
+    def predict(self, signature: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Runs ``signature`` on ``inputs`` (sent as-is, dtypes included); returns its outputs."""
+        request = predict_pb2.PredictRequest()
+        self._fill_spec(request.model_spec, signature)
+        for key, value in inputs.items():
+            request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+        response = self._call(self._prediction.Predict, request,
+                              f"Predict(signature={signature!r})")
+        self.last_version = response.model_spec.version.value
+        return {key: tf.make_ndarray(proto) for key, proto in response.outputs.items()}
+
+    def signature_defs(self) -> tuple[int, get_model_metadata_pb2.SignatureDefMap]:
+        """(served version, SignatureDefMap) from GetModelMetadata."""
+        request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+        self._fill_spec(request.model_spec)
+        response = self._call(self._prediction.GetModelMetadata, request, "GetModelMetadata")
+        signature_map = get_model_metadata_pb2.SignatureDefMap()
+        response.metadata["signature_def"].Unpack(signature_map)
+        return response.model_spec.version.value, signature_map
+
+    def metadata(self) -> dict:
+        """Model name, served version and each signature's inputs/outputs (dtype, shape).
+
+        Internal signatures (``__saved_model_init_op``) are left out.
+        """
+        version, signature_map = self.signature_defs()
+        signatures = {}
+        for name, sig in sorted(signature_map.signature_def.items()):
+            if name.startswith("__"):
+                continue
+            signatures[name] = {
+                "method_name": sig.method_name,
+                "inputs": {k: _tensor_info(v) for k, v in sorted(sig.inputs.items())},
+                "outputs": {k: _tensor_info(v) for k, v in sorted(sig.outputs.items())},
+            }
+        return {"model": self.model_name, "version": version, "signatures": signatures}
+
+    def status(self) -> list[dict]:
+        """GetModelStatus: one entry per version (version, state, error code and message)."""
+        request = get_model_status_pb2.GetModelStatusRequest()
+        self._fill_spec(request.model_spec)
+        request.model_spec.ClearField("version_label")  # status is per version number
+        response = self._call(self._models.GetModelStatus, request, "GetModelStatus")
+        state_name = get_model_status_pb2.ModelVersionStatus.State.Name
+        code_field = get_model_status_pb2.ModelVersionStatus.DESCRIPTOR.fields_by_name[
+            "status"].message_type.fields_by_name["error_code"].enum_type
+        return [{"version": s.version, "state": state_name(s.state),
+                 "error_code": code_field.values_by_number[s.status.error_code].name,
+                 "error_message": s.status.error_message}
+                for s in response.model_version_status]
+
+    def wait_until_available(self, version: int | None = None, timeout_s: float = 60.0) -> int:
+        """Polls status until ``version`` (or any version) is AVAILABLE; returns that version.
+
+        Raises:
+          ServingError: not available within ``timeout_s`` (the last status is in the message).
+        """
+        deadline, last = time.monotonic() + timeout_s, "no answer"
+        while time.monotonic() < deadline:
+            try:
+                states = self.status()
+                last = str(states)
+                ready = [s["version"] for s in states if s["state"] == "AVAILABLE"
+                         and (version is None or s["version"] == version)]
+                if ready:
+                    return max(ready)
+            except ServingError as exc:
+                last = str(exc)
+            time.sleep(0.1)
+        raise ServingError(f"{self._target()} at {self.address}: version "
+                           f"{version if version is not None else 'any'} not AVAILABLE within "
+                           f"{timeout_s} s; last status: {last}")
+
+    # The csp-tf signatures -----------------------------------------------------------------
+    def location_prior(self, lon_lat) -> np.ndarray:
+        """P(y|loc): per-class sigmoids [N, C] for (lon, lat) rows in degrees."""
+        coords = validate_lon_lat(lon_lat)
+        return self.predict(contract.LOCATION_PRIOR,
+                            {contract.LON_LAT: coords})[contract.PROBABILITIES]
+
+    def location_embedding(self, lon_lat) -> np.ndarray:
+        """Location-encoder embeddings [N, D] for (lon, lat) rows in degrees."""
+        coords = validate_lon_lat(lon_lat)
+        return self.predict(contract.LOCATION_EMBEDDING,
+                            {contract.LON_LAT: coords})[contract.EMBEDDING]
+
+    def classify(self, image_features, lon_lat) -> dict[str, np.ndarray]:
+        """Fused P(y|img)·P(y|loc) via ``predict_features``: probabilities, the two factors,
+        top-k scores and classes."""
+        coords = validate_lon_lat(lon_lat)
+        feats = validate_image_features(image_features, coords.shape[0])
+        return self.predict(contract.PREDICT_FEATURES,
+                            {contract.IMAGE_FEATURES: feats, contract.LON_LAT: coords})
+
+    def classify_examples(self, serialized_examples: Sequence[bytes]) -> dict[str, np.ndarray]:
+        """``serving_default`` on serialized tf.Examples (``image_features``, ``lon``, ``lat``).
+
+        Coordinates are inside the examples, so only the server checks them.
+        """
+        examples = list(serialized_examples)
+        if not examples or not all(isinstance(e, bytes) for e in examples):
+            raise _invalid("serialized_examples must be a non-empty sequence of bytes")
+        return self.predict(contract.SERVING_DEFAULT,
+                            {contract.EXAMPLES: np.array(examples, dtype=object)})
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> "CSPServingClient":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()

@@ -1,0 +1,223 @@
+"""A DEVELOPMENT gRPC PredictionService + ModelService for csp-tf SavedModels.
+
+NOT TF Serving. Production serves the exports with the official ``tensorflow/serving:2.16.1``
+image (docs/serving.md). This server exists because the ``tensorflow_model_server`` binary
+cannot be installed on the development machines (no package registry carries it and there is
+no Docker engine), and the client, the warmup files and the load benchmark still need a real
+gRPC endpoint speaking the same protocol. It implements the same protos
+(tensorflow-serving-api's generated servicers):
+
+* ``PredictionService.Predict`` and ``GetModelMetadata`` (``signature_def``);
+  ``Classify``, ``Regress`` and ``MultiInference`` answer UNIMPLEMENTED;
+* ``ModelService.GetModelStatus``; ``HandleReloadConfigRequest`` answers UNIMPLEMENTED;
+
+over a versioned model base path (see :mod:`serving.model_manager` for loading, polling and
+swapping), with TF Serving's status codes and similar messages (see :mod:`serving.servable`).
+It never dies on a bad request, and stops cleanly on :meth:`DevServer.stop`, SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from concurrent import futures
+
+import grpc
+from tensorflow_serving.apis import (get_model_metadata_pb2, model_service_pb2_grpc,
+                                     prediction_service_pb2_grpc)
+
+from serving import contract
+from serving.model_manager import ModelManager
+from serving.servable import RpcAbort
+
+logger = logging.getLogger("serving.dev_server")
+_SIGNATURE_DEF = "signature_def"
+# TF Serving accepts messages up to INT_MAX bytes; -1 lifts gRPC Python's 4 MiB default.
+_CHANNEL_OPTIONS = [("grpc.max_receive_message_length", -1),
+                    ("grpc.max_send_message_length", -1)]
+
+
+def _answer(context: grpc.ServicerContext, handler: Callable, *args):
+    """Runs ``handler``; RpcAbort becomes its gRPC status, anything else INTERNAL."""
+    try:
+        return handler(*args)
+    except RpcAbort as exc:
+        error = exc
+    except Exception as exc:  # a bug or an unexpected TF error: answer, don't die
+        logger.exception("[DEVELOPMENT server] internal error")
+        error = RpcAbort(grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
+    context.abort(error.code, error.message)
+
+
+def _unimplemented(context: grpc.ServicerContext, method: str) -> None:
+    context.abort(grpc.StatusCode.UNIMPLEMENTED,
+                  f"{method} is not implemented by the csp-tf DEVELOPMENT server "
+                  "(TF Serving implements it); use Predict")
+
+
+class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+    """tensorflow.serving.PredictionService on a :class:`ModelManager`."""
+
+    def __init__(self, manager: ModelManager, max_batch_size: int | None):
+        self._manager = manager
+        self._max_batch_size = max_batch_size
+
+    def _predict(self, request):
+        servable = self._manager.resolve(request.model_spec)
+        return servable.predict(request, self._manager.model_name, self._max_batch_size)
+
+    def _metadata(self, request):
+        if not request.HasField("model_spec"):
+            raise RpcAbort(grpc.StatusCode.INVALID_ARGUMENT, "Missing ModelSpec")
+        if not request.metadata_field:
+            raise RpcAbort(grpc.StatusCode.INVALID_ARGUMENT,
+                           "GetModelMetadataRequest must specify at least one metadata_field")
+        for field in request.metadata_field:
+            if field != _SIGNATURE_DEF:
+                raise RpcAbort(grpc.StatusCode.INVALID_ARGUMENT,
+                               f"Metadata field {field} is not supported")
+        servable = self._manager.resolve(request.model_spec)
+        response = get_model_metadata_pb2.GetModelMetadataResponse()
+        response.model_spec.name = self._manager.model_name
+        response.model_spec.version.value = servable.version
+        response.metadata[_SIGNATURE_DEF].Pack(servable.signature_defs)
+        return response
+
+    def Predict(self, request, context):
+        return _answer(context, self._predict, request)
+
+    def GetModelMetadata(self, request, context):
+        return _answer(context, self._metadata, request)
+
+    def Classify(self, request, context):
+        _unimplemented(context, "Classify")
+
+    def Regress(self, request, context):
+        _unimplemented(context, "Regress")
+
+    def MultiInference(self, request, context):
+        _unimplemented(context, "MultiInference")
+
+
+class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
+    """tensorflow.serving.ModelService (GetModelStatus) on a :class:`ModelManager`."""
+
+    def __init__(self, manager: ModelManager):
+        self._manager = manager
+
+    def GetModelStatus(self, request, context):
+        return _answer(context, self._manager.model_status, request.model_spec)
+
+    def HandleReloadConfigRequest(self, request, context):
+        _unimplemented(context, "HandleReloadConfigRequest")
+
+
+class DevServer:
+    """The DEVELOPMENT PredictionService/ModelService server (not TF Serving; see module doc).
+
+    Args:
+      model_base_path: directory of integer-named version directories.
+      model_name: the model name requests must use (``csp``).
+      port: TCP port; 0 picks a free one (returned by :meth:`start`).
+      host: interface to bind; the default keeps it on loopback.
+      poll_interval_s: seconds between scans of ``model_base_path`` for new versions.
+      max_batch_size: larger Predict batches fail with INVALID_ARGUMENT, as with TF Serving's
+        ``--enable_batching`` (``max_batch_size`` in serving/batching.config); None: no limit.
+      num_versions: newest versions kept loaded (``latest { num_versions }``).
+      version_labels: label → version, for ModelSpec.version_label.
+      max_workers: RPC threads, i.e. concurrent requests served.
+      enable_warmup: replay each version's warmup file before publishing it.
+
+    Use as ``with DevServer(path) as server: ...`` or ``port = server.start(); ...;
+    server.stop()``.
+    """
+
+    def __init__(self, model_base_path: str, model_name: str = contract.MODEL_NAME,
+                 port: int = 0, host: str = "127.0.0.1", poll_interval_s: float = 2.0,
+                 max_batch_size: int | None = 128, num_versions: int = 1,
+                 version_labels: dict[str, int] | None = None, max_workers: int = 32,
+                 enable_warmup: bool = True):
+        self.manager = ModelManager(model_base_path, model_name, num_versions, version_labels,
+                                    enable_warmup)
+        self.host, self.port = host, port
+        self.poll_interval_s = poll_interval_s
+        self.max_batch_size = max_batch_size
+        self.max_workers = max_workers
+        self._server: grpc.Server | None = None
+        self._stopped = threading.Event()
+
+    @property
+    def address(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    def start(self) -> int:
+        """Loads the newest version(s), starts polling and serving; returns the bound port.
+
+        Like ``tensorflow_model_server``, it loads the versions present before it opens the port.
+        Raises RuntimeError if the port cannot be bound.
+        """
+        logger.warning("[DEVELOPMENT server] csp-tf development PredictionService; NOT TF "
+                       "Serving. Production uses tensorflow/serving:2.16.1 (docs/serving.md)")
+        self.manager.poll_once()
+        if not self.manager.available_versions:
+            logger.warning("[DEVELOPMENT server] no loadable version under %s yet; polling "
+                           "every %.1f s", self.manager.base_path, self.poll_interval_s)
+        self.manager.start_polling(self.poll_interval_s)
+        server = grpc.server(
+            futures.ThreadPoolExecutor(self.max_workers, thread_name_prefix="csp-dev-server"),
+            options=_CHANNEL_OPTIONS)
+        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+            PredictionServicer(self.manager, self.max_batch_size), server)
+        model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(self.manager),
+                                                                 server)
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        bound = server.add_insecure_port(f"{host}:{self.port}")
+        if not bound:
+            self.manager.stop()
+            raise RuntimeError(f"could not bind {host}:{self.port}")
+        self.port = bound
+        server.start()
+        self._server = server
+        logger.warning("[DEVELOPMENT server] serving model %r from %s on %s (versions %s)",
+                       self.manager.model_name, self.manager.base_path, self.address,
+                       self.manager.available_versions)
+        return bound
+
+    def stop(self, grace: float | None = 2.0) -> None:
+        """Stops accepting RPCs, lets in-flight ones finish for ``grace`` s, stops polling."""
+        if self._server is not None:
+            self._server.stop(grace).wait()
+            self._server = None
+            logger.warning("[DEVELOPMENT server] stopped")
+        self.manager.stop()
+        self._stopped.set()
+
+    def serve_forever(self, grace: float = 5.0) -> None:
+        """Starts (if needed) and blocks until SIGTERM/SIGINT or :meth:`stop`, then stops."""
+        if self._server is None:
+            self.start()
+        requested = threading.Event()
+
+        def on_signal(signum, frame):  # noqa: ARG001 - signal handler signature
+            logger.warning("[DEVELOPMENT server] %s received, stopping",
+                           signal.Signals(signum).name)
+            requested.set()
+
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            while not requested.is_set() and not self._stopped.is_set():
+                requested.wait(0.5)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self.stop(grace)
+
+    def __enter__(self) -> "DevServer":
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()

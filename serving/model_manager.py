@@ -1,0 +1,211 @@
+"""Versions of one model under a base path: discover, load, warm up, swap, unload, resolve.
+
+The development server's stand-in for TF Serving's ``FileSystemStoragePathSource`` +
+``AspiredVersionsManager`` with the ``latest { num_versions }`` policy:
+
+* a version is an integer-named directory ``<base>/<version>/`` holding ``saved_model.pb``;
+  anything else (``.staging-*``, a directory still being copied without its
+  ``saved_model.pb``) is ignored;
+* the newest ``num_versions`` are aspired; each is loaded (and warmed up from
+  ``assets.extra/tf_serving_warmup_requests``) *before* it is published, and the published map
+  is replaced in one assignment, so a request sees either the old set or the new one;
+* older versions are unloaded only once an aspired one is available (availability preserving);
+* a failed load is retried on later polls, at most ``max_load_attempts`` times in all.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+import grpc
+from tensorflow_serving.apis import get_model_status_pb2, model_pb2
+
+from serving import contract, warmup
+from serving.servable import RpcAbort, Servable
+
+State = get_model_status_pb2.ModelVersionStatus.State
+logger = logging.getLogger("serving.dev_server")
+
+
+def list_versions(base_path: str) -> list[int]:
+    """Complete versions under ``base_path``: integer-named directories with saved_model.pb."""
+    try:
+        names = os.listdir(base_path)
+    except FileNotFoundError:
+        return []
+    return sorted(int(name) for name in names if name.isdigit()
+                  and os.path.isfile(os.path.join(base_path, name, "saved_model.pb")))
+
+
+def run_warmup(servable: Servable, model_name: str) -> int:
+    """Replays the version's warmup file (if any) on ``servable``; returns the records replayed.
+
+    Raises:
+      RuntimeError: more than 1000 records, a record that is not a PredictLog, or a request that
+        fails. TF Serving fails the load in these cases too.
+    """
+    path = os.path.join(servable.path, contract.WARMUP_FILE)
+    if not os.path.isfile(path):
+        return 0
+    logs = warmup.read_warmup_requests(path)
+    if len(logs) > contract.MAX_WARMUP_RECORDS:
+        raise RuntimeError(f"{path}: {len(logs)} warmup records, more than the "
+                           f"{contract.MAX_WARMUP_RECORDS} TF Serving allows")
+    for i, log in enumerate(logs):
+        if log.WhichOneof("log_type") != "predict_log":
+            raise RuntimeError(f"{path}: record {i} is a {log.WhichOneof('log_type')}; the "
+                               "development server replays predict_log records only")
+        try:
+            servable.predict(log.predict_log.request, model_name)
+        except RpcAbort as exc:
+            raise RuntimeError(f"{path}: warmup record {i} failed: {exc.message}") from exc
+    return len(logs)
+
+
+class ModelManager:
+    """Loaded versions of ``model_name`` under ``base_path`` (see the module docstring).
+
+    Args:
+      base_path: directory of version directories.
+      model_name: the name requests must use.
+      num_versions: how many of the newest versions stay loaded (TF Serving's default is 1).
+      version_labels: label → version (ModelSpec.version_label routing, e.g. stable/canary).
+      enable_warmup: replay ``assets.extra/tf_serving_warmup_requests`` before publishing.
+      max_load_attempts: attempts per version before it is left in END with its error.
+    """
+
+    def __init__(self, base_path: str, model_name: str = contract.MODEL_NAME,
+                 num_versions: int = 1, version_labels: dict[str, int] | None = None,
+                 enable_warmup: bool = True, max_load_attempts: int = 3):
+        if num_versions < 1:
+            raise ValueError(f"num_versions must be >= 1, got {num_versions}")
+        self.base_path = base_path
+        self.model_name = model_name
+        self.num_versions = num_versions
+        self.version_labels = dict(version_labels or {})
+        self.enable_warmup = enable_warmup
+        self.max_load_attempts = max_load_attempts
+        self._servables: dict[int, Servable] = {}  # replaced, never mutated: readers need no lock
+        self._states: dict[int, tuple[int, str]] = {}  # version -> (State, error message)
+        self._attempts: dict[int, int] = {}
+        self._poll_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # Loading -------------------------------------------------------------------------------
+    def _load(self, version: int) -> Servable | None:
+        self._attempts[version] = self._attempts.get(version, 0) + 1
+        self._states[version] = (State.LOADING, "")
+        path = os.path.join(self.base_path, str(version))
+        logger.info("[DEVELOPMENT server] loading %s version %d from %s (attempt %d)",
+                    self.model_name, version, path, self._attempts[version])
+        try:
+            servable = Servable.load(path, version)
+            replayed = run_warmup(servable, self.model_name) if self.enable_warmup else 0
+        except Exception as exc:  # a broken export must not take the server down
+            error = f"Loading servable {self.model_name} version {version} failed: {exc}"
+            logger.error("[DEVELOPMENT server] %s", error)
+            self._states[version] = (State.END, error)
+            return None
+        logger.info("[DEVELOPMENT server] %s version %d AVAILABLE (%d warmup requests replayed)",
+                    self.model_name, version, replayed)
+        return servable
+
+    def poll_once(self) -> None:
+        """One pass: load the aspired versions that are missing, then unload the rest."""
+        with self._poll_lock:
+            aspired = list_versions(self.base_path)[-self.num_versions:]
+            for version in sorted(aspired, reverse=True):
+                if version in self._servables or self._stop.is_set():
+                    continue
+                if self._attempts.get(version, 0) >= self.max_load_attempts:
+                    continue
+                self._states.setdefault(version, (State.START, ""))
+                servable = self._load(version)
+                if servable is not None:
+                    self._servables = {**self._servables, version: servable}
+                    self._states[version] = (State.AVAILABLE, "")
+            if not any(v in self._servables for v in aspired):
+                return  # keep serving what we have until a new version is available
+            for version in sorted(set(self._servables) - set(aspired)):
+                self._states[version] = (State.UNLOADING, "")
+                self._servables = {v: s for v, s in self._servables.items() if v != version}
+                self._states[version] = (State.END, "")
+                logger.info("[DEVELOPMENT server] %s version %d unloaded", self.model_name,
+                            version)
+
+    def _poll_loop(self, interval_s: float) -> None:
+        while not self._stop.wait(interval_s):
+            try:
+                self.poll_once()
+            except Exception:  # keep polling; the next pass may succeed
+                logger.exception("[DEVELOPMENT server] version poll failed")
+
+    def start_polling(self, interval_s: float) -> None:
+        """Polls ``base_path`` every ``interval_s`` seconds in a daemon thread."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._poll_loop, args=(interval_s,),
+                                            name="csp-dev-server-poll", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout_s: float | None = 10.0) -> None:
+        """Stops polling (waits for a load in progress up to ``timeout_s``)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    # Queries -------------------------------------------------------------------------------
+    @property
+    def available_versions(self) -> list[int]:
+        return sorted(self._servables)
+
+    def resolve(self, spec: model_pb2.ModelSpec) -> Servable:
+        """The servable a request's ModelSpec names (latest, a version, or a version label).
+
+        Raises:
+          RpcAbort: NOT_FOUND for an unknown model or a version that is not loaded,
+            INVALID_ARGUMENT for an unknown version label (TF Serving's codes and messages).
+        """
+        servables = self._servables
+        if spec.HasField("version") or spec.version_label:
+            if spec.HasField("version"):
+                version = spec.version.value
+            elif spec.version_label in self.version_labels and spec.name == self.model_name:
+                version = self.version_labels[spec.version_label]
+            else:
+                raise RpcAbort(grpc.StatusCode.INVALID_ARGUMENT,
+                               f"Unrecognized servable version label: {spec.version_label}")
+            if spec.name != self.model_name or version not in servables:
+                raise RpcAbort(grpc.StatusCode.NOT_FOUND,
+                               f"Servable not found for request: Specific({spec.name}, {version})")
+            return servables[version]
+        if spec.name != self.model_name or not servables:
+            raise RpcAbort(grpc.StatusCode.NOT_FOUND,
+                           f"Servable not found for request: Latest({spec.name})")
+        return servables[max(servables)]
+
+    def model_status(self, spec: model_pb2.ModelSpec
+                     ) -> get_model_status_pb2.GetModelStatusResponse:
+        """GetModelStatus: every version seen (newest first), or the one requested.
+
+        Raises:
+          RpcAbort: NOT_FOUND when the model or the requested version is unknown.
+        """
+        states = dict(self._states)
+        if spec.name != self.model_name or not states:
+            raise RpcAbort(grpc.StatusCode.NOT_FOUND,
+                           f"Could not find any versions of model {spec.name}")
+        if spec.HasField("version"):
+            if spec.version.value not in states:
+                raise RpcAbort(grpc.StatusCode.NOT_FOUND, f"Could not find version "
+                               f"{spec.version.value} of model {spec.name}")
+            states = {spec.version.value: states[spec.version.value]}
+        response = get_model_status_pb2.GetModelStatusResponse()
+        for version in sorted(states, reverse=True):
+            state, error = states[version]
+            status = response.model_version_status.add(version=version, state=state)
+            status.status.error_code = 2 if error else 0  # tensorflow.error.Code UNKNOWN / OK
+            status.status.error_message = error
+        return response

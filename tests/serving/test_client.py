@@ -1,0 +1,125 @@
+"""The client against a running server: every signature, compared with the in-process model."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from serving import contract, warmup
+from serving.client import CSPServingClient, ServingError
+
+ATOL = 1e-5
+LON_LAT = np.array([[2.35, 48.86], [-122.4, 37.8], [151.2, -33.9], [0.0, 0.0]], np.float32)
+FEATURES = np.random.default_rng(0).normal(size=(4, 8)).astype(np.float32)
+
+
+def _reference(model, signature: str, **inputs) -> dict[str, np.ndarray]:
+    outputs = model.signatures[signature](**{k: tf.constant(v) for k, v in inputs.items()})
+    return {k: v.numpy() for k, v in outputs.items()}
+
+
+def test_status_reports_version_1_available(client):
+    assert client.status() == [{"version": 1, "state": "AVAILABLE", "error_code": "OK",
+                                "error_message": ""}]
+
+
+def test_metadata_lists_the_contract_signatures(client):
+    meta = client.metadata()
+    assert meta["model"] == "csp" and meta["version"] == 1
+    assert set(meta["signatures"]) == set(contract.SIGNATURES)
+    for name, sig in meta["signatures"].items():
+        assert set(sig["inputs"]) == set(contract.SIGNATURE_INPUTS[name]), name
+        assert set(sig["outputs"]) == set(contract.SIGNATURE_OUTPUTS[name]), name
+    prior = meta["signatures"][contract.LOCATION_PRIOR]
+    assert prior["inputs"][contract.LON_LAT] == {"dtype": "DT_FLOAT", "shape": [-1, 2]}
+    assert prior["outputs"][contract.PROBABILITIES]["shape"] == [-1, 5]
+    classes = meta["signatures"][contract.PREDICT_FEATURES]["outputs"][contract.TOP_K_CLASSES]
+    assert classes["dtype"] == "DT_INT32"
+
+
+def test_location_prior_matches_in_process(client, standin_model):
+    got = client.location_prior(LON_LAT)
+    want = _reference(standin_model, contract.LOCATION_PRIOR, lon_lat=LON_LAT)
+    np.testing.assert_allclose(got, want[contract.PROBABILITIES], atol=ATOL)
+    assert got.shape == (4, 5) and client.last_version == 1
+
+
+def test_location_embedding_matches_in_process(client, standin_model):
+    got = client.location_embedding(LON_LAT)
+    want = _reference(standin_model, contract.LOCATION_EMBEDDING, lon_lat=LON_LAT)
+    np.testing.assert_allclose(got, want[contract.EMBEDDING], atol=ATOL)
+
+
+def test_single_pair_is_one_row(client):
+    assert client.location_embedding((2.35, 48.86)).shape == (1, 4)
+
+
+def test_classify_matches_in_process(client, standin_model):
+    got = client.classify(FEATURES, LON_LAT)
+    want = _reference(standin_model, contract.PREDICT_FEATURES, image_features=FEATURES,
+                      lon_lat=LON_LAT)
+    assert set(got) == set(contract.CLASSIFIER_OUTPUTS)
+    for key in contract.CLASSIFIER_OUTPUTS:
+        np.testing.assert_allclose(got[key], want[key], atol=ATOL, err_msg=key)
+    assert got[contract.TOP_K_CLASSES].dtype == np.int32
+
+
+def test_classify_examples_matches_in_process_and_falls_back_without_location(
+        client, standin_model):
+    coords = LON_LAT.copy()
+    coords[1] = np.nan  # no location: the image classifier alone (SPEC §9)
+    examples = warmup.serialize_examples(FEATURES, coords)
+    got = client.classify_examples(examples)
+    want = _reference(standin_model, contract.SERVING_DEFAULT,
+                      examples=np.array(examples, dtype=object))
+    for key in contract.CLASSIFIER_OUTPUTS:
+        np.testing.assert_allclose(got[key], want[key], atol=ATOL, err_msg=key)
+    np.testing.assert_allclose(got[contract.PROBABILITIES][1],
+                               got[contract.IMAGE_PROBABILITIES][1], atol=ATOL)
+    features_path = client.classify(FEATURES[[0]], LON_LAT[[0]])
+    np.testing.assert_allclose(got[contract.PROBABILITIES][0],
+                               features_path[contract.PROBABILITIES][0], atol=ATOL)
+
+
+def test_generic_predict_returns_every_output(client):
+    out = client.predict(contract.PREDICT_FEATURES,
+                         {contract.IMAGE_FEATURES: FEATURES, contract.LON_LAT: LON_LAT})
+    assert set(out) == set(contract.CLASSIFIER_OUTPUTS)
+    assert out[contract.TOP_K_SCORES].shape == (4, 3)
+
+
+def test_pinned_version_is_served(server):
+    with CSPServingClient(server.address, version=1) as pinned:
+        pinned.location_prior(LON_LAT)
+        assert pinned.last_version == 1
+        assert pinned.status()[0]["version"] == 1
+
+
+def test_warmup_file_replays_against_the_server(server, stubs, standin_versions, standin_model):
+    logs = warmup.read_warmup_requests(standin_versions[1])
+    assert len(logs) == 8 and all(log.WhichOneof("log_type") == "predict_log" for log in logs)
+    assert {log.predict_log.request.model_spec.signature_name for log in logs} == set(
+        contract.SIGNATURES)
+    prediction, _ = stubs
+    for log in logs:
+        request = log.predict_log.request
+        response = prediction.Predict(request, timeout=10)
+        inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+        want = _reference(standin_model, request.model_spec.signature_name, **inputs)
+        for key, proto in response.outputs.items():
+            np.testing.assert_allclose(tf.make_ndarray(proto), want[key], atol=ATOL)
+
+
+def test_unavailable_is_retried_then_reported(unused_port):
+    with CSPServingClient(f"127.0.0.1:{unused_port()}", retries=2, backoff_s=0.01,
+                          timeout_s=2.0) as dead:
+        with pytest.raises(ServingError, match="after 3 attempts: UNAVAILABLE") as err:
+            dead.status()
+    assert err.value.code.name == "UNAVAILABLE"
+
+
+def test_deadline_is_not_retried(client):
+    client.timeout_s = 1e-6
+    with pytest.raises(ServingError, match="DEADLINE_EXCEEDED") as err:
+        client.location_prior(LON_LAT)
+    assert "attempts" not in str(err.value)
+

@@ -1,0 +1,134 @@
+"""Features of the DEVELOPMENT server itself (always the dev server, never TF Serving)."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import grpc
+import numpy as np
+import pytest
+from tensorflow_serving.apis import (classification_pb2, inference_pb2, model_management_pb2,
+                                     regression_pb2)
+
+from serving.client import CSPServingClient, ServingError
+from serving.dev_server import DevServer
+
+LON_LAT = np.array([[2.35, 48.86]], np.float32)
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture
+def base_path(tmp_path, standin_versions, push):
+    base = str(tmp_path / "csp")
+    os.makedirs(base)
+    push(standin_versions[1], base, 1)
+    return base
+
+
+def test_half_written_and_staging_dirs_are_ignored(base_path, standin_versions):
+    half = os.path.join(base_path, "3")
+    shutil.copytree(os.path.join(standin_versions[2], "variables"),
+                    os.path.join(half, "variables"))  # no saved_model.pb yet
+    shutil.copytree(standin_versions[2], os.path.join(base_path, ".staging-4"))
+    os.makedirs(os.path.join(base_path, "notaversion"))
+    with DevServer(base_path, poll_interval_s=0.1) as server:
+        time.sleep(0.4)  # a few polls
+        with CSPServingClient(server.address) as client:
+            assert [s["version"] for s in client.status()] == [1]
+            # Completing the directory makes it a version; it is loaded and served.
+            shutil.copy(os.path.join(standin_versions[2], "saved_model.pb"), half)
+            shutil.copytree(os.path.join(standin_versions[2], "assets.extra"),
+                            os.path.join(half, "assets.extra"))
+            assert client.wait_until_available(version=3, timeout_s=30) == 3
+            client.location_prior(LON_LAT)
+            assert client.last_version == 3
+
+
+def test_broken_version_keeps_the_previous_one_serving(base_path):
+    with DevServer(base_path, poll_interval_s=0.1) as server, \
+            CSPServingClient(server.address) as client:
+        broken = os.path.join(base_path, "2")
+        os.makedirs(broken)
+        with open(os.path.join(broken, "saved_model.pb"), "wb") as f:
+            f.write(b"not a SavedModel")
+        for _ in range(100):
+            states = {s["version"]: s for s in client.status()}
+            if 2 in states and states[2]["state"] == "END":
+                break
+            time.sleep(0.05)
+        assert states[2]["error_code"] != "OK" and "failed" in states[2]["error_message"]
+        assert states[1]["state"] == "AVAILABLE"
+        client.location_prior(LON_LAT)
+        assert client.last_version == 1
+
+
+def test_version_labels_route_to_loaded_versions(base_path, standin_versions, push):
+    push(standin_versions[2], base_path, 2)
+    with DevServer(base_path, num_versions=2,
+                   version_labels={"stable": 1, "canary": 2, "gone": 9}) as server:
+        for label, version in (("stable", 1), ("canary", 2)):
+            with CSPServingClient(server.address, version_label=label) as client:
+                client.location_embedding(LON_LAT)
+                assert client.last_version == version
+        with CSPServingClient(server.address, version_label="gone") as client:
+            with pytest.raises(ServingError, match=r"NOT_FOUND.*Specific\(csp, 9\)"):
+                client.location_prior(LON_LAT)
+        with CSPServingClient(server.address) as client:
+            client.location_prior(LON_LAT)
+            assert client.last_version == 2
+            assert [s["version"] for s in client.status()] == [2, 1]
+
+
+def test_unimplemented_rpcs_say_so(server, stubs):
+    prediction, models = stubs
+    calls = [
+        (prediction.Classify, classification_pb2.ClassificationRequest()),
+        (prediction.Regress, regression_pb2.RegressionRequest()),
+        (prediction.MultiInference, inference_pb2.MultiInferenceRequest()),
+        (models.HandleReloadConfigRequest, model_management_pb2.ReloadConfigRequest()),
+    ]
+    if server.kind != "dev_server":
+        calls = calls[-1:]  # TF Serving implements the others
+    for rpc, request in calls[:3] if server.kind == "dev_server" else []:
+        with pytest.raises(grpc.RpcError) as err:
+            rpc(request, timeout=10)
+        assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        assert "DEVELOPMENT server" in err.value.details()
+
+
+def test_stop_is_clean_and_releases_the_port(base_path):
+    server = DevServer(base_path, poll_interval_s=0.1)
+    port = server.start()
+    with CSPServingClient(server.address, retries=0, timeout_s=2) as client:
+        client.location_prior(LON_LAT)
+        server.stop(grace=1)
+        with pytest.raises(ServingError, match="UNAVAILABLE"):
+            client.location_prior(LON_LAT)
+    server.stop()  # idempotent
+    again = DevServer(base_path, port=port)
+    assert again.start() == port
+    again.stop()
+
+
+def test_sigterm_stops_serve_dev(base_path, unused_port):
+    port = unused_port()
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": REPO}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "serving", "serve-dev", "--model-base-path", base_path,
+         "--port", str(port), "--poll-interval", "0.2"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        with CSPServingClient(f"127.0.0.1:{port}", retries=0, timeout_s=2) as client:
+            client.wait_until_available(timeout_s=60)
+            client.location_prior(LON_LAT)
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, output
+    assert "DEVELOPMENT server" in output and "SIGTERM received" in output
+    assert "stopped" in output
