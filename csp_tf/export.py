@@ -105,21 +105,34 @@ class CSPServingModule(tf.Module):
 def export_saved_model(model: CSPModel, export_base: str, *, config: Optional[ExperimentConfig] = None,
                        class_names: Optional[Sequence[str]] = None, version: Optional[int] = None,
                        top_k: int = 5, warmup: bool = True, model_name: str = "csp") -> str:
-    """Writes ``<export_base>/<version>/`` and returns that path. ``version`` defaults to the
-    Unix time in seconds (as TFX's Pusher does), so newer exports sort later."""
+    """Writes ``<export_base>/<version>/`` (the layout TF Serving watches) and returns it.
+    ``version`` defaults to the Unix time in seconds (as TFX's Pusher does)."""
     version = int(version if version is not None else time.time())
-    final = os.path.join(export_base, str(version))
-    if os.path.exists(final):
-        raise FileExistsError(f"export version dir {final} already exists")
-    tmp = os.path.join(export_base, f".tmp-{version}-{os.getpid()}")
+    return write_saved_model(model, os.path.join(export_base, str(version)), config=config,
+                             class_names=class_names, top_k=top_k, warmup=warmup,
+                             model_name=model_name)
+
+
+def write_saved_model(model: CSPModel, path: str, *, config: Optional[ExperimentConfig] = None,
+                      class_names: Optional[Sequence[str]] = None, top_k: int = 5,
+                      warmup: bool = True, model_name: str = "csp") -> str:
+    """Writes the SavedModel (+ assets.extra) at exactly ``path``, atomically (temp + rename).
+    An existing ``path`` that already holds files is an error; an empty one is replaced."""
+    if os.path.isdir(path) and os.listdir(path):
+        raise FileExistsError(f"export dir {path} already exists and is not empty")
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    tmp = os.path.join(parent, f".tmp-{os.path.basename(path)}-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     module = CSPServingModule(model, top_k=top_k)
     tf.saved_model.save(module, tmp, signatures=module.signatures())
     write_assets_extra(tmp, model, config=config, class_names=class_names, warmup=warmup,
                        model_name=model_name)
-    os.replace(tmp, final)
-    log.info("exported SavedModel version %d to %s", version, final)
-    return final
+    if os.path.isdir(path):
+        os.rmdir(path)
+    os.replace(tmp, path)
+    log.info("exported SavedModel to %s", path)
+    return path
 
 
 def write_assets_extra(version_dir: str, model: CSPModel, *, config: Optional[ExperimentConfig],
@@ -135,4 +148,4 @@ def write_assets_extra(version_dir: str, model: CSPModel, *, config: Optional[Ex
     if warmup:
         from serving.warmup import build_warmup_requests, write_warmup_requests
         write_warmup_requests(version_dir, build_warmup_requests(
-            model_name=model_name, feature_dim=model.feature_dim))
+            model_name=model_name, feature_dim=model.feature_dim, num_classes=model.num_classes))

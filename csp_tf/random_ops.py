@@ -14,7 +14,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 _MASK = 0xFFFFFFFF
-_MUL = tf.constant(0x45D9F3B, tf.int64)
+_MUL = 0x45D9F3B  # python ints: a tf.constant at import would start the eager context
 
 
 _xor, _and, _shr = tf.bitwise.bitwise_xor, tf.bitwise.bitwise_and, tf.bitwise.right_shift
@@ -23,7 +23,7 @@ _xor, _and, _shr = tf.bitwise.bitwise_xor, tf.bitwise.bitwise_and, tf.bitwise.ri
 def _mix32(x: tf.Tensor) -> tf.Tensor:
     """Invertible 32-bit avalanche mix of int64 values holding uint32."""
     for _ in range(2):
-        x = _and(_xor(_shr(x, 16), x) * _MUL, tf.constant(_MASK, tf.int64))
+        x = _and(_xor(_shr(x, 16), x) * tf.constant(_MUL, tf.int64), tf.constant(_MASK, tf.int64))
     return _xor(_shr(x, 16), x)
 
 

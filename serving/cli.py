@@ -42,8 +42,8 @@ def _connection_flags() -> argparse.ArgumentParser:
 
 def _point_flags(with_features: bool) -> argparse.ArgumentParser:
     flags = argparse.ArgumentParser(add_help=False)
-    flags.add_argument("--csv", help="CSV with header lon,lat" + (",feature..." if with_features
-                                                                    else "") + "; one row per query")
+    columns = "lon,lat,feature..." if with_features else "lon,lat"
+    flags.add_argument("--csv", help=f"CSV with header {columns}; one query per row")
     flags.add_argument("--lon", type=float, help="longitude in degrees (single query)")
     flags.add_argument("--lat", type=float, help="latitude in degrees (single query)")
     if with_features:
@@ -193,7 +193,8 @@ def _run_serve(args: argparse.Namespace) -> int:
     from serving.dev_server import DevServer
 
     server = DevServer(args.model_base_path, args.model_name, port=args.port, host=args.host,
-                       poll_interval_s=args.poll_interval, max_batch_size=args.max_batch_size or None,
+                       poll_interval_s=args.poll_interval,
+                       max_batch_size=args.max_batch_size or None,
                        num_versions=args.num_versions, version_labels=labels,
                        max_workers=args.max_workers, enable_warmup=not args.no_warmup)
     server.serve_forever()

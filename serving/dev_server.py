@@ -157,8 +157,15 @@ class DevServer:
         """Loads the newest version(s), starts polling and serving; returns the bound port.
 
         Like ``tensorflow_model_server``, it loads the versions present before it opens the port.
-        Raises RuntimeError if the port cannot be bound.
+        A DevServer runs once: after :meth:`stop`, make a new one.
+
+        Raises:
+          RuntimeError: the port cannot be bound, or the server was stopped before.
         """
+        if self._server is not None:
+            return self.port
+        if self._stopped.is_set():
+            raise RuntimeError("a stopped DevServer cannot be restarted; create a new one")
         logger.warning("[DEVELOPMENT server] csp-tf development PredictionService; NOT TF "
                        "Serving. Production uses tensorflow/serving:2.16.1 (docs/serving.md)")
         self.manager.poll_once()

@@ -77,7 +77,7 @@ class WorldParams:
     group_spread: float = 0.12
     noise: float = 1.0
     range_sigma_deg: Tuple[float, float] = (4.0, 12.0)
-    population_bias: float = 1.0
+    population_bias: float = 1.5  # observed density ∝ range · population^bias
 
     def validate(self) -> "WorldParams":
         if self.num_species < 2 or self.num_groups < 1 or self.num_groups > self.num_species:
@@ -139,8 +139,8 @@ def generate_world(out_dir: str, size: str = "small", *, num_species: Optional[i
     total = params.num_unlabeled + params.num_labeled
     labels = rng.choice(params.num_species, size=total, p=abundance)
     lon, lat = grid.sample_points(observed, labels, rng)
-    features = (prototypes[labels] + params.noise * rng.standard_normal(
-        (total, params.feature_dim))).astype(np.float32)
+    features = prototypes[labels] + params.noise * rng.standard_normal((total, params.feature_dim))
+    features = np.round(features, 4).astype(np.float32)  # 4 decimals in every manifest format
     labeled = np.zeros(total, dtype=bool)
     labeled[rng.permutation(total)[:params.num_labeled]] = True
     class_names = [s["name"] for s in species]

@@ -67,10 +67,11 @@ class _Session:
         self.output_dir = output_dir
         os.makedirs(output_dir, exist_ok=True)
         rt = config.runtime
+        # First: MultiWorkerMirroredStrategy must configure collectives before any other TF op.
+        self.strategy = runtime.make_strategy(rt.distribution)
         runtime.set_global_seed(rt.seed)
         self.policy = runtime.configure_precision(rt.mixed_precision)
         self.jit = runtime.use_jit(rt.jit_compile)
-        self.strategy = runtime.make_strategy(rt.distribution)
         self.chief = runtime.is_chief()
         with self.strategy.scope():
             self.model = build_csp_model(config)

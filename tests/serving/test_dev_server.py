@@ -11,6 +11,7 @@ import grpc
 import numpy as np
 import pytest
 from tensorflow_serving.apis import (classification_pb2, inference_pb2, model_management_pb2,
+                                     model_service_pb2_grpc, prediction_service_pb2_grpc,
                                      regression_pb2)
 
 from serving.client import CSPServingClient, ServingError
@@ -82,21 +83,19 @@ def test_version_labels_route_to_loaded_versions(base_path, standin_versions, pu
             assert [s["version"] for s in client.status()] == [2, 1]
 
 
-def test_unimplemented_rpcs_say_so(server, stubs):
-    prediction, models = stubs
-    calls = [
-        (prediction.Classify, classification_pb2.ClassificationRequest()),
-        (prediction.Regress, regression_pb2.RegressionRequest()),
-        (prediction.MultiInference, inference_pb2.MultiInferenceRequest()),
-        (models.HandleReloadConfigRequest, model_management_pb2.ReloadConfigRequest()),
-    ]
-    if server.kind != "dev_server":
-        calls = calls[-1:]  # TF Serving implements the others
-    for rpc, request in calls[:3] if server.kind == "dev_server" else []:
-        with pytest.raises(grpc.RpcError) as err:
-            rpc(request, timeout=10)
-        assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
-        assert "DEVELOPMENT server" in err.value.details()
+def test_unimplemented_rpcs_say_so(base_path):
+    with DevServer(base_path) as server, grpc.insecure_channel(server.address) as channel:
+        prediction = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        models = model_service_pb2_grpc.ModelServiceStub(channel)
+        for rpc, request in (
+                (prediction.Classify, classification_pb2.ClassificationRequest()),
+                (prediction.Regress, regression_pb2.RegressionRequest()),
+                (prediction.MultiInference, inference_pb2.MultiInferenceRequest()),
+                (models.HandleReloadConfigRequest, model_management_pb2.ReloadConfigRequest())):
+            with pytest.raises(grpc.RpcError) as err:
+                rpc(request, timeout=10)
+            assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+            assert "DEVELOPMENT server" in err.value.details()
 
 
 def test_stop_is_clean_and_releases_the_port(base_path):

@@ -1,0 +1,152 @@
+"""``csp-tf experiment`` and ``csp-tf map``: sub-commands registered by the main CLI.
+
+``csp_tf/cli.py`` calls ``add_experiment_parser(subparsers)`` and ``add_map_parser(subparsers)``.
+TensorFlow is imported only when a command runs, so ``csp-tf --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from typing import List, Optional
+
+from csp_tf.experiments.methods import (DEFAULT_METHODS, DEFAULT_RATIOS, DEFAULT_SEEDS, METHODS,
+                                        describe)
+
+EXPERIMENT_EPILOG = """\
+methods (default: {defaults}):
+{methods}
+
+examples:
+  csp-tf generate --out runs/world --size benchmark --ingest
+  csp-tf experiment --data-root runs/world/data --out runs/exp
+  csp-tf experiment --data-root runs/world/data --out runs/exp_fast --ratios 0.05 --seeds 0 \\
+      --methods img_only,sup_grid,csp --set finetune.epochs=20
+
+writes OUT/results.csv (one row per method × ratio × seed) and OUT/results.md (mean ± std over
+seeds). Re-running the same command skips finished cells and resumes interrupted ones.
+"""
+
+MAP_EPILOG = """\
+examples:
+  csp-tf map --model runs/exp/finetune/csp/ratio0.05/seed0 --out runs/maps
+  csp-tf map --model runs/exp/finetune/sup_grid/ratio0.05/seed0 --out runs/maps --classes 0,4,9 \\
+      --world runs/world
+
+writes OUT/class_maps.png (predicted P(y|loc) next to the world's true range, per class),
+OUT/embedding_pca.png (location embeddings over the globe, first 3 principal components as
+RGB) and OUT/maps.json (per-class range AUC of the prediction, the files and their sizes).
+"""
+
+
+def add_experiment_parser(subparsers) -> argparse.ArgumentParser:
+    """Registers ``experiment``: the methods × label ratios × seeds protocol."""
+    p = subparsers.add_parser(
+        "experiment", help="run the paper's protocol: methods × label ratios × seeds -> results table",
+        description="Pre-trains each method once per seed, fine-tunes it at every label ratio, "
+                    "evaluates fused P(y|img)·P(y|loc) on the val split and writes "
+                    "results.csv and results.md.",
+        epilog=EXPERIMENT_EPILOG.format(defaults=",".join(DEFAULT_METHODS),
+                                        methods=describe(list(METHODS.values()))),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-root", required=True, help="output dir of `csp-tf ingest`")
+    p.add_argument("--out", required=True, help="experiment dir (stages, results.csv, results.md)")
+    p.add_argument("--ratios", default=None,
+                   help="label ratios, comma-separated (default " +
+                        ",".join(f"{r:g}" for r in DEFAULT_RATIOS) + ")")
+    p.add_argument("--seeds", default=None,
+                   help="seeds, comma-separated (default " + ",".join(map(str, DEFAULT_SEEDS)) + ")")
+    p.add_argument("--methods", default=None, help="method keys, comma-separated (see below)")
+    p.add_argument("--split", default="val", choices=["val", "test"],
+                   help="evaluation split (default val, as the paper)")
+    g = p.add_argument_group("configuration")
+    g.add_argument("--preset", default=None, help="named config (default: demo)")
+    g.add_argument("--config", default=None, help="YAML/JSON config file")
+    g.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config value for every method, e.g. --set finetune.epochs=20")
+    p.set_defaults(func=cmd_experiment)
+    return p
+
+
+def add_map_parser(subparsers) -> argparse.ArgumentParser:
+    """Registers ``map``: offline PNG maps of a trained model."""
+    p = subparsers.add_parser(
+        "map", help="PNG maps: predicted P(y|loc) vs true ranges, location embeddings as RGB",
+        description="Draws offline maps (no tiles; coastlines from global_land_mask) of a "
+                    "fine-tuned model: P(y|loc) for chosen classes beside the generated world's "
+                    "true ranges, and the location embedding over the globe reduced to RGB by PCA.",
+        epilog=MAP_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="a `csp-tf finetune` (or experiment cell) dir")
+    p.add_argument("--out", required=True, help="directory for the PNG files")
+    p.add_argument("--classes", default=None,
+                   help="class indices, comma-separated (default: one look-alike group of the "
+                        "world, else 0,1,2)")
+    p.add_argument("--world", default=None,
+                   help="generated world dir with true_ranges.npz (default: the parent of the "
+                        "model's data root, when it has one)")
+    p.add_argument("--resolution", type=float, default=1.0, help="grid step in degrees (default 1)")
+    p.set_defaults(func=cmd_map)
+    return p
+
+
+def _quiet(verbose: bool) -> None:
+    """Per-epoch stage logs only with -v: the protocol prints one line per cell."""
+    if not verbose:
+        logging.getLogger("csp_tf").setLevel(logging.WARNING)
+
+
+def cmd_experiment(args: argparse.Namespace) -> int:
+    from csp_tf.cli import CLIError, load_config
+    from csp_tf.experiments.methods import parse_methods, parse_ratios, parse_seeds
+    from csp_tf.experiments.protocol import Protocol, run_protocol
+
+    if not os.path.exists(os.path.join(args.data_root, "metadata.json")):
+        raise CLIError(f"--data-root {args.data_root!r} has no metadata.json: run `csp-tf ingest` "
+                       "(or `csp-tf generate --ingest`) first")
+    verbose = bool(getattr(args, "verbose", False))
+    _quiet(verbose)
+    cfg = load_config(args)
+    cfg.runtime.progress = verbose
+    name = args.config or args.preset or "demo"
+    if args.overrides:
+        name += " + " + ", ".join(f"`{o}`" for o in args.overrides)
+    protocol = Protocol(data_root=args.data_root, out_dir=args.out, base_config=cfg,
+                        methods=parse_methods(args.methods), ratios=parse_ratios(args.ratios),
+                        seeds=parse_seeds(args.seeds), split=args.split, config_name=name)
+    run_protocol(protocol, echo=lambda line: print(line, flush=True))
+    return 0
+
+
+def parse_classes(text: Optional[str]) -> Optional[List[int]]:
+    """``"0,1,2"`` → [0, 1, 2]; None when not given."""
+    from csp_tf.cli import CLIError
+
+    if not text:
+        return None
+    try:
+        classes = [int(c) for c in text.split(",") if c.strip()]
+    except ValueError:
+        raise CLIError(f"--classes {text!r}: expected comma-separated class indices") from None
+    if not classes:
+        raise CLIError("--classes: give at least one class index")
+    return classes
+
+
+def cmd_map(args: argparse.Namespace) -> int:
+    from csp_tf.cli import CLIError
+    from csp_tf.experiments.maps import MapError, render_maps
+
+    _quiet(bool(getattr(args, "verbose", False)))
+    try:
+        summary = render_maps(args.model, args.out, classes=parse_classes(args.classes),
+                              world_dir=args.world, resolution=args.resolution)
+    except MapError as exc:
+        raise CLIError(str(exc)) from None
+    for name, info in summary["files"].items():
+        print(f"wrote {info['path']} ({info['width']}×{info['height']} px)")
+    for c in summary["classes"]:
+        auc = c.get("range_auc")
+        print(f"  class {c['index']} {c['name']}: "
+              + (f"range AUC {auc:.3f}" if auc is not None else "no true range (no --world)"))
+    return 0

@@ -1,0 +1,310 @@
+"""Offline PNG maps of a trained location encoder (no map tiles, no network access).
+
+* ``class_maps.png``: one row per chosen class: the predicted P(y|loc) = σ(W_c e(x)) over a
+  global lon/lat grid, beside the generated world's true range density (``true_ranges.npz``),
+  with the class's labeled training points of the model's label ratio as dots.
+* ``embedding_pca.png``: the location embedding e(x) over the globe, its first three principal
+  components scaled to [0, 1] and shown as RGB: regions the encoder treats alike share a colour.
+* ``maps.json``: per class, the *range AUC*: the probability that a land cell inside the true
+  range gets a higher P(y|loc) than a land cell outside it (1 = perfect ranking, 0.5 = chance),
+  on the world's own grid; plus the files and their pixel sizes.
+
+Coastlines are the 0.5 contour of ``global_land_mask`` on a 0.5° grid. Pixel sizes are fixed by
+the figure size and dpi (no tight bounding box), so they are known in advance.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+DPI = 100
+PANEL_W_IN, PANEL_H_IN = 5.6, 3.0
+EMBED_W_IN, EMBED_H_IN = 10.0, 5.4
+COAST_DEG = 0.5
+EXTENT = (-180.0, 180.0, -90.0, 90.0)
+
+
+class MapError(ValueError):
+    """A bad --model / --world / --classes; the message says which and why."""
+
+
+def grid_points(resolution: float) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cell centres: lon (n_lon,), lat (n_lat,), and (n_lat·n_lon, 2) lon/lat rows (row-major)."""
+    if not 0.05 <= resolution <= 10 or (180.0 / resolution) % 1:
+        raise MapError(f"--resolution {resolution}: must divide 180 and lie in [0.05, 10] degrees")
+    lon = np.arange(-180 + resolution / 2, 180, resolution)
+    lat = np.arange(-90 + resolution / 2, 90, resolution)
+    lon2d, lat2d = np.meshgrid(lon, lat)
+    return lon, lat, np.stack([lon2d.ravel(), lat2d.ravel()], axis=1).astype(np.float32)
+
+
+def predict_grid(model, lon_lat: np.ndarray, batch_size: int = 8192) -> Tuple[np.ndarray, np.ndarray]:
+    """P(y|loc) (N, C) and the embedding (N, D) in eval mode (no dropout)."""
+    import tensorflow as tf
+
+    fn = tf.function(lambda x: (model.location_probs(x), model.location_embedding(x)))
+    probs, emb = [], []
+    for i in range(0, len(lon_lat), batch_size):
+        p, e = fn(tf.constant(lon_lat[i:i + batch_size]))
+        probs.append(p.numpy())
+        emb.append(e.numpy())
+    return np.concatenate(probs), np.concatenate(emb)
+
+
+def pca_rgb(embedding: np.ndarray) -> np.ndarray:
+    """(N, D) → (N, 3) in [0, 1]: the top-3 principal components, each clipped to its 1st–99th
+    percentile and rescaled (fewer than 3 components are padded with 0.5)."""
+    x = np.asarray(embedding, np.float64)
+    x = x - x.mean(axis=0, keepdims=True)
+    _, _, vt = np.linalg.svd(x, full_matrices=False)
+    comps = x @ vt[:3].T
+    out = np.full((len(x), 3), 0.5)
+    for j in range(comps.shape[1]):
+        lo, hi = np.percentile(comps[:, j], [1, 99])
+        out[:, j] = np.clip((comps[:, j] - lo) / (hi - lo), 0, 1) if hi > lo else 0.5
+    return out
+
+
+def range_auc(pred: np.ndarray, true_density: np.ndarray, land: np.ndarray) -> Optional[float]:
+    """AUC of ``pred`` separating in-range land cells (density > 0) from out-of-range land
+    cells (Mann–Whitney U, ties count half); None if either set is empty."""
+    on_land = land > 0
+    pos = pred[on_land & (true_density > 0)]
+    neg = pred[on_land & (true_density <= 0)]
+    if len(pos) == 0 or len(neg) == 0:
+        return None
+    values = np.concatenate([pos, neg])
+    order = np.argsort(values, kind="mergesort")
+    ranks = np.empty(len(values))
+    sorted_v = values[order]
+    # average ranks for ties
+    uniq, start, counts = np.unique(sorted_v, return_index=True, return_counts=True)
+    avg = start + (counts - 1) / 2.0 + 1.0
+    ranks[order] = np.repeat(avg, counts)
+    u = ranks[:len(pos)].sum() - len(pos) * (len(pos) + 1) / 2.0
+    return float(u / (len(pos) * len(neg)))
+
+
+def png_size(path: str) -> Tuple[int, int]:
+    """(width, height) from a PNG's IHDR chunk."""
+    with open(path, "rb") as f:
+        head = f.read(24)
+    if head[:8] != b"\x89PNG\r\n\x1a\n":
+        raise MapError(f"{path} is not a PNG file")
+    return struct.unpack(">II", head[16:24])
+
+
+def load_world(world_dir: str) -> Dict[str, np.ndarray]:
+    path = os.path.join(world_dir, "true_ranges.npz")
+    if not os.path.exists(path):
+        raise MapError(f"--world {world_dir!r} has no true_ranges.npz (a `csp-tf generate` dir)")
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def find_world_dir(data_root: str) -> Optional[str]:
+    """``generate --ingest`` writes the data root as WORLD/data: look there and in the root."""
+    for d in (os.path.dirname(os.path.normpath(data_root)), data_root):
+        if d and os.path.exists(os.path.join(d, "true_ranges.npz")):
+            return d
+    return None
+
+
+def default_classes(world: Optional[Dict[str, np.ndarray]], num_classes: int,
+                    max_classes: int = 4) -> List[int]:
+    """The look-alike group of class 0 (image features barely tell its members apart, so the
+    location prior must), else the first three classes."""
+    if world is None or "group" not in world:
+        return list(range(min(3, num_classes)))
+    group = np.asarray(world["group"])
+    return [int(i) for i in np.flatnonzero(group == group[0])][:max_classes]
+
+
+def _coastline(ax, lon_f: np.ndarray, lat_f: np.ndarray, mask: np.ndarray) -> None:
+    ax.contour(lon_f, lat_f, mask, levels=[0.5], colors="k", linewidths=0.4)
+
+
+def _land_mask(deg: float = COAST_DEG) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    from global_land_mask import globe
+
+    lon, lat, _ = grid_points(deg)
+    lon2d, lat2d = np.meshgrid(lon, lat)
+    return lon, lat, globe.is_land(lat2d, lon2d).astype(float)
+
+
+def _style(ax, title: str) -> None:
+    ax.set_xlim(EXTENT[0], EXTENT[1])
+    ax.set_ylim(EXTENT[2], EXTENT[3])
+    ax.set_xticks(range(-180, 181, 60))
+    ax.set_yticks(range(-90, 91, 45))
+    ax.tick_params(labelsize=6)
+    ax.set_title(title, fontsize=8)
+
+
+def _load_model(model_dir: str):
+    import keras
+    import csp_tf.models  # noqa: F401  registers the custom classes
+
+    path = model_dir if model_dir.endswith(".keras") else os.path.join(model_dir, "model.keras")
+    if not os.path.exists(path):
+        raise MapError(f"no model at {path}: pass a `csp-tf finetune` (or experiment cell) dir")
+    return keras.saving.load_model(path)
+
+
+def _model_context(model_dir: str):
+    """(config or None, data root or None) saved beside the model."""
+    from csp_tf.configs import ExperimentConfig
+
+    path = os.path.join(model_dir, "config.yaml")
+    if not os.path.exists(path):
+        return None, None
+    cfg = ExperimentConfig.load(path)
+    root = cfg.data.data_root or None
+    return cfg, root if root and os.path.exists(os.path.join(root, "metadata.json")) else None
+
+
+def _class_names(world, data_root, n: int) -> List[str]:
+    if world is not None and "class_names" in world:
+        return [str(s) for s in world["class_names"]]
+    if data_root and os.path.exists(os.path.join(data_root, "labels.txt")):
+        with open(os.path.join(data_root, "labels.txt")) as f:
+            names = [line.strip() for line in f if line.strip()]
+        if len(names) == n:
+            return names
+    return [f"class {i}" for i in range(n)]
+
+
+def _train_points(cfg, data_root) -> Optional[Dict[str, np.ndarray]]:
+    if cfg is None or data_root is None:
+        return None
+    from csp_tf.data.reader import load_split_arrays
+
+    ratio = cfg.finetune.label_ratio
+    return load_split_arrays(data_root, "train", label_ratio=ratio if ratio < 1 else None)
+
+
+def draw_class_maps(path: str, classes: Sequence[int], names: Sequence[str], probs: np.ndarray,
+                    lon: np.ndarray, lat: np.ndarray, world: Optional[Dict[str, np.ndarray]],
+                    points: Optional[Dict[str, np.ndarray]], subtitle: str) -> None:
+    """Rows = classes; columns = predicted P(y|loc) [, true range density]."""
+    from matplotlib.figure import Figure
+
+    ncols = 2 if world is not None else 1
+    fig = Figure(figsize=(PANEL_W_IN * ncols, PANEL_H_IN * len(classes) + 0.4), dpi=DPI)
+    fig.subplots_adjust(left=0.05, right=0.97, bottom=0.04, top=1 - 0.45 / fig.get_figheight(),
+                        hspace=0.35, wspace=0.12)
+    fig.suptitle(subtitle, fontsize=9)
+    coast = _land_mask()
+    shape = (len(lat), len(lon))
+    for row, c in enumerate(classes):
+        ax = fig.add_subplot(len(classes), ncols, row * ncols + 1)
+        grid = probs[:, c].reshape(shape)
+        im = ax.imshow(grid, extent=EXTENT, origin="lower", cmap="viridis", vmin=0.0,
+                       vmax=max(float(grid.max()), 1e-6), aspect="auto", interpolation="nearest")
+        _coastline(ax, *coast)
+        n_pts = 0
+        if points is not None:
+            sel = points["label"] == c
+            n_pts = int(sel.sum())
+            ax.scatter(points["lon_lat"][sel, 0], points["lon_lat"][sel, 1], s=3, c="red",
+                       linewidths=0)
+        _style(ax, f"{names[c]}: predicted P(y|loc)" + (f", {n_pts} labeled pts" if points is not None else ""))
+        fig.colorbar(im, ax=ax, fraction=0.03, pad=0.01).ax.tick_params(labelsize=6)
+        if world is not None:
+            ax = fig.add_subplot(len(classes), ncols, row * ncols + 2)
+            dens = world["range_density"][c]
+            im = ax.imshow(dens / max(float(dens.max()), 1e-12), extent=EXTENT, origin="lower",
+                           cmap="magma", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+            _coastline(ax, *coast)
+            _style(ax, f"{names[c]}: true range (relative density)")
+            fig.colorbar(im, ax=ax, fraction=0.03, pad=0.01).ax.tick_params(labelsize=6)
+    fig.savefig(path, dpi=DPI)
+
+
+def draw_embedding_map(path: str, emb: np.ndarray, lon: np.ndarray, lat: np.ndarray,
+                       subtitle: str) -> None:
+    """The location embedding's first three principal components as RGB over the globe."""
+    from matplotlib.figure import Figure
+
+    rgb = pca_rgb(emb).reshape(len(lat), len(lon), 3)
+    fig = Figure(figsize=(EMBED_W_IN, EMBED_H_IN), dpi=DPI)
+    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.07, top=0.9)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.imshow(rgb, extent=EXTENT, origin="lower", aspect="auto", interpolation="nearest")
+    _coastline(ax, *_land_mask())
+    _style(ax, f"location embedding, PCA → RGB ({emb.shape[1]}-d)\n{subtitle}")
+    fig.savefig(path, dpi=DPI)
+
+
+def render_maps(model_dir: str, out_dir: str, classes: Optional[Sequence[int]] = None,
+                world_dir: Optional[str] = None, resolution: float = 1.0) -> Dict[str, Any]:
+    """Writes class_maps.png, embedding_pca.png and maps.json into ``out_dir``; returns the
+    summary (also in maps.json): files with pixel sizes, and per class its range AUC."""
+    model = _load_model(model_dir)
+    cfg, data_root = _model_context(model_dir)
+    if world_dir is None and data_root is not None:
+        world_dir = find_world_dir(data_root)
+    world = load_world(world_dir) if world_dir else None
+    n = int(model.num_classes)
+    if world is not None and world["range_density"].shape[0] != n:
+        raise MapError(f"--world {world_dir!r} has {world['range_density'].shape[0]} species but "
+                       f"the model has {n} classes: not the world this model was trained on")
+    classes = list(classes) if classes is not None else default_classes(world, n)
+    bad = [c for c in classes if not 0 <= c < n]
+    if bad:
+        raise MapError(f"--classes {bad}: class indices must lie in [0, {n})")
+    names = _class_names(world, data_root, n)
+    os.makedirs(out_dir, exist_ok=True)
+
+    lon, lat, pts = grid_points(resolution)
+    probs, emb = predict_grid(model, pts)
+    subtitle = _describe(cfg, model_dir)
+    class_path = os.path.join(out_dir, "class_maps.png")
+    draw_class_maps(class_path, classes, names, probs, lon, lat, world,
+                    _train_points(cfg, data_root), subtitle)
+    embed_path = os.path.join(out_dir, "embedding_pca.png")
+    draw_embedding_map(embed_path, emb, lon, lat, subtitle)
+
+    per_class = []
+    if world is not None:  # score on the world's own grid, where the truth lives
+        wlon2d, wlat2d = np.meshgrid(world["lon"], world["lat"])
+        wpts = np.stack([wlon2d.ravel(), wlat2d.ravel()], axis=1).astype(np.float32)
+        wprobs, _ = predict_grid(model, wpts)
+        land = world["land_fraction"].ravel()
+    for c in classes:
+        entry: Dict[str, Any] = {"index": int(c), "name": names[c], "range_auc": None}
+        if world is not None:
+            entry["range_auc"] = range_auc(wprobs[:, c], world["range_density"][c].ravel(), land)
+        per_class.append(entry)
+    files = {}
+    for key, path in (("class_maps", class_path), ("embedding_pca", embed_path)):
+        w, h = png_size(path)
+        files[key] = {"path": path, "width": w, "height": h, "bytes": os.path.getsize(path)}
+    summary = {"model": model_dir, "world": world_dir, "resolution_deg": resolution,
+               "classes": per_class, "files": files}
+    with open(os.path.join(out_dir, "maps.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    return summary
+
+
+def expected_class_map_size(num_classes: int, with_world: bool) -> Tuple[int, int]:
+    """Pixel (width, height) of class_maps.png for ``num_classes`` rows."""
+    ncols = 2 if with_world else 1
+    return (round(PANEL_W_IN * ncols * DPI), round((PANEL_H_IN * num_classes + 0.4) * DPI))
+
+
+def expected_embedding_map_size() -> Tuple[int, int]:
+    return (round(EMBED_W_IN * DPI), round(EMBED_H_IN * DPI))
+
+
+def _describe(cfg, model_dir: str) -> str:
+    if cfg is None:
+        return os.path.basename(os.path.normpath(model_dir))
+    le = cfg.location_encoder
+    return (f"{le.position.type}+{le.network}, pre-training {cfg.pretrain.loss}, "
+            f"label ratio {cfg.finetune.label_ratio:g}, seed {cfg.runtime.seed}")

@@ -1,0 +1,322 @@
+"""The paper's protocol (SPEC §11): methods × label ratios × seeds, one results table.
+
+For every seed, every method: pre-train once (methods with a pre-training loss), then for every
+label ratio fine-tune from that one pre-trained encoder (or from scratch for Sup-only), train
+the linear image classifier on the same labels, and evaluate on the ``val`` split
+(``csp_tf.evaluate.evaluate_model``). Layout of ``out_dir``::
+
+    protocol.json                          what was asked (methods, ratios, seeds, base config)
+    results.csv / results.md               one row per finished cell / mean ± std tables
+    pretrain/<method>/seed<s>/             pre-training stage (shared by every ratio)
+    finetune/<method>/ratio<r>/seed<s>/    fine-tuning stage of one cell
+
+Resumable at two levels: a cell with a row in ``results.csv`` (same config fingerprint) is
+skipped; a stage directory holding ``model.keras`` is reused; an interrupted stage resumes from
+its checkpoints. A stage or row made by a *different* config raises instead of being reused.
+
+The data are read once into memory: the train split (label-ratio subsets are cut with
+``csp_tf.data.splits.label_ratio_mask``, the rule ``load_split_arrays`` applies), the
+evaluation split, and for pre-training the unlabeled ``pretrain`` split plus ``train``
+(labels unused), as ``csp_tf.train.data_root.pretrain_input`` reads them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import hashlib
+import json
+import os
+import time
+from datetime import datetime, timezone
+from typing import Callable, Dict, List, Mapping, Optional, Sequence
+
+import numpy as np
+
+from csp_tf.configs import ConfigError, ExperimentConfig
+from csp_tf.experiments import results as res
+from csp_tf.experiments.methods import Method, as_dict, config_fingerprint, method_config
+
+Echo = Callable[[str], None]
+TIMING_FILE = "timing.json"
+
+
+@dataclasses.dataclass
+class Protocol:
+    """What to run.
+
+    Attributes:
+      data_root: an ingested data root (``csp-tf ingest`` / ``csp-tf generate --ingest``).
+      out_dir: where stages, ``results.csv`` and ``results.md`` go.
+      base_config: the preset + overrides every method starts from.
+      methods / ratios / seeds: the grid.
+      split: the evaluation split (the paper reports ``val``).
+      config_name: how the base config is named in ``results.md`` (e.g. ``demo``).
+    """
+
+    data_root: str
+    out_dir: str
+    base_config: ExperimentConfig
+    methods: Sequence[Method]
+    ratios: Sequence[float]
+    seeds: Sequence[int]
+    split: str = "val"
+    config_name: str = "custom"
+
+    @property
+    def total_cells(self) -> int:
+        return len(self.methods) * len(self.ratios) * len(self.seeds)
+
+    @property
+    def results_csv(self) -> str:
+        return os.path.join(self.out_dir, "results.csv")
+
+    @property
+    def results_md(self) -> str:
+        return os.path.join(self.out_dir, "results.md")
+
+    def pretrain_dir(self, method: Method, seed: int) -> str:
+        return os.path.join(self.out_dir, "pretrain", method.name, f"seed{seed}")
+
+    def finetune_dir(self, method: Method, ratio: float, seed: int) -> str:
+        return os.path.join(self.out_dir, "finetune", method.name, f"ratio{ratio:g}", f"seed{seed}")
+
+
+class _Data:
+    """The splits, read on first use and kept for the whole run."""
+
+    def __init__(self, data_root: str, split: str):
+        self.data_root, self.split = data_root, split
+        self._cache: Dict[str, Dict[str, np.ndarray]] = {}
+
+    def _load(self, split: str) -> Dict[str, np.ndarray]:
+        if split not in self._cache:
+            from csp_tf.train.data_root import load_arrays
+            self._cache[split] = load_arrays(self.data_root, split)
+        return self._cache[split]
+
+    @property
+    def train(self) -> Dict[str, np.ndarray]:
+        return self._load("train")
+
+    @property
+    def evaluation(self) -> Dict[str, np.ndarray]:
+        return self._load(self.split)
+
+    def labeled(self, ratio: float) -> Dict[str, np.ndarray]:
+        """The stratified label-ratio subset of train (nested across ratios, docs/architecture.md)."""
+        from csp_tf.data.splits import label_ratio_mask
+
+        t = self.train
+        keep = label_ratio_mask(t["class_rank"], t["class_count"], ratio)
+        return {k: v[keep] for k, v in t.items()}
+
+    def pretrain_pool(self) -> Dict[str, np.ndarray]:
+        """Every location-image pair of ``pretrain`` + ``train``; labels are not used."""
+        if "pool" not in self._cache:
+            from csp_tf.data.reader import read_metadata
+
+            parts = [self.train]
+            info = read_metadata(self.data_root).splits.get("pretrain")
+            if info is not None and info.rows > 0:
+                parts.insert(0, self._load("pretrain"))
+            keys = ("lon_lat", "image_features")
+            self._cache["pool"] = {k: np.concatenate([p[k] for p in parts]) for k in keys}
+        return self._cache["pool"]
+
+
+def fingerprint_hash(cfg: ExperimentConfig) -> str:
+    """12 hex digits identifying the result-deciding parts of a config."""
+    text = json.dumps(config_fingerprint(cfg), sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def stage_done(stage_dir: str, cfg: ExperimentConfig) -> bool:
+    """True if ``stage_dir`` holds a finished stage made by ``cfg``; ConfigError if it was made
+    by another config (delete the directory or use another --out)."""
+    if not os.path.exists(os.path.join(stage_dir, "model.keras")):
+        return False
+    saved = ExperimentConfig.load(os.path.join(stage_dir, "config.yaml"))
+    if fingerprint_hash(saved) != fingerprint_hash(cfg):
+        raise ConfigError(f"{stage_dir} was trained with a different config than this run asks "
+                          "for; use another --out (or delete that directory)")
+    return True
+
+
+def _read_seconds(stage_dir: str) -> float:
+    path = os.path.join(stage_dir, TIMING_FILE)
+    if os.path.exists(path):
+        with open(path) as f:
+            return float(json.load(f).get("seconds", float("nan")))
+    return float("nan")
+
+
+def _write_seconds(stage_dir: str, seconds: float) -> None:
+    with open(os.path.join(stage_dir, TIMING_FILE), "w") as f:
+        json.dump({"seconds": seconds}, f)
+
+
+def _load_model(stage_dir: str):
+    import keras
+    import csp_tf.models  # noqa: F401  registers the custom classes
+    return keras.saving.load_model(os.path.join(stage_dir, "model.keras"))
+
+
+def _run_pretrain(p: Protocol, cfg: ExperimentConfig, method: Method, seed: int,
+                  data: _Data) -> float:
+    """Pre-trains (or reuses) the encoder of (method, seed); returns its training seconds."""
+    from csp_tf.train import from_arrays, pretrain
+
+    out = p.pretrain_dir(method, seed)
+    if stage_done(out, cfg):
+        return _read_seconds(out)
+    pc = cfg.pretrain
+    if pc.sampler == "balanced":  # the reference's label-balanced pre-training (SPEC §7.1)
+        stage_input = from_arrays(data.train, pc.batch_size, sampler="balanced", seed=seed,
+                                  max_per_class=pc.max_num_exs_per_class)
+    else:
+        stage_input = from_arrays(data.pretrain_pool(), pc.batch_size, sampler="shuffle",
+                                  seed=seed, keys=("lon_lat", "image_features"))
+    t0 = time.time()
+    result = pretrain(cfg, stage_input, out)
+    seconds = time.time() - t0
+    if not result.completed:
+        raise RuntimeError(f"pre-training in {out} did not complete")
+    _write_seconds(out, seconds)
+    return seconds
+
+
+def _run_finetune(p: Protocol, cfg: ExperimentConfig, method: Method, ratio: float, seed: int,
+                  data: _Data, base_dir: Optional[str]):
+    """Fine-tunes (or reloads) one cell; returns (model, seconds, labeled rows)."""
+    from csp_tf.train import finetune, from_arrays
+
+    out = p.finetune_dir(method, ratio, seed)
+    labeled = data.labeled(ratio)
+    if stage_done(out, cfg):
+        return _load_model(out), _read_seconds(out), len(labeled["label"])
+    fc = cfg.finetune
+    # As csp_tf.train.data_root.finetune_inputs, from the arrays already in memory.
+    loc = from_arrays(labeled, fc.batch_size, sampler=fc.sampler, seed=seed,
+                      max_per_class=fc.max_num_exs_per_class)
+    image_rows = labeled if fc.image_classifier_labels == "fewshot" else data.train
+    img = from_arrays(image_rows, fc.batch_size, sampler="shuffle", seed=seed + 1)
+    t0 = time.time()
+    result = finetune(cfg, loc, img, out, base_model_dir=base_dir)
+    seconds = time.time() - t0
+    if not result.completed:
+        raise RuntimeError(f"fine-tuning in {out} did not complete")
+    _write_seconds(out, seconds)
+    return result.model, seconds, len(labeled["label"])
+
+
+def _write_protocol_json(p: Protocol, cfg: ExperimentConfig) -> None:
+    info = {"data_root": p.data_root, "split": p.split, "config_name": p.config_name,
+            "methods": [as_dict(m) for m in p.methods], "ratios": list(p.ratios),
+            "seeds": list(p.seeds), "base_config": cfg.to_dict()}
+    with open(os.path.join(p.out_dir, "protocol.json"), "w") as f:
+        json.dump(info, f, indent=2, default=str)
+
+
+def _write_tables(p: Protocol, rows: List[Dict[str, object]]) -> None:
+    order = {m.name: i for i, m in enumerate(p.methods)}
+    rows.sort(key=lambda r: (order.get(str(r["method"]), len(order)), float(r["ratio"]),  # type: ignore[arg-type]
+                             int(r["seed"])))  # type: ignore[arg-type]
+    res.write_results(p.results_csv, rows)
+    with open(p.results_md, "w") as f:
+        f.write(res.render_markdown(rows, p.methods, p.ratios, p.seeds, data_root=p.data_root,
+                                    split=p.split, preset=p.config_name, total_cells=p.total_cells))
+
+
+def run_protocol(p: Protocol, echo: Echo = print) -> List[Dict[str, object]]:
+    """Runs every unfinished cell of the grid; returns all result rows (old and new).
+
+    Order: seeds, then methods, then ratios, so each pre-trained encoder is used for all its
+    ratios right away and an interrupted run leaves complete seeds behind.
+    """
+    from csp_tf.train.data_root import resolve_data_shapes
+
+    os.makedirs(p.out_dir, exist_ok=True)
+    base = resolve_data_shapes(p.base_config, p.data_root).validate()
+    _write_protocol_json(p, base)
+    rows = res.read_results(p.results_csv)
+    by_key = {res.cell_key(str(r["method"]), float(r["ratio"]), int(r["seed"])): r  # type: ignore[arg-type]
+              for r in rows if str(r.get("split", p.split)) == p.split}
+    data = _Data(p.data_root, p.split)
+    echo(f"experiment: {len(p.methods)} methods × {len(p.ratios)} ratios × {len(p.seeds)} seeds "
+         f"= {p.total_cells} cells -> {p.out_dir}")
+    index, ran, t_run = 0, 0, 0.0
+    for seed in p.seeds:
+        for method in p.methods:
+            pre_cfg = method_config(base, method, seed)
+            pre_seconds = float("nan")
+            for ratio in p.ratios:
+                index += 1
+                cfg = method_config(base, method, seed, ratio)
+                digest = fingerprint_hash(cfg)
+                tag = f"[{index}/{p.total_cells}] {method.name:<16} ratio={ratio:<5g} seed={seed}"
+                old = by_key.get(res.cell_key(method.name, ratio, seed))
+                if old is not None:
+                    if old.get("config_hash") != digest:
+                        raise ConfigError(
+                            f"{p.results_csv} has a result for {method.name} ratio={ratio:g} "
+                            f"seed={seed} from a different config ({old.get('config_hash')} vs "
+                            f"{digest}); use another --out")
+                    echo(f"{tag}: done earlier (top1 {float(old['top1']):.2f}), skipped")  # type: ignore[arg-type]
+                    continue
+                t0 = time.time()
+                base_dir = None
+                if method.pretrains:
+                    if np.isnan(pre_seconds):
+                        echo(f"{tag}: pre-training {method.pretrain_loss} ...")
+                        pre_seconds = _run_pretrain(p, pre_cfg, method, seed, data)
+                    base_dir = p.pretrain_dir(method, seed)
+                model, ft_seconds, n_labeled = _run_finetune(p, cfg, method, ratio, seed, data,
+                                                             base_dir)
+                t_eval = time.time()
+                from csp_tf.evaluate import evaluate_model
+                metrics = evaluate_model(model, data.evaluation)
+                eval_seconds = time.time() - t_eval
+                row = res.metrics_row(
+                    method, ratio, seed, p.split, metrics, train_rows=n_labeled,
+                    pretrain_s=pre_seconds, finetune_s=ft_seconds, eval_s=eval_seconds,
+                    config_hash=digest,
+                    finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+                by_key[res.cell_key(method.name, ratio, seed)] = row
+                rows = list(by_key.values())
+                _write_tables(p, rows)
+                ran += 1
+                t_run += time.time() - t0
+                left = p.total_cells - index
+                eta = f", ~{t_run / ran * left / 60:.0f} min left" if left else ""
+                echo(f"{tag}: {row['score']} top1 {float(row['top1']):.2f} top3 "  # type: ignore[arg-type]
+                     f"{float(row['top3']):.2f} | location top1 "  # type: ignore[arg-type]
+                     f"{float(row['location_top1']):.2f} | {time.time() - t0:.0f} s{eta}")  # type: ignore[arg-type]
+                _release(model)
+    rows = list(by_key.values())
+    _write_tables(p, rows)
+    echo(f"experiment: {ran} cell(s) run, {p.total_cells - ran} reused; wrote {p.results_csv} "
+         f"and {p.results_md}")
+    return rows
+
+
+def _release(model) -> None:
+    """Frees the finished cell's model and Keras graph state before the next cell."""
+    import keras
+    del model
+    keras.backend.clear_session()
+    gc.collect()
+
+
+def load_rows(out_dir: str) -> List[Dict[str, object]]:
+    """The rows of ``<out_dir>/results.csv``."""
+    return res.read_results(os.path.join(out_dir, "results.csv"))
+
+
+def methods_from_rows(rows: Sequence[Mapping[str, object]]) -> List[str]:
+    """Method keys in order of first appearance."""
+    seen: List[str] = []
+    for r in rows:
+        if r["method"] not in seen:
+            seen.append(str(r["method"]))
+    return seen

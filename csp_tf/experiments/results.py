@@ -1,0 +1,174 @@
+"""``results.csv`` (one row per finished cell) and ``results.md`` (mean ± std over seeds).
+
+A cell is one (method, label ratio, seed). Its row is written only after the cell has been
+trained and evaluated, so the row is the cell's done marker: a re-run skips cells that have
+one. The CSV is rewritten atomically after every cell (temp file + rename), so an interrupted
+run never leaves a half-written file. No TensorFlow here.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections import OrderedDict
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+from csp_tf.experiments.methods import Method
+
+# Column order of results.csv. ``score`` says which predictor top1/top3/top5/mrr come from:
+# ``fused`` (P(y|img)·P(y|loc)) for every method except Img. Only, which is ``image``.
+COLUMNS = ("method", "label", "encoder", "pretrain_loss", "ratio", "seed", "split", "score",
+           "top1", "top3", "top5", "mrr",
+           "fused_top1", "fused_top3", "fused_mrr",
+           "location_top1", "location_top3", "location_mrr",
+           "image_top1", "image_top3", "image_mrr",
+           "count", "train_rows", "pretrain_s", "finetune_s", "eval_s", "config_hash", "finished_at")
+FLOAT_COLUMNS = {c for c in COLUMNS if c.endswith(("top1", "top3", "top5", "mrr", "_s"))} | {"ratio"}
+INT_COLUMNS = {"seed", "count", "train_rows"}
+
+Key = Tuple[str, float, int]
+
+
+def cell_key(method: str, ratio: float, seed: int) -> Key:
+    return (method, round(float(ratio), 6), int(seed))
+
+
+def metrics_row(method: Method, ratio: float, seed: int, split: str,
+                metrics: Mapping[str, Mapping[str, float]], **extra) -> Dict[str, object]:
+    """A results.csv row from ``evaluate_model``'s output."""
+    headline = metrics["image"] if method.image_only else metrics["fused"]
+    row: Dict[str, object] = {
+        "method": method.name, "label": method.label, "encoder": method.encoder_label,
+        "pretrain_loss": method.pretrain_loss, "ratio": float(ratio), "seed": int(seed),
+        "split": split, "score": "image" if method.image_only else "fused",
+        "top1": headline["top1"], "top3": headline["top3"], "top5": headline["top5"],
+        "mrr": headline["mrr"], "count": int(headline["count"])}
+    for part in ("fused", "location", "image"):
+        for m in ("top1", "top3", "mrr"):
+            # Img. Only trains no location model: its location columns would be a random init.
+            value = metrics[part][m] if not (method.image_only and part != "image") else math.nan
+            row[f"{part}_{m}"] = value
+    row.update(extra)
+    return row
+
+
+def read_results(path: str) -> List[Dict[str, object]]:
+    """Rows of a results.csv (numbers parsed); [] when the file does not exist."""
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    out = []
+    for r in rows:
+        parsed: Dict[str, object] = {}
+        for k, v in r.items():
+            if k in FLOAT_COLUMNS:
+                parsed[k] = float(v) if v not in ("", None) else math.nan
+            elif k in INT_COLUMNS:
+                parsed[k] = int(float(v)) if v not in ("", None) else 0
+            else:
+                parsed[k] = v
+        out.append(parsed)
+    return out
+
+
+def write_results(path: str, rows: Sequence[Mapping[str, object]]) -> None:
+    """Writes all rows (sorted by method order of appearance, ratio, seed) atomically."""
+    tmp = path + ".tmp"
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(COLUMNS), extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: _fmt(r.get(k, "")) for k in COLUMNS})
+    os.replace(tmp, path)
+
+
+def _fmt(v: object) -> object:
+    if isinstance(v, float):
+        return "" if math.isnan(v) else f"{v:.6g}"
+    return v
+
+
+def summarize(rows: Iterable[Mapping[str, object]], column: str
+              ) -> "OrderedDict[str, Dict[float, Tuple[float, float, int]]]":
+    """{method: {ratio: (mean, sample std, n seeds)}} of ``column``, in row order."""
+    groups: "OrderedDict[str, Dict[float, List[float]]]" = OrderedDict()
+    for r in rows:
+        v = float(r[column])  # type: ignore[arg-type]
+        if math.isnan(v):
+            continue
+        groups.setdefault(str(r["method"]), {}).setdefault(float(r["ratio"]), []).append(v)  # type: ignore[arg-type]
+    out: "OrderedDict[str, Dict[float, Tuple[float, float, int]]]" = OrderedDict()
+    for m, by_ratio in groups.items():
+        out[m] = {}
+        for ratio, values in by_ratio.items():
+            a = np.asarray(values)
+            std = float(a.std(ddof=1)) if len(a) > 1 else math.nan
+            out[m][ratio] = (float(a.mean()), std, len(a))
+    return out
+
+
+def _cell(stat: Optional[Tuple[float, float, int]], n_expected: int, bold: bool,
+          digits: int = 2) -> str:
+    if stat is None:
+        return "–"
+    mean, std, n = stat
+    text = f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if not math.isnan(std) else "")
+    if bold:
+        text = f"**{text}**"
+    if n != n_expected:
+        text += f" (n={n})"
+    return text
+
+
+def markdown_table(rows: Sequence[Mapping[str, object]], column: str, methods: Sequence[Method],
+                   ratios: Sequence[float], n_seeds: int, digits: int = 2) -> str:
+    """Methods × ratios of ``column`` as mean ± std; the best mean per ratio in bold."""
+    stats = summarize(rows, column)
+    best = {}
+    for ratio in ratios:
+        means = [stats[m.name][ratio][0] for m in methods
+                 if m.name in stats and ratio in stats[m.name]]
+        best[ratio] = max(means) if means else None
+    head = "| Method | encoder | pre-training | " + " | ".join(f"{r * 100:g}%" for r in ratios) + " |"
+    sep = "|---|---|---|" + "---|" * len(ratios)
+    lines = [head, sep]
+    for m in methods:
+        cells = []
+        for ratio in ratios:
+            stat = stats.get(m.name, {}).get(ratio)
+            cells.append(_cell(stat, n_seeds, stat is not None and best[ratio] is not None
+                               and stat[0] == best[ratio], digits))
+        lines.append(f"| {m.label} | {m.encoder_label} | {m.pretrain_loss} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def render_markdown(rows: Sequence[Mapping[str, object]], methods: Sequence[Method],
+                    ratios: Sequence[float], seeds: Sequence[int], *, data_root: str,
+                    split: str, preset: str, total_cells: int) -> str:
+    """The whole results.md: top-1 and top-3 (headline score), location-only top-1, and MRR."""
+    done = len(rows)
+    parts = [
+        "# CSP protocol results",
+        "",
+        f"* data root: `{data_root}`, evaluated on the `{split}` split",
+        f"* config: `{preset}`; seeds {', '.join(map(str, seeds))}; "
+        f"cells finished: {done} / {total_cells}",
+        "* score: fused P(y|img)·P(y|loc) (SPEC §9); Img. Only: P(y|img) alone, the linear image "
+        "classifier trained on the same labels ('fewshot')",
+        "* mean ± sample std over seeds (the label subset is fixed; the seed changes the "
+        "initialisation, dropout, negatives and batch order); best mean per column in bold; "
+        "`(n=k)` marks a cell with fewer seeds than asked",
+        "",
+        "## Top-1 accuracy (%)", "", markdown_table(rows, "top1", methods, ratios, len(seeds)), "",
+        "## Top-3 accuracy (%)", "", markdown_table(rows, "top3", methods, ratios, len(seeds)), "",
+        "## MRR", "", markdown_table(rows, "mrr", methods, ratios, len(seeds), digits=3), "",
+        "## Location only: top-1 of P(y|loc) (%)", "",
+        markdown_table(rows, "location_top1", [m for m in methods if not m.image_only], ratios,
+                       len(seeds)),
+        "",
+    ]
+    return "\n".join(parts)
