@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import sys
+import warnings
 from typing import List, Optional
 
 EXTENSIONS = [  # (module, function adding sub-commands)
@@ -239,6 +240,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    # google-api-core (pulled in by Beam/TFX) warns about Python 3.11 on every import, in every
+    # Beam worker process too; keep the console for our own messages.
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
+    warnings.filterwarnings("ignore", category=FutureWarning)
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,

@@ -30,12 +30,15 @@ logger = logging.getLogger("serving.dev_server")
 
 
 def list_versions(base_path: str) -> list[int]:
-    """Complete versions under ``base_path``: integer-named directories with saved_model.pb."""
+    """Complete versions under ``base_path``: integer-named directories with saved_model.pb.
+
+    Names must be canonical integers (``12``, not ``012``), as the exporter writes them.
+    """
     try:
         names = os.listdir(base_path)
     except FileNotFoundError:
         return []
-    return sorted(int(name) for name in names if name.isdigit()
+    return sorted(int(name) for name in names if name.isdigit() and str(int(name)) == name
                   and os.path.isfile(os.path.join(base_path, name, "saved_model.pb")))
 
 

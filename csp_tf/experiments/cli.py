@@ -93,7 +93,8 @@ def add_map_parser(subparsers) -> argparse.ArgumentParser:
 def _quiet(verbose: bool) -> None:
     """Per-epoch stage logs only with -v: the protocol prints one line per cell."""
     if not verbose:
-        logging.getLogger("csp_tf").setLevel(logging.WARNING)
+        for name in ("csp_tf", "absl"):  # absl: one INFO line per checkpoint write
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:
@@ -108,9 +109,9 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     _quiet(verbose)
     cfg = load_config(args)
     cfg.runtime.progress = verbose
-    name = args.config or args.preset or "demo"
+    name = f"`{args.config or args.preset or 'demo'}`"
     if args.overrides:
-        name += " + " + ", ".join(f"`{o}`" for o in args.overrides)
+        name += " with " + ", ".join(f"`{o}`" for o in args.overrides)
     protocol = Protocol(data_root=args.data_root, out_dir=args.out, base_config=cfg,
                         methods=parse_methods(args.methods), ratios=parse_ratios(args.ratios),
                         seeds=parse_seeds(args.seeds), split=args.split, config_name=name)

@@ -289,9 +289,9 @@ def run_protocol(p: Protocol, echo: Echo = print) -> List[Dict[str, object]]:
                 t_run += time.time() - t0
                 left = p.total_cells - index
                 eta = f", ~{t_run / ran * left / 60:.0f} min left" if left else ""
-                echo(f"{tag}: {row['score']} top1 {float(row['top1']):.2f} top3 "  # type: ignore[arg-type]
-                     f"{float(row['top3']):.2f} | location top1 "  # type: ignore[arg-type]
-                     f"{float(row['location_top1']):.2f} | {time.time() - t0:.0f} s{eta}")  # type: ignore[arg-type]
+                loc = "" if method.image_only else f" | location top1 {row['location_top1']:.2f}"
+                echo(f"{tag}: {row['score']} top1 {row['top1']:.2f} top3 {row['top3']:.2f}{loc}"
+                     f" | {time.time() - t0:.0f} s{eta}")
                 _release(model)
     rows = list(by_key.values())
     _write_tables(p, rows)

@@ -155,7 +155,7 @@ def render_markdown(rows: Sequence[Mapping[str, object]], methods: Sequence[Meth
         "# CSP protocol results",
         "",
         f"* data root: `{data_root}`, evaluated on the `{split}` split",
-        f"* config: `{preset}`; seeds {', '.join(map(str, seeds))}; "
+        f"* config: {preset}; seeds {', '.join(map(str, seeds))}; "
         f"cells finished: {done} / {total_cells}",
         "* score: fused P(y|img)·P(y|loc) (SPEC §9); Img. Only: P(y|img) alone, the linear image "
         "classifier trained on the same labels ('fewshot')",

@@ -39,7 +39,7 @@ def pretrain_input(config: ExperimentConfig, data_root: str) -> StageInput:
                            max_per_class=pc.max_num_exs_per_class)
     meta = read_metadata(data_root)
     files = split_files(data_root, "pretrain") + split_files(data_root, "train")
-    rows = sum(meta.split_rows(s) for s in ("pretrain", "train"))
+    rows = sum(meta.splits[s].rows for s in ("pretrain", "train") if s in meta.splits)
     return from_tfrecords(files, meta.feature_dim, pc.batch_size, rows, seed=seed,
                           deterministic=config.data.deterministic,
                           shuffle_buffer=config.data.shuffle_buffer)

@@ -1,0 +1,67 @@
+"""Shared fixtures: one tiny generated world, ingested once, and one tiny protocol run on it.
+
+Session-scoped so the Beam ingest and the training run happen once for all the tests here.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, List
+
+import pytest
+
+from csp_tf.configs import get_preset
+
+
+def tiny_experiment_config():
+    """The demo preset shrunk until a cell trains in seconds on 2 CPU cores."""
+    cfg = get_preset("demo")
+    cfg.location_encoder.hidden_dim, cfg.location_encoder.num_filts = 32, 16
+    cfg.location_encoder.position.frequency_num = 8
+    cfg.pretrain.epochs, cfg.pretrain.batch_size = 1, 256
+    cfg.finetune.epochs, cfg.finetune.batch_size = 2, 128
+    cfg.finetune.image_classifier_epochs = 2
+    cfg.runtime.progress = False
+    cfg.runtime.jit_compile = "off"
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def tiny_world(tmp_path_factory) -> Dict[str, Any]:
+    """A tiny generated world (8 species) and its data root (ingested in-process)."""
+    from csp_tf.data.ingest import run_ingest
+    from csp_tf.data.world import generate_world
+
+    base = tmp_path_factory.mktemp("exp_world")
+    world = generate_world(str(base / "world"), "tiny", seed=3)
+    root = str(base / "world" / "data")  # the layout of `csp-tf generate --ingest`
+    run_ingest(world["manifest"], root, feature_dim=64, class_names=world["class_names"],
+               num_shards=2, in_process=True)
+    return {"world_dir": str(base / "world"), "data_root": root,
+            "num_classes": len(world["class_names"])}
+
+
+@pytest.fixture(scope="session")
+def experiment_run(tiny_world, tmp_path_factory) -> Dict[str, Any]:
+    """One protocol run: 2 methods (Sup-only grid, CSP) × 1 ratio × 1 seed."""
+    from csp_tf.experiments.methods import parse_methods
+    from csp_tf.experiments.protocol import Protocol, run_protocol
+
+    out = str(tmp_path_factory.mktemp("exp_out") / "exp")
+    protocol = Protocol(data_root=tiny_world["data_root"], out_dir=out,
+                        base_config=tiny_experiment_config(),
+                        methods=parse_methods("sup_grid,csp"), ratios=[0.5], seeds=[0],
+                        config_name="tiny")
+    lines: List[str] = []
+    rows = run_protocol(protocol, echo=lines.append)
+    return {"protocol": protocol, "rows": rows, "lines": lines, "out": out}
+
+
+def stage_mtimes(out_dir: str) -> Dict[str, float]:
+    """model.keras modification times of every stage under an experiment dir."""
+    found = {}
+    for dirpath, _, files in os.walk(out_dir):
+        if "model.keras" in files:
+            path = os.path.join(dirpath, "model.keras")
+            found[os.path.relpath(path, out_dir)] = os.path.getmtime(path)
+    return found

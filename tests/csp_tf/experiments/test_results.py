@@ -1,0 +1,46 @@
+"""results.csv round trip and the mean ± std tables (pure Python, no training)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from csp_tf.experiments import results as res
+from csp_tf.experiments.methods import get_method
+
+
+def _metrics(top1, loc_top1=10.0):
+    part = lambda t: {"top1": t, "top3": t + 5, "top5": t + 8, "top10": t + 9, "mrr": t / 100,
+                      "count": 50.0}
+    return {"fused": part(top1), "image": part(top1 - 3), "location": part(loc_top1)}
+
+
+def test_row_round_trip_and_img_only_uses_the_image_score(tmp_path):
+    rows = [res.metrics_row(get_method("csp"), 0.05, 0, "val", _metrics(40.0), config_hash="abc"),
+            res.metrics_row(get_method("img_only"), 0.05, 0, "val", _metrics(40.0))]
+    assert rows[1]["score"] == "image" and rows[1]["top1"] == 37.0
+    assert math.isnan(rows[1]["location_top1"])  # no location model was trained
+    path = str(tmp_path / "r.csv")
+    res.write_results(path, rows)
+    back = res.read_results(path)
+    assert back[0]["top1"] == 40.0 and back[0]["seed"] == 0 and back[0]["config_hash"] == "abc"
+    assert math.isnan(back[1]["location_top1"])
+
+
+def test_summary_is_mean_and_sample_std_over_seeds():
+    rows = [res.metrics_row(get_method("csp"), 0.1, s, "val", _metrics(t))
+            for s, t in enumerate([40.0, 42.0, 44.0])]
+    mean, std, n = res.summarize(rows, "top1")["csp"][0.1]
+    assert (mean, n) == (42.0, 3) and std == pytest.approx(2.0)
+
+
+def test_markdown_table_bolds_the_best_and_marks_missing_seeds():
+    methods = [get_method("sup_grid"), get_method("csp")]
+    rows = [res.metrics_row(methods[0], 0.05, 0, "val", _metrics(30.0)),
+            res.metrics_row(methods[0], 0.05, 1, "val", _metrics(32.0)),
+            res.metrics_row(methods[1], 0.05, 0, "val", _metrics(35.0))]
+    table = res.markdown_table(rows, "top1", methods, [0.05, 1.0], n_seeds=2).splitlines()
+    assert table[0] == "| Method | encoder | pre-training | 5% | 100% |"
+    assert table[2] == "| Sup. Only (grid) | gridcell | none | 31.00 ± 1.41 | – |"
+    assert table[3] == "| CSP-MC-BLD | gridcell | contsoftmax | **35.00** (n=1) | – |"

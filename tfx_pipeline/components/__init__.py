@@ -1,0 +1,7 @@
+"""Custom pieces of the csp-tf pipeline: a checked ImportExampleGen executor and the
+anomalies gate. Import this module only where TFX is wanted (it imports TFX)."""
+
+from tfx_pipeline.components.anomalies_gate import AnomaliesGate, DataAnomalyError
+from tfx_pipeline.components.checked_import import CheckedImportExampleGen, CheckedImportExecutor
+
+__all__ = ["AnomaliesGate", "CheckedImportExampleGen", "CheckedImportExecutor", "DataAnomalyError"]

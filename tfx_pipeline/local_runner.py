@@ -1,0 +1,178 @@
+"""Runs the csp-tf pipeline locally: ``LocalDagRunner``, SQLite MLMD, DirectRunner Beam.
+
+``run_local(...)`` is what ``csp-tf pipeline run`` and the README's demo job call; it returns
+where everything is and how long each component took (from MLMD execution timestamps).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+from tfx_pipeline import configs
+
+log = logging.getLogger("tfx_pipeline")
+
+
+class PipelineRunError(RuntimeError):
+    """A component failed; the message names it and carries the component's own message."""
+
+
+def prepare(config, data_root: str, pipeline_root: str):
+    """(config with data shapes, class names, rendered schema path) for one data root."""
+    from csp_tf.data.reader import read_metadata
+    from csp_tf.train.data_root import resolve_data_shapes
+    from tfx_pipeline.validation import render_schema
+
+    cfg = resolve_data_shapes(config, data_root).validate()
+    names = read_metadata(data_root).class_names
+    schema = render_schema(cfg.data.feature_dim, cfg.data.num_classes,
+                           os.path.join(pipeline_root, "_schema"))
+    return cfg, names, schema
+
+
+def code_version() -> str:
+    """SHA-256 (16 hex) of the csp_tf and tfx_pipeline sources: new code, no stale cache hits."""
+    import csp_tf
+    import tfx_pipeline
+
+    digest = hashlib.sha256()
+    for package in (csp_tf, tfx_pipeline):
+        root = os.path.dirname(package.__file__)
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+            for name in sorted(filenames):
+                if name.endswith((".py", ".pbtxt")):
+                    path = os.path.join(dirpath, name)
+                    digest.update(os.path.relpath(path, root).encode())
+                    with open(path, "rb") as f:
+                        digest.update(f.read())
+    return digest.hexdigest()[:16]
+
+
+def run_local(pipeline_root: str, data_root: str, serving_dir: str, config,
+              metadata_path: Optional[str] = None, beam_args: Optional[Sequence[str]] = None,
+              enable_cache: bool = True, *, pipeline_name: str = configs.PIPELINE_NAME,
+              min_top1: float = configs.MIN_TOP1_ACCURACY,
+              top1_change_tolerance: float = configs.TOP1_CHANGE_TOLERANCE) -> Dict[str, Any]:
+    """Runs the whole pipeline with ``LocalDagRunner`` and returns a summary.
+
+    Args:
+      pipeline_root: artifact root (created).
+      data_root: an ingested data root.
+      serving_dir: where Pusher writes ``<version>/`` directories.
+      config: an ``ExperimentConfig`` (data shapes are filled from the data root).
+      metadata_path: SQLite MLMD file (default ``<pipeline_root>/metadata.sqlite``).
+      beam_args: Beam options (default ``configs.LOCAL_BEAM_ARGS``: one DirectRunner worker
+        process per core).
+      enable_cache: reuse unchanged components' outputs from earlier runs.
+      pipeline_name / min_top1 / top1_change_tolerance: see ``create_pipeline``.
+
+    Returns:
+      ``{"run_id", "pipeline_root", "metadata_path", "serving_dir", "blessed", "pushed",
+      "pushed_dir", "model_dir", "model_run_dir", "evaluation_dir", "components":
+      {node_id: {"state", "seconds", "outputs"}}, "wall_seconds"}``.
+
+    Raises:
+      PipelineRunError: a component failed (the message names it and says why).
+    """
+    from tfx import v1 as tfx
+
+    from tfx_pipeline.pipeline import create_pipeline
+
+    pipeline_root = os.path.abspath(pipeline_root)
+    os.makedirs(pipeline_root, exist_ok=True)
+    metadata_path = os.path.abspath(metadata_path or os.path.join(pipeline_root, configs.LOCAL_METADATA_FILE))
+    serving_dir = os.path.abspath(serving_dir)
+    cfg, names, schema_path = prepare(config, os.path.abspath(data_root), pipeline_root)
+    pipeline = create_pipeline(
+        pipeline_name=pipeline_name, pipeline_root=pipeline_root,
+        data_root=os.path.abspath(data_root), serving_dir=serving_dir, schema_path=schema_path,
+        experiment=cfg.to_dict(), class_names=names,
+        beam_pipeline_args=list(configs.LOCAL_BEAM_ARGS if beam_args is None else beam_args),
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path),
+        enable_cache=enable_cache, min_top1=min_top1,
+        top1_change_tolerance=top1_change_tolerance, code_version=code_version())
+    start = time.time()
+    error: Optional[BaseException] = None
+    try:
+        tfx.orchestration.LocalDagRunner().run(pipeline)
+    except Exception as exc:  # noqa: BLE001 - re-raised below with the failing component named
+        error = exc
+    wall = time.time() - start
+    summary = summarize_run(metadata_path, pipeline_name, since=start)
+    summary.update(pipeline_root=pipeline_root, metadata_path=metadata_path,
+                   serving_dir=serving_dir, wall_seconds=round(wall, 1))
+    if error is not None:
+        failed = [n for n, c in summary["components"].items() if c["state"] == "FAILED"]
+        where = f"component {failed[0]!r}" if failed else "the pipeline"
+        raise PipelineRunError(f"{where} failed: {type(error).__name__}: {error}") from error
+    return summary
+
+
+def summarize_run(metadata_path: str, pipeline_name: str,
+                  since: Optional[float] = None) -> Dict[str, Any]:
+    """The latest run of ``pipeline_name`` in MLMD, summarized (see ``run_local``)."""
+    from tfx_pipeline import lineage
+
+    store = lineage.connect(metadata_path)
+    runs = lineage.run_contexts(store, pipeline_name)
+    if since is not None:
+        runs = [r for r in runs if r.create_time_since_epoch / 1000.0 >= since - 1.0]
+    if not runs:
+        return {"run_id": None, "components": {}, "blessed": False, "pushed": False}
+    run = runs[-1]
+    components: Dict[str, Dict[str, Any]] = {}
+    for exe in lineage.run_executions(store, run):
+        components[exe["node_id"]] = {k: exe[k] for k in ("state", "seconds", "outputs", "type")}
+    out: Dict[str, Any] = {"run_id": run.name, "components": components}
+    out["model_dir"] = _first(components, "finetune_trainer", "model")
+    out["model_run_dir"] = _first(components, "finetune_trainer", "model_run")
+    out["evaluation_dir"] = _first(components, "Evaluator", "evaluation")
+    blessing = _first(components, "Evaluator", "blessing")
+    out["blessed"] = bool(blessing) and os.path.exists(os.path.join(blessing, "BLESSED"))
+    push = _first(components, "Pusher", "pushed_model")
+    out["pushed"], out["pushed_dir"] = _pushed(store, push)
+    return out
+
+
+def _first(components: Dict[str, Dict[str, Any]], node: str, key: str) -> Optional[str]:
+    uris: List[str] = components.get(node, {}).get("outputs", {}).get(key, [])
+    return uris[0] if uris else None
+
+
+def _pushed(store, push_uri: Optional[str]):
+    """(pushed?, destination dir) from the PushedModel artifact's custom properties."""
+    from tfx_pipeline import lineage
+
+    if not push_uri:
+        return False, None
+    artifact = lineage.artifact_by_uri(store, push_uri)
+    if artifact is None:
+        return False, None
+    props = artifact.custom_properties
+    pushed = "pushed" in props and props["pushed"].int_value == 1
+    dest = props["pushed_destination"].string_value if "pushed_destination" in props else None
+    return pushed, dest or None
+
+
+def default_layout(workdir: str) -> Dict[str, str]:
+    """Paths of a local working directory: pipeline root, MLMD file, serving dir."""
+    workdir = os.path.abspath(workdir)
+    return {"pipeline_root": os.path.join(workdir, "pipeline_root"),
+            "metadata_path": os.path.join(workdir, configs.LOCAL_METADATA_FILE),
+            "serving_dir": os.path.join(workdir, "serving")}
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """``python -m tfx_pipeline.local_runner ...`` = ``csp-tf pipeline run ...``."""
+    from tfx_pipeline.cli import main as cli_main
+    return cli_main(["run"] + list(argv or []))
+
+
+if __name__ == "__main__":
+    import sys
+    sys.exit(main(sys.argv[1:]))
