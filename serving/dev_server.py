@@ -203,9 +203,11 @@ class DevServer:
         self._stopped.set()
 
     def serve_forever(self, grace: float = 5.0) -> None:
-        """Starts (if needed) and blocks until SIGTERM/SIGINT or :meth:`stop`, then stops."""
-        if self._server is None:
-            self.start()
+        """Starts (if needed) and blocks until SIGTERM/SIGINT or :meth:`stop`, then stops.
+
+        The signal handlers go in before the first load, so a SIGTERM that arrives while the
+        model is still loading also stops the server cleanly. Call from the main thread.
+        """
         requested = threading.Event()
 
         def on_signal(signum, frame):  # noqa: ARG001 - signal handler signature
@@ -215,6 +217,8 @@ class DevServer:
 
         previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
+            if self._server is None and not requested.is_set():
+                self.start()
             while not requested.is_set() and not self._stopped.is_set():
                 requested.wait(0.5)
         finally:

@@ -12,6 +12,8 @@ from typing import Callable, Dict, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
+from csp_tf.coords import check_lon_lat_array
+
 Arrays = Dict[str, np.ndarray]
 
 
@@ -22,6 +24,14 @@ class StageInput:
     dataset_fn: Callable[[int], tf.data.Dataset]
     steps_per_epoch: int
     num_examples: int
+
+    def check_feature_dim(self, feature_dim: int, stage: str) -> None:
+        """A clear error, before any step, when the data's feature width is not the model's."""
+        spec = self.dataset_fn(0).element_spec.get("image_features")
+        width = spec.shape[-1] if spec is not None else None
+        if width is not None and width != feature_dim:
+            raise ValueError(f"{stage}: the data's image_features have width {width} but "
+                             f"data.feature_dim={feature_dim}")
 
 
 def balanced_indices(labels: np.ndarray, max_per_class: int, rng: np.random.Generator) -> np.ndarray:
@@ -45,6 +55,10 @@ def from_arrays(arrays: Arrays, batch_size: int, *, sampler: str = "shuffle", se
     if n == 0:
         raise ValueError("stage input is empty: no rows to train on")
     data = {k: np.asarray(arrays[k]) for k in keys if k in arrays}
+    check_lon_lat_array(data["lon_lat"], source="stage input lon_lat")
+    if "image_features" in data and not np.all(np.isfinite(data["image_features"])):
+        row = int(np.flatnonzero(~np.isfinite(data["image_features"]).all(axis=1))[0])
+        raise ValueError(f"stage input image_features: row {row} has a non-finite value")
     if sampler == "balanced":
         if "label" not in data or np.any(data["label"] < 0):
             raise ValueError("sampler='balanced' needs a label for every row; use 'shuffle' for "

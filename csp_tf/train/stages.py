@@ -109,6 +109,7 @@ def pretrain(config: ExperimentConfig, stage_input: StageInput, output_dir: str,
     """Self-supervised pre-training with ``config.pretrain.loss``; resumes from ``output_dir``."""
     pc = config.pretrain
     s = _Session(config, output_dir, pc.lr)
+    stage_input.check_feature_dim(config.data.feature_dim, "pretrain")
     state = LoopState()
     ckpt = tf.train.Checkpoint(model=s.model, optimizer=s.optimizer, pretrain_state=_state_obj(state))
     manager = tf.train.CheckpointManager(ckpt, s.checkpoint_dir(), max_to_keep=2)
@@ -144,6 +145,8 @@ def finetune(config: ExperimentConfig, stage_input: StageInput, image_input: Sta
     """
     fc = config.finetune
     s = _Session(config, output_dir, fc.lr)
+    for inp in (stage_input, image_input):
+        inp.check_feature_dim(config.data.feature_dim, "finetune")
     state, image_state = LoopState(), LoopState()
     image_opt = make_optimizer(fc.image_classifier_lr, s.policy)
     ckpt = tf.train.Checkpoint(model=s.model, optimizer=s.optimizer, image_optimizer=image_opt,

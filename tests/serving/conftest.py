@@ -173,3 +173,9 @@ def stubs(server):
     yield (prediction_service_pb2_grpc.PredictionServiceStub(channel),
            model_service_pb2_grpc.ModelServiceStub(channel))
     channel.close()
+
+
+@pytest.fixture(scope="session")
+def serve_fn():
+    """The ``serve(base_path, workdir)`` context manager, for tests that bring their own model."""
+    return serve

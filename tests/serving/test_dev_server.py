@@ -1,10 +1,10 @@
 """Features of the DEVELOPMENT server itself (always the dev server, never TF Serving)."""
 
+import logging
 import os
 import shutil
 import signal
-import subprocess
-import sys
+import threading
 import time
 
 import grpc
@@ -14,11 +14,11 @@ from tensorflow_serving.apis import (classification_pb2, inference_pb2, model_ma
                                      model_service_pb2_grpc, prediction_service_pb2_grpc,
                                      regression_pb2)
 
+from serving import cli
 from serving.client import CSPServingClient, ServingError
 from serving.dev_server import DevServer
 
 LON_LAT = np.array([[2.35, 48.86]], np.float32)
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.fixture
@@ -112,22 +112,31 @@ def test_stop_is_clean_and_releases_the_port(base_path):
     again.stop()
 
 
-def test_sigterm_stops_serve_dev(base_path, unused_port):
+def test_sigterm_stops_serve_dev(base_path, unused_port, caplog):
+    """``serve-dev`` (CLI handler → DevServer.serve_forever) in this process's main thread; a
+    helper thread sends SIGTERM once the model answers."""
     port = unused_port()
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": REPO}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "serving", "serve-dev", "--model-base-path", base_path,
-         "--port", str(port), "--poll-interval", "0.2"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
+    answered = []
+
+    def query_then_sigterm():
         with CSPServingClient(f"127.0.0.1:{port}", retries=0, timeout_s=2) as client:
-            client.wait_until_available(timeout_s=60)
-            client.location_prior(LON_LAT)
-        proc.send_signal(signal.SIGTERM)
-        output, _ = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, output
-    assert "DEVELOPMENT server" in output and "SIGTERM received" in output
-    assert "stopped" in output
+            try:
+                client.wait_until_available(timeout_s=60)
+                answered.append(client.location_prior(LON_LAT).shape)
+            finally:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    before = signal.getsignal(signal.SIGTERM)
+    helper = threading.Thread(target=query_then_sigterm)
+    helper.start()
+    with caplog.at_level(logging.INFO, logger="serving.dev_server"):
+        code = cli.main(["serve-dev", "--model-base-path", base_path, "--port", str(port),
+                         "--poll-interval", "0.2"])
+    helper.join(10)
+    assert code == 0 and answered == [(1, 5)]
+    assert signal.getsignal(signal.SIGTERM) == before  # handlers restored
+    log = caplog.text
+    assert "DEVELOPMENT server" in log and "SIGTERM received" in log and "stopped" in log
+    with CSPServingClient(f"127.0.0.1:{port}", retries=0, timeout_s=2) as client:
+        with pytest.raises(ServingError, match="UNAVAILABLE"):
+            client.status()

@@ -90,13 +90,6 @@ def test_keras_applications_backbone_with_local_weights(image_manifest, tmp_path
     np.testing.assert_allclose(np.stack([got[i] for i in ids]), want, rtol=1e-4, atol=1e-5)
 
 
-def test_image_rows_without_backbone_go_to_the_dead_letter(image_manifest, tmp_path):
-    summary = run_ingest(str(image_manifest / "manifest.csv"), str(tmp_path / "d"), 8,
-                         in_process=True, num_shards=1)
-    assert summary["rejected"] == {"no_backbone": 8}
-    assert sum(summary["rows_out"].values()) == 0
-
-
 def test_backbone_option_errors(tmp_path):
     with pytest.raises(DataError, match="needs explicit weights.*random"):
         check_backbone("ResNet50", None, 224, 2048)

@@ -137,31 +137,29 @@ def test_split_fractions_and_regions(csv_ingest):
     assert regions and "other" not in regions and len(regions) >= 3
 
 
-def test_vocabulary_is_collected_when_not_given(tmp_path):
+def test_collected_vocabulary_features_path_and_image_rows_without_backbone(tmp_path):
+    """Labels collected from the data; .npy feature files; image rows need a backbone."""
+    np.save(tmp_path / "f1.npy", np.arange(2, dtype=np.float32))
+    np.save(tmp_path / "f3.npy", np.arange(3, dtype=np.float32))
     manifest = tmp_path / "m.csv"
-    manifest.write_text("id,lon,lat,label,features\n"
-                        "a,1,2,zebra,\"[1, 2]\"\nb,3,4,ant,3 4\nc,5,6,,5 6\nd,7,8,zebra,7 8\n")
-    summary = run_ingest(str(manifest), str(tmp_path / "out"), 2, in_process=True, num_shards=1)
-    meta = reader.read_metadata(str(tmp_path / "out"))
-    assert meta.class_names == ["ant", "zebra"]
-    assert summary["rows_out"]["pretrain"] == 1 and summary["rejected"] == {}
-    labeled = np.concatenate([reader.load_split_arrays(str(tmp_path / "out"), s)["label"]
-                              for s in ("train", "val", "test")])
-    assert sorted(labeled.tolist()) == [0, 1, 1]
-
-
-def test_features_path_rows(tmp_path):
-    np.save(tmp_path / "f1.npy", np.arange(3, dtype=np.float32))
-    np.save(tmp_path / "f2.npy", np.arange(4, dtype=np.float32))
-    manifest = tmp_path / "m.jsonl"
-    manifest.write_text('{"id": "1", "lon": 0, "lat": 0, "features_path": "f1.npy"}\n'
-                        '{"id": "2", "lon": 0, "lat": 0, "features_path": "f2.npy"}\n'
-                        '{"id": "3", "lon": 0, "lat": 0, "features_path": "missing.npy"}\n')
-    summary = run_ingest(str(manifest), str(tmp_path / "out"), 3, in_process=True, num_shards=1)
+    manifest.write_text("id,lon,lat,label,features,features_path,image_path\n"
+                        'a,1,2,zebra,"[1, 2]",,\n'
+                        "b,3,4,ant,3 4,,\n"
+                        "c,5,6,,,f1.npy,\n"
+                        "d,7,8,zebra,7 8,,\n"
+                        "e,7,8,,,f3.npy,\n"
+                        "f,7,8,,,missing.npy,\n"
+                        "g,7,8,ant,,,photo.png\n")
+    root = str(tmp_path / "out")
+    summary = run_ingest(str(manifest), root, 2, in_process=True, num_shards=1)
+    assert summary["rejected"] == {"feature_width": 1, "features_unreadable": 1, "no_backbone": 1}
+    meta = reader.read_metadata(root)
+    assert meta.class_names == ["ant", "zebra"]  # sorted labels of the valid rows
     assert summary["rows_out"]["pretrain"] == 1
-    assert summary["rejected"] == {"feature_width": 1, "features_unreadable": 1}
-    arrays = reader.load_split_arrays(str(tmp_path / "out"), "pretrain")
-    np.testing.assert_array_equal(arrays["image_features"][0], [0, 1, 2])
+    pretrain = reader.load_split_arrays(root, "pretrain")
+    np.testing.assert_array_equal(pretrain["image_features"][0], [0, 1])
+    labeled = np.concatenate([reader.load_split_arrays(root, s)["label"] for s in ("train", "val", "test")])
+    assert sorted(labeled.tolist()) == [0, 1, 1]
 
 
 # ----- errors a user can make: clear DataErrors before anything runs --------------------------

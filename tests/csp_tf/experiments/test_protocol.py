@@ -12,7 +12,7 @@ from csp_tf.configs import ConfigError
 from csp_tf.experiments import results as res
 from csp_tf.experiments.protocol import Protocol, run_protocol
 
-from .conftest import stage_mtimes, tiny_experiment_config
+from experiment_helpers import stage_mtimes, tiny_experiment_config
 
 
 def test_results_csv_has_one_row_per_cell(experiment_run):

@@ -101,3 +101,13 @@ def test_base_model_mismatch_is_a_clear_error(tiny_config, world, tmp_path):
     with pytest.raises(ConfigError, match="location_encoder config differs"):
         finetune(tiny_config, from_arrays(world, 64), from_arrays(world, 64), str(tmp_path / "ft"),
                  base_model_dir=str(tmp_path / "pre"))
+
+
+def test_bad_inputs_fail_clearly(tiny_config, world, tmp_path):
+    bad = dict(world, lon_lat=world["lon_lat"].copy())
+    bad["lon_lat"][5, 1] = np.nan
+    with pytest.raises(ValueError, match="row 5: lat=nan"):
+        from_arrays(bad, 64)
+    tiny_config.data.feature_dim = 9
+    with pytest.raises(ValueError, match="width 8 but data.feature_dim=9"):
+        pretrain(tiny_config, from_arrays(world, 64), str(tmp_path))

@@ -1,0 +1,66 @@
+"""Maps: PNG files of the expected pixel size from a trained cell; the numeric helpers."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import numpy as np
+import pytest
+
+from csp_tf.experiments import maps
+
+
+def test_map_command_writes_pngs_of_the_expected_size(experiment_run, tiny_world, tmp_path, capsys):
+    from csp_tf.experiments.cli import add_map_parser
+
+    parser = argparse.ArgumentParser()
+    add_map_parser(parser.add_subparsers(dest="command"))
+    model = os.path.join(experiment_run["out"], "finetune", "csp", "ratio0.5", "seed0")
+    out = str(tmp_path / "maps")
+    # No --world: found as the parent of the model's data root (the generate --ingest layout).
+    args = parser.parse_args(["map", "--model", model, "--out", out, "--classes", "0,1",
+                              "--resolution", "2"])
+    assert args.func(args) == 0
+    class_png = os.path.join(out, "class_maps.png")
+    embed_png = os.path.join(out, "embedding_pca.png")
+    assert maps.png_size(class_png) == maps.expected_class_map_size(2, with_world=True)
+    assert maps.png_size(embed_png) == maps.expected_embedding_map_size()
+    assert os.path.getsize(class_png) > 20_000 and os.path.getsize(embed_png) > 20_000
+    printed = capsys.readouterr().out
+    assert "range AUC" in printed and "class_maps.png" in printed
+    import json
+    summary = json.load(open(os.path.join(out, "maps.json")))
+    assert [c["index"] for c in summary["classes"]] == [0, 1]
+    assert all(0.0 <= c["range_auc"] <= 1.0 for c in summary["classes"])
+    assert summary["world"] == tiny_world["world_dir"]
+
+
+def test_default_classes_are_one_look_alike_group_and_bad_ones_fail(experiment_run, tiny_world, tmp_path):
+    model = os.path.join(experiment_run["out"], "finetune", "sup_grid", "ratio0.5", "seed0")
+    world = maps.load_world(tiny_world["world_dir"])
+    classes = maps.default_classes(world, tiny_world["num_classes"])
+    assert len(set(world["group"][classes])) == 1 and len(classes) >= 2
+    with pytest.raises(maps.MapError, match="class indices"):
+        maps.render_maps(model, str(tmp_path), classes=[99], resolution=2)
+    with pytest.raises(maps.MapError, match="no model"):
+        maps.render_maps(str(tmp_path), str(tmp_path))
+
+
+def test_range_auc_and_pca_rgb():
+    truth = np.array([0, 0, 1, 1, 0], float)
+    land = np.array([1, 1, 1, 1, 0], float)  # the last cell is sea: ignored
+    assert maps.range_auc(np.array([0.1, 0.2, 0.8, 0.9, 5.0]), truth, land) == 1.0
+    assert maps.range_auc(np.array([0.9, 0.8, 0.2, 0.1, 0.0]), truth, land) == 0.0
+    assert maps.range_auc(np.ones(5), truth, land) == 0.5
+    assert maps.range_auc(np.ones(5), np.zeros(5), land) is None
+    rgb = maps.pca_rgb(np.random.default_rng(0).normal(size=(200, 8)))
+    assert rgb.shape == (200, 3) and rgb.min() >= 0.0 and rgb.max() <= 1.0
+
+
+def test_grid_points_cover_the_globe_row_major():
+    lon, lat, pts = maps.grid_points(30)
+    assert len(lon) == 12 and len(lat) == 6 and pts.shape == (72, 2)
+    assert tuple(pts[1]) == (-135.0, -75.0)  # lon varies fastest
+    with pytest.raises(maps.MapError):
+        maps.grid_points(7)
