@@ -73,7 +73,8 @@ def run(out: str, size: str = "benchmark", work_dir: Optional[str] = None, seed:
                   "manifest_bytes": os.path.getsize(world["manifest"]),
                   "generate_s": round(generate_s, 2)},
         "ingest": {}, "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                                  "platform": platform.platform()},
+                                  "platform": platform.platform(),
+                                  "load_avg_1m_at_start": round(os.getloadavg()[0], 2)},
     }
     root = None
     for mode in modes:
@@ -90,6 +91,8 @@ def run(out: str, size: str = "benchmark", work_dir: Optional[str] = None, seed:
     rate = measure_parse_rate(root, batch_size)
     report["parse"] = {"batch_size": batch_size, "splits": ["pretrain", "train"],
                        "examples_per_s": round(rate, 1)}
+    # other processes on the machine skew every number: keep the load next to them
+    report["machine"]["load_avg_1m_at_end"] = round(os.getloadavg()[0], 2)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out, "w") as f:
         json.dump(report, f, indent=2)
@@ -101,7 +104,8 @@ def _print_table(report: Dict[str, Any]) -> None:
     w = report["world"]
     print(f"\nworld: {w['rows']} rows, {w['species']} species, F={w['feature_dim']} "
           f"({w['manifest_format']}, {w['manifest_bytes'] / 1e6:.1f} MB), generated in {w['generate_s']} s "
-          f"on {report['machine']['cpus']} CPUs")
+          f"on {report['machine']['cpus']} CPUs (1-min load {report['machine']['load_avg_1m_at_start']} "
+          f"-> {report['machine']['load_avg_1m_at_end']})")
     print(f"{'measure':<44}{'value':>14}")
     for mode, r in report["ingest"].items():
         print(f"{'ingest rows/s, DirectRunner ' + mode:<44}{r['rows_per_s']:>14,.0f}")

@@ -20,7 +20,6 @@ put any rescaling inside the model).
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 import apache_beam as beam

@@ -233,7 +233,10 @@ def _quiet_logging() -> None:
         logger.addHandler(handler)
     if logger.level == logging.NOTSET:
         logger.setLevel(logging.INFO)
-    for name in ("apache_beam.runners.portability.local_job_service",
+    beam = logging.getLogger("apache_beam")
+    if beam.level == logging.NOTSET:
+        beam.setLevel(logging.WARNING)  # Beam logs every stage at INFO
+    for name in ("apache_beam.runners.portability.local_job_service",  # worker start-up chatter
                  "apache_beam.runners.worker", "apache_beam.io.tfrecordio"):
         logging.getLogger(name).setLevel(logging.ERROR)
 

@@ -53,6 +53,9 @@ IN_PROCESS_BEAM_ARGS = ("--direct_num_workers=1", "--direct_running_mode=in_memo
 MANIFEST_FORMATS = {".csv": "csv", ".csv.gz": "csv", ".jsonl": "jsonl", ".jsonl.gz": "jsonl",
                     ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 SHARD_SUFFIX = ".tfrecord.gz"
+# Manifest files are split into reads of about this size, so one big manifest still spreads
+# over every worker (Beam's default, 64 MB, would keep a 50 MB CSV on one worker).
+READ_BUNDLE_BYTES = 4 << 20
 STATS_DIR = "_ingest_stats"
 
 
@@ -317,11 +320,13 @@ class ReadManifests(beam.PTransform):
                 continue
             files = pbegin | f"Files[{fmt}]" >> beam.Create(paths)
             if fmt == "parquet":
-                rows = files | f"Read[{fmt}]" >> beam.io.ReadAllFromParquet(with_filename=True)
+                rows = files | f"Read[{fmt}]" >> beam.io.ReadAllFromParquet(
+                    with_filename=True, desired_bundle_size=READ_BUNDLE_BYTES)
             else:
                 rows = (files
                         | f"Read[{fmt}]" >> beam.io.ReadAllFromText(
-                            skip_header_lines=1 if fmt == "csv" else 0, with_filename=True)
+                            skip_header_lines=1 if fmt == "csv" else 0, with_filename=True,
+                            desired_bundle_size=READ_BUNDLE_BYTES)
                         | f"NonBlank[{fmt}]" >> beam.Filter(_non_blank))
             parts.append(rows | f"Tag[{fmt}]" >> beam.Map(_tag_format, fmt))
         if not parts:

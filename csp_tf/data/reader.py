@@ -27,6 +27,9 @@ from csp_tf.data import schema, splits
 from csp_tf.data.errors import DataError
 
 COMPRESSION = "GZIP"
+CHUNK = 256  # serialized records per tf.data element inside the pipeline
+READ_BUFFER = 1 << 20  # bytes of read-ahead per shard
+PARSE_BLOCK = 1024  # records per tf.io.parse_example call, at least
 OUTPUT_KEYS = ("lon_lat", "image_features", "label", "id", "region")
 
 
@@ -98,20 +101,27 @@ def make_dataset(files: Sequence[str], feature_dim: int, batch_size: int, shuffl
     Elements: ``lon_lat`` float32 (B, 2) [lon, lat degrees], ``image_features`` float32 (B, F),
     ``label`` int64 (B,) (-1 unlabeled), ``id`` string (B,), ``region`` string (B,).
 
+    The pipeline never handles single records as tf.data elements (each costs microseconds):
+    every shard is read in chunks of ``CHUNK`` serialized records, chunks of several shards are
+    interleaved in parallel, and shuffling permutes a *window* of ``shuffle_buffer`` records at
+    once (a random permutation of a tensor, like a shuffle buffer of that size but without the
+    per-record work). Blocks of at least ``PARSE_BLOCK`` records are parsed with one
+    ``tf.io.parse_example`` each (and filtered), then sliced into batches and prefetched.
+
     Args:
       files: shard paths (``split_files``); may mix splits, e.g. pretrain + train.
       feature_dim: F.
       batch_size: rows per batch.
-      shuffle: shuffle the file order and the records (``shuffle_buffer`` records).
-      seed: the shuffle seed. With ``deterministic=True`` the order is reproducible.
-      deterministic: keep tf.data's output order deterministic (slower interleave).
-      repeat: repeat forever (set steps per epoch in the trainer).
+      shuffle: shuffle the file order (each epoch) and the records within windows.
+      seed: the shuffle seed; with ``deterministic=True`` the order is reproducible.
+      deterministic: keep tf.data's output order deterministic (interleave order fixed).
+      repeat: repeat forever, epochs flowing into each other (set steps per epoch).
       label_ratio: keep only the stratified label-ratio subset of the train split
         (``class_rank < max(1, round_half_even(class_count * r))``); rows outside the train
         split have no rank and are dropped.
       labeled_only: drop unlabeled rows (label -1).
       drop_remainder: drop the last partial batch.
-      shuffle_buffer: records in the shuffle buffer.
+      shuffle_buffer: records per shuffle window.
 
     Raises:
       DataError: no files, a missing file, or a file whose size differs from metadata.json.
@@ -125,31 +135,35 @@ def make_dataset(files: Sequence[str], feature_dim: int, batch_size: int, shuffl
         splits.keep_count(1, label_ratio)  # validates the ratio with a DataError
     check_files(files)
     spec = schema.feature_spec(feature_dim)
-    options = tf.data.Options()
-    options.deterministic = bool(deterministic)
+    det = bool(deterministic)
 
     file_ds = tf.data.Dataset.from_tensor_slices(files)
     if shuffle:
         file_ds = file_ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-    records = file_ds.interleave(
-        lambda f: tf.data.TFRecordDataset(f, compression_type=COMPRESSION),
-        cycle_length=min(len(files), 8), block_length=16,
-        num_parallel_calls=tf.data.AUTOTUNE, deterministic=bool(deterministic))
-    if shuffle:
-        records = records.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if repeat:
-        records = records.repeat()
+        file_ds = file_ds.repeat()
+    records = file_ds.interleave(  # elements: string tensors of up to CHUNK records
+        lambda f: tf.data.TFRecordDataset(f, compression_type=COMPRESSION,
+                                          buffer_size=READ_BUFFER).batch(CHUNK),
+        cycle_length=min(len(files), 8), num_parallel_calls=tf.data.AUTOTUNE, deterministic=det)
+    if shuffle:
+        window = max(int(shuffle_buffer), batch_size, CHUNK)
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        records = tf.data.Dataset.zip((records.rebatch(window), seeds)).map(
+            _permute, num_parallel_calls=tf.data.AUTOTUNE, deterministic=det)
     filtering = label_ratio is not None or labeled_only
-    # With a filter, parse in large batches, mask, then re-batch to exactly batch_size.
-    parse_batch = max(batch_size, 1024) if filtering else batch_size
-    ds = records.batch(parse_batch, drop_remainder=drop_remainder and not filtering)
-    ds = ds.map(lambda s: tf.io.parse_example(s, spec), num_parallel_calls=tf.data.AUTOTUNE,
-                deterministic=bool(deterministic))
-    if filtering:
-        ds = ds.map(lambda p: _filter(p, label_ratio, labeled_only),
-                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=bool(deterministic))
-        ds = ds.rebatch(batch_size, drop_remainder=drop_remainder)
-    ds = ds.map(_to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE, deterministic=bool(deterministic))
+
+    def parse(serialized: tf.Tensor) -> Dict[str, tf.Tensor]:
+        parsed = tf.io.parse_example(serialized, spec)
+        return _to_model_inputs(_filter(parsed, label_ratio, labeled_only) if filtering else parsed)
+
+    # Parse blocks of >= PARSE_BLOCK records (per-call overhead dominates small parses), then cut
+    # the parsed tensors into batches of exactly batch_size (slicing, no per-record work).
+    ds = records.rebatch(max(batch_size, PARSE_BLOCK)).map(
+        parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=det)
+    ds = ds.rebatch(batch_size, drop_remainder=drop_remainder)
+    options = tf.data.Options()
+    options.deterministic = det
     return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
@@ -253,6 +267,11 @@ def _filter(parsed: Dict[str, tf.Tensor], label_ratio: Optional[float],
     if label_ratio is not None:
         keep &= splits.label_ratio_mask_tf(parsed[fk.CLASS_RANK], parsed[fk.CLASS_COUNT], label_ratio)
     return {k: tf.boolean_mask(v, keep) for k, v in parsed.items()}
+
+
+def _permute(serialized: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    order = tf.random.experimental.stateless_shuffle(tf.range(tf.shape(serialized)[0]), seed=seed)
+    return tf.gather(serialized, order)
 
 
 def _to_model_inputs(parsed: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:

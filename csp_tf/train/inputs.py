@@ -24,6 +24,8 @@ class StageInput:
     dataset_fn: Callable[[int], tf.data.Dataset]
     steps_per_epoch: int
     num_examples: int
+    # Turns a tf.errors.DataLossError met while iterating into an error naming the bad file.
+    explain_data_loss: Optional[Callable[[Exception], Exception]] = None
 
     def check_feature_dim(self, feature_dim: int, stage: str) -> None:
         """A clear error, before any step, when the data's feature width is not the model's."""
@@ -95,5 +97,8 @@ def from_tfrecords(files: Sequence[str], feature_dim: int, batch_size: int, num_
                             deterministic=deterministic, shuffle_buffer=shuffle_buffer,
                             drop_remainder=drop_remainder)
 
+    from csp_tf.data.reader import explain_data_loss
+
     steps = num_examples // batch_size if drop_remainder else -(-num_examples // batch_size)
-    return StageInput(dataset_fn, max(steps, 1), num_examples)
+    return StageInput(dataset_fn, max(steps, 1), num_examples,
+                      explain_data_loss=lambda e: explain_data_loss(e, files))

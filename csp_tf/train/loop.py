@@ -67,7 +67,7 @@ def run_epochs(*, stage: str, train_step: TrainStep, stage_input: StageInput, ep
         bar = _progress_bar(progress, stage, epoch, epochs, stage_input.steps_per_epoch, skip)
         sums: Dict[str, float] = {}
         n = 0
-        for batch in dist:
+        for batch in _named_data_errors(dist, stage_input):
             step = int(state.global_step.numpy())
             terms = {k: float(v) for k, v in train_step(batch, step).items()}
             if not math.isfinite(terms["loss"]):
@@ -116,6 +116,21 @@ def run_epochs(*, stage: str, train_step: TrainStep, stage_input: StageInput, ep
     if writer is not None:
         writer.flush()
     return LoopResult(history, True, steps_run, time.time() - t0)
+
+
+def _named_data_errors(dist, stage_input: StageInput):
+    """Iterates ``dist``; a corrupt TFRecord surfaces as an error naming the file."""
+    it = iter(dist)
+    while True:
+        try:
+            batch = next(it)
+        except StopIteration:
+            return
+        except tf.errors.DataLossError as e:
+            if stage_input.explain_data_loss is None:
+                raise
+            raise stage_input.explain_data_loss(e) from None
+        yield batch
 
 
 def _progress_bar(enabled: bool, stage: str, epoch: int, epochs: int, total: int, initial: int):
