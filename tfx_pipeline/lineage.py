@@ -5,8 +5,15 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Set
 
-EVENT_OUTPUT_TYPES = (4, 3)  # metadata_store_pb2.Event.OUTPUT, DECLARED_OUTPUT
-EVENT_INPUT_TYPES = (2, 1)  # Event.INPUT, DECLARED_INPUT
+
+
+def _event_types():
+    """(output event types, input event types) of ml_metadata's Event.Type enum."""
+    from ml_metadata.proto import metadata_store_pb2 as mlmd_pb2
+
+    e = mlmd_pb2.Event
+    return ((e.OUTPUT, e.DECLARED_OUTPUT, e.INTERNAL_OUTPUT),
+            (e.INPUT, e.DECLARED_INPUT, e.INTERNAL_INPUT))
 
 
 def connect(metadata_path: str):
@@ -34,6 +41,7 @@ def run_executions(store, run_context) -> List[Dict[str, Any]]:
     """Executions of one run: node id, component type, state, start/end (s), seconds, outputs."""
     from ml_metadata.proto import metadata_store_pb2 as mlmd_pb2
 
+    outputs_t, inputs_t = _event_types()
     executions = store.get_executions_by_context(run_context.id)
     events = store.get_events_by_execution_ids([e.id for e in executions]) if executions else []
     artifact_ids = {ev.artifact_id for ev in events}
@@ -46,9 +54,9 @@ def run_executions(store, run_context) -> List[Dict[str, Any]]:
             if ev.execution_id != exe.id or ev.artifact_id not in artifacts:
                 continue
             key = ev.path.steps[0].key if ev.path.steps else ""
-            if ev.type in EVENT_OUTPUT_TYPES:
+            if ev.type in outputs_t:
                 outputs.setdefault(key, []).append(artifacts[ev.artifact_id].uri)
-            elif ev.type in EVENT_INPUT_TYPES:
+            elif ev.type in inputs_t:
                 inputs.setdefault(key, []).append(ev.artifact_id)
         start, end = exe.create_time_since_epoch / 1000.0, exe.last_update_time_since_epoch / 1000.0
         out.append({
@@ -72,17 +80,18 @@ def node_id_of(store, execution) -> str:
 
 def upstream_artifacts(store, artifact_id: int, max_depth: int = 20) -> Dict[int, str]:
     """{artifact id: type name} of every artifact ``artifact_id`` was derived from."""
+    outputs_t, inputs_t = _event_types()
     seen: Dict[int, str] = {}
     frontier: Set[int] = {artifact_id}
     for _ in range(max_depth):
         if not frontier:
             break
         events = store.get_events_by_artifact_ids(list(frontier))
-        producers = {ev.execution_id for ev in events if ev.type in EVENT_OUTPUT_TYPES}
+        producers = {ev.execution_id for ev in events if ev.type in outputs_t}
         if not producers:
             break
         in_events = store.get_events_by_execution_ids(list(producers))
-        parents = {ev.artifact_id for ev in in_events if ev.type in EVENT_INPUT_TYPES}
+        parents = {ev.artifact_id for ev in in_events if ev.type in inputs_t}
         new = parents - set(seen) - {artifact_id}
         for art in store.get_artifacts_by_id(list(new)):
             seen[art.id] = store.get_artifact_types_by_id([art.type_id])[0].name

@@ -17,20 +17,26 @@ from tfx_pipeline import configs
 log = logging.getLogger("tfx_pipeline")
 
 
+SCHEMA_SUBDIR = "_schema"  # rendered schemas under the pipeline root
+
+
 class PipelineRunError(RuntimeError):
     """A component failed; the message names it and carries the component's own message."""
 
 
-def prepare(config, data_root: str, pipeline_root: str):
-    """(config with data shapes, class names, rendered schema path) for one data root."""
+def prepare(config, data_root: str, schema_dir: str):
+    """(config with data shapes, class names, rendered schema path) for one data root.
+
+    Reads ``<data_root>/metadata.json`` (any tf.io.gfile filesystem, ``gs://`` included) and
+    writes the pinned schema under ``schema_dir``.
+    """
     from csp_tf.data.reader import read_metadata
     from csp_tf.train.data_root import resolve_data_shapes
     from tfx_pipeline.validation import render_schema
 
     cfg = resolve_data_shapes(config, data_root).validate()
     names = read_metadata(data_root).class_names
-    schema = render_schema(cfg.data.feature_dim, cfg.data.num_classes,
-                           os.path.join(pipeline_root, "_schema"))
+    schema = render_schema(cfg.data.feature_dim, cfg.data.num_classes, schema_dir)
     return cfg, names, schema
 
 
@@ -74,7 +80,8 @@ def run_local(pipeline_root: str, data_root: str, serving_dir: str, config,
     Returns:
       ``{"run_id", "pipeline_root", "metadata_path", "serving_dir", "blessed", "pushed",
       "pushed_dir", "model_dir", "model_run_dir", "evaluation_dir", "components":
-      {node_id: {"state", "seconds", "outputs"}}, "wall_seconds"}``.
+      {node_id: {"state", "seconds", "outputs", "type"}}, "component_seconds": {node_id: s},
+      "wall_seconds"}``.
 
     Raises:
       PipelineRunError: a component failed (the message names it and says why).
@@ -87,7 +94,8 @@ def run_local(pipeline_root: str, data_root: str, serving_dir: str, config,
     os.makedirs(pipeline_root, exist_ok=True)
     metadata_path = os.path.abspath(metadata_path or os.path.join(pipeline_root, configs.LOCAL_METADATA_FILE))
     serving_dir = os.path.abspath(serving_dir)
-    cfg, names, schema_path = prepare(config, os.path.abspath(data_root), pipeline_root)
+    cfg, names, schema_path = prepare(config, os.path.abspath(data_root),
+                                      os.path.join(pipeline_root, SCHEMA_SUBDIR))
     pipeline = create_pipeline(
         pipeline_name=pipeline_name, pipeline_root=pipeline_root,
         data_root=os.path.abspath(data_root), serving_dir=serving_dir, schema_path=schema_path,
@@ -96,6 +104,8 @@ def run_local(pipeline_root: str, data_root: str, serving_dir: str, config,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path),
         enable_cache=enable_cache, min_top1=min_top1,
         top1_change_tolerance=top1_change_tolerance, code_version=code_version())
+    log.info("pipeline %s: data %s -> root %s, serving %s", pipeline_name, data_root,
+             pipeline_root, serving_dir)
     start = time.time()
     error: Optional[BaseException] = None
     try:
@@ -123,12 +133,14 @@ def summarize_run(metadata_path: str, pipeline_name: str,
     if since is not None:
         runs = [r for r in runs if r.create_time_since_epoch / 1000.0 >= since - 1.0]
     if not runs:
-        return {"run_id": None, "components": {}, "blessed": False, "pushed": False}
+        return {"run_id": None, "components": {}, "component_seconds": {}, "blessed": False,
+                "pushed": False}
     run = runs[-1]
     components: Dict[str, Dict[str, Any]] = {}
     for exe in lineage.run_executions(store, run):
         components[exe["node_id"]] = {k: exe[k] for k in ("state", "seconds", "outputs", "type")}
-    out: Dict[str, Any] = {"run_id": run.name, "components": components}
+    out: Dict[str, Any] = {"run_id": run.name, "components": components,
+                           "component_seconds": {n: c["seconds"] for n, c in components.items()}}
     out["model_dir"] = _first(components, "finetune_trainer", "model")
     out["model_run_dir"] = _first(components, "finetune_trainer", "model_run")
     out["evaluation_dir"] = _first(components, "Evaluator", "evaluation")

@@ -62,7 +62,7 @@ def describe_anomalies(anomalies_uri: str, split_names: List[str]) -> Dict[str, 
         anomalies.ParseFromString(io_utils.read_bytes_file(path))
         lines = []
         for feature, info in sorted(anomalies.anomaly_info.items()):
-            detail = "; ".join(r.description for r in info.reason) or info.description
+            detail = "; ".join(r.description.strip() for r in info.reason) or info.description.strip()
             lines.append(f"feature {feature!r}: {info.short_description}: {detail}")
         if anomalies.HasField("dataset_anomaly_info"):
             info = anomalies.dataset_anomaly_info

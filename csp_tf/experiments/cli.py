@@ -60,6 +60,9 @@ def add_experiment_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--methods", default=None, help="method keys, comma-separated (see below)")
     p.add_argument("--split", default="val", choices=["val", "test"],
                    help="evaluation split (default val, as the paper)")
+    p.add_argument("--eval-every", type=int, default=0, metavar="N",
+                   help="learning curves: evaluate every N fine-tuning epochs (history.json, "
+                        "OUT/learning_curves.png); fused top-1 needs img_only in --methods")
     g = p.add_argument_group("configuration")
     g.add_argument("--preset", default=None, help="named config (default: demo)")
     g.add_argument("--config", default=None, help="YAML/JSON config file")
@@ -86,6 +89,8 @@ def add_map_parser(subparsers) -> argparse.ArgumentParser:
                    help="generated world dir with true_ranges.npz (default: the parent of the "
                         "model's data root, when it has one)")
     p.add_argument("--resolution", type=float, default=1.0, help="grid step in degrees (default 1)")
+    p.add_argument("--embedding-only", action="store_true",
+                   help="only embedding_pca.png (for a pre-training stage: its class head is untrained)")
     p.set_defaults(func=cmd_map)
     return p
 
@@ -95,6 +100,7 @@ def _quiet(verbose: bool) -> None:
     if not verbose:
         for name in ("csp_tf", "absl"):  # absl: one INFO line per checkpoint write
             logging.getLogger(name).setLevel(logging.WARNING)
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)  # tf.function retrace notes
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:
@@ -114,7 +120,8 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         name += " with " + ", ".join(f"`{o}`" for o in args.overrides)
     protocol = Protocol(data_root=args.data_root, out_dir=args.out, base_config=cfg,
                         methods=parse_methods(args.methods), ratios=parse_ratios(args.ratios),
-                        seeds=parse_seeds(args.seeds), split=args.split, config_name=name)
+                        seeds=parse_seeds(args.seeds), split=args.split, config_name=name,
+                        eval_every=max(0, args.eval_every))
     run_protocol(protocol, echo=lambda line: print(line, flush=True))
     return 0
 
@@ -141,7 +148,8 @@ def cmd_map(args: argparse.Namespace) -> int:
     _quiet(bool(getattr(args, "verbose", False)))
     try:
         summary = render_maps(args.model, args.out, classes=parse_classes(args.classes),
-                              world_dir=args.world, resolution=args.resolution)
+                              world_dir=args.world, resolution=args.resolution,
+                              embedding_only=args.embedding_only)
     except MapError as exc:
         raise CLIError(str(exc)) from None
     for name, info in summary["files"].items():

@@ -25,6 +25,7 @@ import numpy as np
 DPI = 100
 PANEL_W_IN, PANEL_H_IN = 5.6, 3.0
 EMBED_W_IN, EMBED_H_IN = 10.0, 5.4
+TITLE_H_IN = 0.8
 COAST_DEG = 0.5
 EXTENT = (-180.0, 180.0, -90.0, 90.0)
 
@@ -195,8 +196,9 @@ def draw_class_maps(path: str, classes: Sequence[int], names: Sequence[str], pro
     from matplotlib.figure import Figure
 
     ncols = 2 if world is not None else 1
-    fig = Figure(figsize=(PANEL_W_IN * ncols, PANEL_H_IN * len(classes) + 0.4), dpi=DPI)
-    fig.subplots_adjust(left=0.05, right=0.97, bottom=0.04, top=1 - 0.45 / fig.get_figheight(),
+    fig = Figure(figsize=(PANEL_W_IN * ncols, PANEL_H_IN * len(classes) + TITLE_H_IN), dpi=DPI)
+    fig.subplots_adjust(left=0.05, right=0.97, bottom=0.3 / fig.get_figheight(),
+                        top=1 - TITLE_H_IN / fig.get_figheight(),
                         hspace=0.35, wspace=0.12)
     fig.suptitle(subtitle, fontsize=9)
     coast = _land_mask()
@@ -211,8 +213,8 @@ def draw_class_maps(path: str, classes: Sequence[int], names: Sequence[str], pro
         if points is not None:
             sel = points["label"] == c
             n_pts = int(sel.sum())
-            ax.scatter(points["lon_lat"][sel, 0], points["lon_lat"][sel, 1], s=3, c="red",
-                       linewidths=0)
+            ax.scatter(points["lon_lat"][sel, 0], points["lon_lat"][sel, 1], s=9, c="red",
+                       edgecolors="white", linewidths=0.4)
         _style(ax, f"{names[c]}: predicted P(y|loc)" + (f", {n_pts} labeled pts" if points is not None else ""))
         fig.colorbar(im, ax=ax, fraction=0.03, pad=0.01).ax.tick_params(labelsize=6)
         if world is not None:
@@ -242,9 +244,12 @@ def draw_embedding_map(path: str, emb: np.ndarray, lon: np.ndarray, lat: np.ndar
 
 
 def render_maps(model_dir: str, out_dir: str, classes: Optional[Sequence[int]] = None,
-                world_dir: Optional[str] = None, resolution: float = 1.0) -> Dict[str, Any]:
+                world_dir: Optional[str] = None, resolution: float = 1.0,
+                embedding_only: bool = False) -> Dict[str, Any]:
     """Writes class_maps.png, embedding_pca.png and maps.json into ``out_dir``; returns the
-    summary (also in maps.json): files with pixel sizes, and per class its range AUC."""
+    summary (also in maps.json): files with pixel sizes, and per class its range AUC.
+    ``embedding_only``: just embedding_pca.png (e.g. for a pre-training stage, whose class
+    head was never trained)."""
     model = _load_model(model_dir)
     cfg, data_root = _model_context(model_dir)
     if world_dir is None and data_root is not None:
@@ -264,14 +269,19 @@ def render_maps(model_dir: str, out_dir: str, classes: Optional[Sequence[int]] =
     lon, lat, pts = grid_points(resolution)
     probs, emb = predict_grid(model, pts)
     subtitle = _describe(cfg, model_dir)
-    class_path = os.path.join(out_dir, "class_maps.png")
-    draw_class_maps(class_path, classes, names, probs, lon, lat, world,
-                    _train_points(cfg, data_root), subtitle)
     embed_path = os.path.join(out_dir, "embedding_pca.png")
     draw_embedding_map(embed_path, emb, lon, lat, subtitle)
+    paths = [("embedding_pca", embed_path)]
+    if embedding_only:
+        classes = []
+    else:
+        class_path = os.path.join(out_dir, "class_maps.png")
+        draw_class_maps(class_path, classes, names, probs, lon, lat, world,
+                        _train_points(cfg, data_root), subtitle)
+        paths.insert(0, ("class_maps", class_path))
 
     per_class = []
-    if world is not None:  # score on the world's own grid, where the truth lives
+    if world is not None and classes:  # score on the world's own grid, where the truth lives
         wlon2d, wlat2d = np.meshgrid(world["lon"], world["lat"])
         wpts = np.stack([wlon2d.ravel(), wlat2d.ravel()], axis=1).astype(np.float32)
         wprobs, _ = predict_grid(model, wpts)
@@ -282,7 +292,7 @@ def render_maps(model_dir: str, out_dir: str, classes: Optional[Sequence[int]] =
             entry["range_auc"] = range_auc(wprobs[:, c], world["range_density"][c].ravel(), land)
         per_class.append(entry)
     files = {}
-    for key, path in (("class_maps", class_path), ("embedding_pca", embed_path)):
+    for key, path in paths:
         w, h = png_size(path)
         files[key] = {"path": path, "width": w, "height": h, "bytes": os.path.getsize(path)}
     summary = {"model": model_dir, "world": world_dir, "resolution_deg": resolution,
@@ -295,7 +305,7 @@ def render_maps(model_dir: str, out_dir: str, classes: Optional[Sequence[int]] =
 def expected_class_map_size(num_classes: int, with_world: bool) -> Tuple[int, int]:
     """Pixel (width, height) of class_maps.png for ``num_classes`` rows."""
     ncols = 2 if with_world else 1
-    return (round(PANEL_W_IN * ncols * DPI), round((PANEL_H_IN * num_classes + 0.4) * DPI))
+    return (round(PANEL_W_IN * ncols * DPI), round((PANEL_H_IN * num_classes + TITLE_H_IN) * DPI))
 
 
 def expected_embedding_map_size() -> Tuple[int, int]:

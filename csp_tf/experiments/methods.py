@@ -11,9 +11,9 @@ TensorFlow.
 | ``sup_wrap`` | Sup. Only (wrap) (Mac Aodha 2019) | wrap + FCNet | none |
 | ``sup_grid`` | Sup. Only (grid) (Mai 2020b) | gridcell + FFN | none |
 | ``sup_theory`` | (Space2Vec-theory, not in the CSP tables) | theory + FFN | none |
-| ``sup_spherem_plus`` | (Sphere2Vec-sphereM+, not in the CSP tables) | sphereM+ + FFN | none |
+| ``sup_spherem_plus`` | (Sphere2Vec-sphereM+, not in the CSP tables) | sphereM+ + FFN (radii in radians) | none |
 | ``mse`` | MSE | gridcell + FFN | l2regress |
-| ``nce`` | CSP-NCE-BL | gridcell + FFN | imgcontloss |
+| ``nce`` | CSP-NCE-BL (the issue's "NCE") | gridcell + FFN | imgcontloss (no SimCSE term) |
 | ``csp`` | CSP-MC-BLD | gridcell + FFN | contsoftmax (in-batch + random-location + SimCSE) |
 
 Optional variants (not in the default list): ``nce_bld`` (imgcontlosssimcse, the paper's
@@ -25,6 +25,7 @@ Appendix A.4 value).
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
@@ -43,6 +44,9 @@ class Method:
       pretrain_loss: ``none`` for the supervised-only baselines, else the pre-training loss.
       image_only: score with P(y|img) alone (no location encoder is trained).
       overrides: dotted config keys set for this method after the base config.
+      radians: the encoder's radii are in radians (Sphere2Vec): the base ``min_radius`` in
+        degrees becomes min_radius·π/180 and ``max_radius`` becomes 1 (one period per 360°), so
+        the finest scale matches the gridcell methods'.
     """
 
     name: str
@@ -52,6 +56,7 @@ class Method:
     pretrain_loss: str = "none"
     image_only: bool = False
     overrides: Mapping[str, Any] = field(default_factory=dict)
+    radians: bool = False
 
     @property
     def pretrains(self) -> bool:
@@ -70,11 +75,9 @@ METHODS: Dict[str, Method] = {m.name: m for m in (
     Method("sup_wrap", "Sup. Only (wrap)", "wrap", network="fcnet"),
     Method("sup_grid", "Sup. Only (grid)", "gridcell"),
     Method("sup_theory", "Sup. Only (theory)", "theory"),
-    # Sphere2Vec radii are multiples of one radian (ENCODERS_EXTRA §0); r_min = 1e-3, r_max = 1
-    # are the TorchSpatial script values for sphereM+ (ENCODERS_EXTRA §1.2).
-    Method("sup_spherem_plus", "Sup. Only (sphereM+)", "sphereM+",
-           overrides={"location_encoder.position.min_radius": 0.001,
-                      "location_encoder.position.max_radius": 1.0}),
+    # Sphere2Vec radii are multiples of one radian, not degrees (ENCODERS_EXTRA §0): the base
+    # config's min_radius (degrees, for gridcell) is converted, and r_max = 1 rad (§1.2).
+    Method("sup_spherem_plus", "Sup. Only (sphereM+)", "sphereM+", radians=True),
     Method("mse", "MSE", "gridcell", pretrain_loss="l2regress"),
     Method("nce", "CSP-NCE-BL", "gridcell", pretrain_loss="imgcontloss"),
     Method("nce_bld", "CSP-NCE-BLD", "gridcell", pretrain_loss="imgcontlosssimcse"),
@@ -152,14 +155,20 @@ def method_config(base: ExperimentConfig, method: Method, seed: int,
     else:
         cfg.location_encoder.position.type = method.encoder
         cfg.location_encoder.network = method.network
+        if method.radians:
+            pos = cfg.location_encoder.position
+            pos.min_radius, pos.max_radius = pos.min_radius * math.pi / 180.0, 1.0
     if method.overrides:
         cfg = cfg.override(dict(method.overrides))
     return cfg.validate()
 
 
-def config_fingerprint(cfg: ExperimentConfig) -> Dict[str, Any]:
-    """The parts of a config that decide a result (not where the data lives or logging)."""
+def config_fingerprint(cfg: ExperimentConfig, ignore: Sequence[str] = ()) -> Dict[str, Any]:
+    """The parts of a config that decide a result (not where the data lives or logging);
+    ``ignore``: top-level sections left out (e.g. ``finetune`` for a pre-training stage)."""
     d = cfg.to_dict()
+    for section in ignore:
+        d.pop(section, None)
     d["data"].pop("data_root", None)
     for key in ("progress", "log_every_steps", "checkpoint_every_steps"):
         d["runtime"].pop(key, None)

@@ -52,6 +52,10 @@ class Protocol:
       methods / ratios / seeds: the grid.
       split: the evaluation split (the paper reports ``val``).
       config_name: how the base config is named in ``results.md`` (e.g. ``demo``).
+      eval_every: > 0 records a learning curve: every that many fine-tuning epochs, the
+        location-only top-1 on the evaluation split, and the fused top-1 when the Img-only
+        cell of the same (ratio, seed) exists (its image classifier is the one the cell will
+        train: same labels, same seed), go into the cell's ``history.json`` as ``val_*``.
     """
 
     data_root: str
@@ -62,6 +66,7 @@ class Protocol:
     seeds: Sequence[int]
     split: str = "val"
     config_name: str = "custom"
+    eval_every: int = 0
 
     @property
     def total_cells(self) -> int:
@@ -125,19 +130,19 @@ class _Data:
         return self._cache["pool"]
 
 
-def fingerprint_hash(cfg: ExperimentConfig) -> str:
+def fingerprint_hash(cfg: ExperimentConfig, ignore: Sequence[str] = ()) -> str:
     """12 hex digits identifying the result-deciding parts of a config."""
-    text = json.dumps(config_fingerprint(cfg), sort_keys=True, default=str)
+    text = json.dumps(config_fingerprint(cfg, ignore), sort_keys=True, default=str)
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
-def stage_done(stage_dir: str, cfg: ExperimentConfig) -> bool:
-    """True if ``stage_dir`` holds a finished stage made by ``cfg``; ConfigError if it was made
-    by another config (delete the directory or use another --out)."""
+def stage_done(stage_dir: str, cfg: ExperimentConfig, ignore: Sequence[str] = ()) -> bool:
+    """True if ``stage_dir`` holds a finished stage made by ``cfg`` (up to the ``ignore``d
+    sections); ConfigError if it was made by another config (delete it or use another --out)."""
     if not os.path.exists(os.path.join(stage_dir, "model.keras")):
         return False
     saved = ExperimentConfig.load(os.path.join(stage_dir, "config.yaml"))
-    if fingerprint_hash(saved) != fingerprint_hash(cfg):
+    if fingerprint_hash(saved, ignore) != fingerprint_hash(cfg, ignore):
         raise ConfigError(f"{stage_dir} was trained with a different config than this run asks "
                           "for; use another --out (or delete that directory)")
     return True
@@ -168,7 +173,7 @@ def _run_pretrain(p: Protocol, cfg: ExperimentConfig, method: Method, seed: int,
     from csp_tf.train import from_arrays, pretrain
 
     out = p.pretrain_dir(method, seed)
-    if stage_done(out, cfg):
+    if stage_done(out, cfg, ignore=("finetune",)):  # fine-tuning settings do not change it
         return _read_seconds(out)
     pc = cfg.pretrain
     if pc.sampler == "balanced":  # the reference's label-balanced pre-training (SPEC §7.1)
@@ -186,6 +191,41 @@ def _run_pretrain(p: Protocol, cfg: ExperimentConfig, method: Method, seed: int,
     return seconds
 
 
+def _image_probs(p: Protocol, ratio: float, seed: int, data: _Data) -> Optional[np.ndarray]:
+    """P(y|img) on the evaluation split from the Img-only cell of (ratio, seed), if it exists."""
+    from csp_tf.evaluate import predict_arrays
+    from csp_tf.experiments.methods import get_method
+
+    cell = p.finetune_dir(get_method("img_only"), ratio, seed)
+    if not os.path.exists(os.path.join(cell, "model.keras")):
+        return None
+    ev = data.evaluation
+    out = predict_arrays(_load_model(cell), ev["lon_lat"], ev["image_features"])
+    return out["image_probabilities"]
+
+
+def _curve_callback(p: Protocol, data: _Data, image_probs: Optional[np.ndarray]):
+    """on_epoch_end for ``finetune``: val location (and fused) top-1 every ``p.eval_every`` epochs."""
+    from csp_tf.evaluate import predict_arrays, ranking_metrics
+
+    ev = data.evaluation
+    keep = ev["label"] >= 0
+    labels, lon_lat, feats = ev["label"][keep], ev["lon_lat"][keep], ev["image_features"][keep]
+
+    def callback(model, epoch: int) -> Dict[str, float]:
+        if (epoch + 1) % p.eval_every:
+            return {}
+        loc = predict_arrays(model, lon_lat, feats)["location_probabilities"]
+        missing = np.isnan(lon_lat).any(axis=1)[:, None]
+        out = {"val_location_top1": ranking_metrics(loc[~missing[:, 0]], labels[~missing[:, 0]])["top1"]}
+        if image_probs is not None:
+            fused = image_probs[keep] * np.where(missing, 1.0, loc)
+            out["val_fused_top1"] = ranking_metrics(fused, labels)["top1"]
+        return out
+
+    return callback
+
+
 def _run_finetune(p: Protocol, cfg: ExperimentConfig, method: Method, ratio: float, seed: int,
                   data: _Data, base_dir: Optional[str]):
     """Fine-tunes (or reloads) one cell; returns (model, seconds, labeled rows)."""
@@ -193,19 +233,31 @@ def _run_finetune(p: Protocol, cfg: ExperimentConfig, method: Method, ratio: flo
 
     out = p.finetune_dir(method, ratio, seed)
     labeled = data.labeled(ratio)
-    if stage_done(out, cfg):
-        return _load_model(out), _read_seconds(out), len(labeled["label"])
+    # A finished stage is not reloaded from model.keras but restored by ``finetune`` from its
+    # checkpoint (no epoch is run again): the .keras file of a wrap+FCNet model lacks the
+    # residual layers' weights, the checkpoint has every trained variable.
+    done = stage_done(out, cfg)
     fc = cfg.finetune
     # As csp_tf.train.data_root.finetune_inputs, from the arrays already in memory.
     loc = from_arrays(labeled, fc.batch_size, sampler=fc.sampler, seed=seed,
                       max_per_class=fc.max_num_exs_per_class)
     image_rows = labeled if fc.image_classifier_labels == "fewshot" else data.train
     img = from_arrays(image_rows, fc.batch_size, sampler="shuffle", seed=seed + 1)
+    callback = None
+    if p.eval_every > 0 and not method.image_only and not done:
+        callback = _curve_callback(p, data, _image_probs(p, ratio, seed, data))
+    history_path = os.path.join(out, "history.json")
+    history = open(history_path).read() if done and os.path.exists(history_path) else None
     t0 = time.time()
-    result = finetune(cfg, loc, img, out, base_model_dir=base_dir)
+    result = finetune(cfg, loc, img, out, base_model_dir=base_dir, on_epoch_end=callback)
     seconds = time.time() - t0
     if not result.completed:
         raise RuntimeError(f"fine-tuning in {out} did not complete")
+    if done:
+        if history is not None:  # a no-op re-run saves an empty history over the real one
+            with open(history_path, "w") as f:
+                f.write(history)
+        return result.model, _read_seconds(out), len(labeled["label"])
     _write_seconds(out, seconds)
     return result.model, seconds, len(labeled["label"])
 
@@ -295,6 +347,11 @@ def run_protocol(p: Protocol, echo: Echo = print) -> List[Dict[str, object]]:
                 _release(model)
     rows = list(by_key.values())
     _write_tables(p, rows)
+    if p.eval_every > 0:
+        from csp_tf.experiments.curves import plot_learning_curves
+        path = plot_learning_curves(p, os.path.join(p.out_dir, "learning_curves.png"))
+        if path:
+            echo(f"experiment: wrote {path}")
     echo(f"experiment: {ran} cell(s) run, {p.total_cells - ran} reused; wrote {p.results_csv} "
          f"and {p.results_md}")
     return rows

@@ -10,6 +10,7 @@ ImportExampleGen with a ``DataError`` a user can act on, not a Beam traceback.
 from __future__ import annotations
 
 import os
+import re
 from typing import Any, Dict, List
 
 import tensorflow as tf
@@ -54,8 +55,15 @@ class CheckedImportExecutor(import_executor.Executor):
             try:
                 reader.verify_files(all_files)
             except DataError as found:
-                raise DataError(f"ImportExampleGen could not read the data root: {found}") from exc
+                raise DataError(f"ImportExampleGen could not read the data root: "
+                                f"{_without_op_noise(str(found))}") from exc
             raise
+
+
+def _without_op_noise(message: str) -> str:
+    """Drops TF's ``{{function_node ...}}`` and ``[Op:...]`` decorations from an error text."""
+    message = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", message)
+    return re.sub(r"\s*\[Op:[^\]]*\]( name:)?", "", message)
 
 
 class CheckedImportExampleGen(ImportExampleGen):

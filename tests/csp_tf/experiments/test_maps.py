@@ -59,8 +59,15 @@ def test_range_auc_and_pca_rgb():
 
 
 def test_grid_points_cover_the_globe_row_major():
-    lon, lat, pts = maps.grid_points(30)
-    assert len(lon) == 12 and len(lat) == 6 and pts.shape == (72, 2)
-    assert tuple(pts[1]) == (-135.0, -75.0)  # lon varies fastest
+    lon, lat, pts = maps.grid_points(10)
+    assert len(lon) == 36 and len(lat) == 18 and pts.shape == (648, 2)
+    assert tuple(pts[1]) == (-165.0, -85.0)  # lon varies fastest
     with pytest.raises(maps.MapError):
         maps.grid_points(7)
+
+
+def test_embedding_only_for_a_pretraining_stage(experiment_run, tmp_path):
+    pre = os.path.join(experiment_run["out"], "pretrain", "csp", "seed0")
+    summary = maps.render_maps(pre, str(tmp_path), resolution=5, embedding_only=True)
+    assert list(summary["files"]) == ["embedding_pca"] and summary["classes"] == []
+    assert sorted(os.listdir(tmp_path)) == ["embedding_pca.png", "maps.json"]

@@ -70,16 +70,24 @@ def test_rerun_skips_finished_cells(experiment_run):
 
 def test_rerun_without_a_row_reuses_the_trained_stages(experiment_run):
     """A cell whose row is missing (e.g. killed during evaluation) is re-evaluated from its
-    saved stage: nothing is trained again and the metrics are the same."""
+    saved stage: nothing is trained again (no new checkpoint, pre-training untouched) and the
+    metrics are the same."""
     p = experiment_run["protocol"]
     before = stage_mtimes(p.out_dir)
+    cell = os.path.join(p.out_dir, "finetune", "csp", "ratio0.5", "seed0", "checkpoints")
+    checkpoints = sorted(os.listdir(cell))
     rows = res.read_results(p.results_csv)
     dropped = [r for r in rows if r["method"] == "csp"][0]
     res.write_results(p.results_csv, [r for r in rows if r["method"] != "csp"])
     lines = []
     new = {r["method"]: r for r in run_protocol(p, echo=lines.append)}
-    assert stage_mtimes(p.out_dir) == before
+    after = stage_mtimes(p.out_dir)
+    for stage in ("pretrain", os.path.join("finetune", "sup_grid")):
+        assert {k: v for k, v in after.items() if k.startswith(stage)} == \
+            {k: v for k, v in before.items() if k.startswith(stage)}
+    assert sorted(os.listdir(cell)) == checkpoints
     assert new["csp"]["top1"] == pytest.approx(dropped["top1"], abs=1e-3)
+    assert new["csp"]["finetune_s"] == pytest.approx(dropped["finetune_s"])
     assert sum("skipped" in line for line in lines) == 1
 
 
@@ -106,3 +114,23 @@ def test_cli_parses_the_grid_and_rejects_a_bad_data_root(tmp_path):
     assert args.ratios == "0.05,1.0" and args.overrides == ["finetune.epochs=1"]
     with pytest.raises(CLIError, match="metadata.json"):
         args.func(args)
+
+
+def test_learning_curves_recorded_every_n_epochs(tiny_world, tmp_path):
+    """--eval-every: val top-1 in history.json; the fused curve uses the Img-only cell's image
+    classifier, which is the one the cell itself trains (same labels, same seed)."""
+    import json
+
+    from csp_tf.experiments.methods import parse_methods
+
+    p = Protocol(data_root=tiny_world["data_root"], out_dir=str(tmp_path / "curves"),
+                 base_config=tiny_experiment_config(), methods=parse_methods("img_only,sup_grid"),
+                 ratios=[0.5], seeds=[0], eval_every=1)
+    rows = {r["method"]: r for r in run_protocol(p, echo=lambda _: None)}
+    history = json.load(open(os.path.join(p.finetune_dir(p.methods[1], 0.5, 0), "history.json")))
+    curve = [h for h in history if h.get("stage") != "image_classifier"]
+    assert [h["epoch"] for h in curve] == [1, 2]
+    assert all("val_fused_top1" in h and "val_location_top1" in h for h in curve)
+    assert curve[-1]["val_fused_top1"] == pytest.approx(rows["sup_grid"]["fused_top1"], abs=1e-3)
+    assert curve[-1]["val_location_top1"] == pytest.approx(rows["sup_grid"]["location_top1"], abs=1e-3)
+    assert os.path.getsize(os.path.join(p.out_dir, "learning_curves.png")) > 10_000

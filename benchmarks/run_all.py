@@ -1,0 +1,366 @@
+"""Runs every csp-tf benchmark as a subprocess and writes ``docs/benchmarks.md`` from their JSON.
+
+    python benchmarks/run_all.py                       # all four, full size (tens of minutes)
+    python benchmarks/run_all.py --quick               # smaller settings (a few minutes)
+    python benchmarks/run_all.py --only train_step,serving_load
+    python benchmarks/run_all.py --from-json runs/benchmarks   # re-render without running
+
+Benchmarks (each writes its own JSON, collected into ``--json-dir``):
+
+* ``train_step``   — ``benchmarks/train_step.py --out J``: pre-training step, XLA on vs off,
+  against a matmul chain of the same shapes.
+* ``ingest``       — ``benchmarks/ingest.py --out J``: Beam ingest rows/s, tf.data parse rate.
+* ``serving_load`` — ``benchmarks/serving_load.py --out J``: gRPC vs in-process latency.
+* ``tfx_pipeline`` — generates the small demo world, then times
+  ``csp-tf pipeline run ... --json J`` (the TFX demo pipeline, LocalDagRunner).
+
+Every number in the report is read from a JSON written in this run (or the JSON directory
+given to ``--from-json``). A value a JSON lacks is shown as ``n/a`` and listed under "Missing
+values"; a benchmark that failed or timed out is reported as such with the tail of its log.
+Nothing is filled in or estimated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PY = sys.executable
+NA = "n/a"
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One reported quantity: a label, a dotted path into the JSON (list items by index), a
+    format (``{:.1f}``-style, or ``None`` for str()) and an optional note."""
+
+    label: str
+    path: str
+    fmt: Optional[str] = "{:.2f}"
+    note: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Benchmark:
+    """A benchmark: how to run it (commands that end by writing ``json_path``) and what to report."""
+
+    name: str
+    title: str
+    script: str  # the file that must exist (relative to the repo)
+    commands: Callable[[str, str, bool], List[List[str]]]  # (json_path, work_dir, quick) -> argvs
+    rows: Tuple[Row, ...]
+    ratios: Tuple[Row, ...] = ()
+    note: str = ""
+
+
+def _train_step_cmds(json_path: str, work: str, quick: bool) -> List[List[str]]:
+    extra = ["--steps", "5"] if quick else []
+    return [[PY, os.path.join(REPO, "benchmarks", "train_step.py"), "--out", json_path, *extra]]
+
+
+def _ingest_cmds(json_path: str, work: str, quick: bool) -> List[List[str]]:
+    extra = ["--size", "small"] if quick else []
+    return [[PY, os.path.join(REPO, "benchmarks", "ingest.py"), "--out", json_path, *extra]]
+
+
+def _serving_cmds(json_path: str, work: str, quick: bool) -> List[List[str]]:
+    extra = ["--duration", "2"] if quick else []
+    return [[PY, os.path.join(REPO, "benchmarks", "serving_load.py"), "--out", json_path, *extra]]
+
+
+def _tfx_cmds(json_path: str, work: str, quick: bool) -> List[List[str]]:
+    world = os.path.join(work, "tfx_world")
+    gen = [PY, "-m", "csp_tf.data.cli", "generate", "--out", world, "--size", "small", "--ingest",
+           "--in-process"]
+    run = [PY, "-m", "csp_tf.cli", "pipeline", "run", "--data-root", os.path.join(world, "data"),
+           "--pipeline-root", os.path.join(work, "tfx_root"), "--serving-dir",
+           os.path.join(work, "tfx_serving"), "--preset", "demo", "--no-cache", "--no-report",
+           "--json", json_path]
+    if quick:
+        run += ["--set", "pretrain.epochs=1", "--set", "finetune.epochs=2"]
+    return [gen, run]
+
+
+BENCHMARKS: Tuple[Benchmark, ...] = (
+    Benchmark(
+        "train_step", "Pre-training step: XLA on vs off (benchmarks/train_step.py)",
+        "benchmarks/train_step.py", _train_step_cmds,
+        rows=(Row("device", "setup.device", None), Row("batch", "setup.batch", "{:d}"),
+              Row("step, XLA off (ms)", "xla_off.step_ms", "{:.1f}"),
+              Row("step, XLA on (ms)", "xla_on.step_ms", "{:.1f}"),
+              Row("examples/s, XLA off", "xla_off.examples_per_s", "{:.0f}"),
+              Row("examples/s, XLA on", "xla_on.examples_per_s", "{:.0f}"),
+              Row("GFLOP/s of the step, XLA on", "xla_on.step_gflops", "{:.1f}"),
+              Row("peak RSS (MB)", "peak_rss_mb", "{:.0f}")),
+        ratios=(Row("XLA speed-up (step time off / on)", "xla_speedup"),
+                Row("matmul-chain time / step time, XLA off", "xla_off.ratio_to_matmul_chain",
+                    note="1.0 = the step costs no more than its matmuls"),
+                Row("matmul-chain time / step time, XLA on", "xla_on.ratio_to_matmul_chain"))),
+    Benchmark(
+        "ingest", "Beam ingest and tf.data parse rate (benchmarks/ingest.py)",
+        "benchmarks/ingest.py", _ingest_cmds,
+        rows=(Row("world rows", "world.rows", "{:d}"),
+              Row("ingest rows/s (pipeline, DirectRunner multi_processing)",
+                  "ingest.multi_processing.rows_per_s", "{:.0f}"),
+              Row("ingest wall time (s)", "ingest.multi_processing.wall_s", "{:.1f}"),
+              Row("ingest rows/s (wall)", "ingest.multi_processing.rows_per_s_wall", "{:.0f}"),
+              Row("tf.data parse rate (examples/s)", "parse.examples_per_s", "{:.0f}")),
+        ratios=(Row("pipeline rows/s / wall rows/s", "@ratio:ingest.multi_processing.rows_per_s/"
+                    "ingest.multi_processing.rows_per_s_wall",
+                    note="> 1: Beam start-up and finishing cost on top of the pipeline"),)),
+    Benchmark(
+        "serving_load", "Serving: gRPC vs in-process (benchmarks/serving_load.py)",
+        "benchmarks/serving_load.py", _serving_cmds,
+        rows=(Row("model", "model.label", None), Row("server", "server", None),
+              Row("signature", "signature", None), Row("batch size", "batch_size", "{:d}"),
+              Row("in-process p50 (ms)", "in_process.p50_ms", "{:.3f}"),
+              Row("gRPC p50, concurrency 1 (ms)", "grpc.0.p50_ms", "{:.3f}"),
+              Row("gRPC p99, concurrency 1 (ms)", "grpc.0.p99_ms", "{:.3f}"),
+              Row("gRPC floor, empty servicer p50 (ms)", "grpc_floor_empty_servicer.p50_ms", "{:.3f}"),
+              Row("errors", "total_errors", "{:d}")),
+        ratios=(Row("gRPC p50 at concurrency 1 / in-process p50", "ratio_grpc_p50_over_in_process"),
+                Row("target for that ratio (at most)", "target_ratio"),
+                Row("throughput at the highest / the lowest concurrency",
+                    "@ratio:grpc.-1.throughput_rps/grpc.0.throughput_rps")),
+        note="Per-concurrency results are listed from the report's `grpc` levels."),
+    Benchmark(
+        "tfx_pipeline", "TFX demo pipeline wall time (csp-tf pipeline run, LocalDagRunner)",
+        "tfx_pipeline/local_runner.py", _tfx_cmds,
+        rows=(Row("pipeline wall time reported by run_local (s)", "wall_seconds", "{:.1f}"),
+              Row("blessed", "blessed", None), Row("pushed", "pushed", None),
+              Row("subprocess wall time measured by run_all (s)", "_run_all.seconds", "{:.1f}")),
+        ratios=(Row("run_local wall / subprocess wall", "@ratio:wall_seconds/_run_all.seconds",
+                    note="the rest is interpreter start, imports and MLMD set-up"),),
+        note="Per-component seconds are listed from the run summary's `components`."),
+)
+
+
+def lookup(data: Any, path: str) -> Any:
+    """Value at a dotted path (``a.b.0.c``); raises KeyError naming the missing part."""
+    node = data
+    for part in path.split("."):
+        if isinstance(node, list):
+            try:
+                node = node[int(part)]
+            except (ValueError, IndexError):
+                raise KeyError(path) from None
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            raise KeyError(path)
+    return node
+
+
+def value_of(data: Any, row: Row) -> Tuple[str, Optional[str]]:
+    """(formatted value, missing path or None). ``@ratio:a/b`` divides two values of the JSON."""
+    try:
+        if row.path.startswith("@ratio:"):
+            num_path, den_path = row.path[len("@ratio:"):].split("/")
+            num, den = float(lookup(data, num_path)), float(lookup(data, den_path))
+            if den == 0 or not math.isfinite(num) or not math.isfinite(den):
+                return NA, f"{row.path} (not a finite ratio)"
+            return f"{num / den:.2f}", None
+        value = lookup(data, row.path)
+    except KeyError as exc:
+        return NA, str(exc.args[0])
+    if value is None:
+        return NA, f"{row.path} (null)"
+    if row.fmt is None:
+        return str(value), None
+    try:
+        if isinstance(value, float) and not math.isfinite(value):
+            return NA, f"{row.path} (not finite)"
+        if "d}" in row.fmt:
+            value = int(value)
+        return row.fmt.format(value), None
+    except (TypeError, ValueError):
+        return str(value), None
+
+
+def run_benchmark(b: Benchmark, json_dir: str, work_dir: str, quick: bool,
+                  timeout_s: float) -> Dict[str, Any]:
+    """Runs ``b``'s commands; returns {status, seconds, log, json, reason}."""
+    json_path = os.path.join(json_dir, f"{b.name}.json")
+    log_path = os.path.join(json_dir, f"{b.name}.log")
+    if not os.path.exists(os.path.join(REPO, b.script)):
+        return {"status": "missing", "reason": f"{b.script} does not exist", "log": None,
+                "json": None, "seconds": None}
+    if os.path.exists(json_path):
+        os.remove(json_path)  # never report a stale JSON from an earlier run
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO + os.pathsep +
+               os.environ.get("PYTHONPATH", ""))
+    t0 = time.time()
+    with open(log_path, "w") as log:
+        for argv in b.commands(json_path, work_dir, quick):
+            log.write("$ " + " ".join(argv) + "\n")
+            log.flush()
+            left = timeout_s - (time.time() - t0)
+            try:
+                rc = subprocess.run(argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                    timeout=max(left, 1)).returncode
+            except subprocess.TimeoutExpired:
+                return {"status": "timeout", "reason": f"timed out after {timeout_s:.0f} s",
+                        "log": log_path, "json": None, "seconds": time.time() - t0}
+            if rc != 0:
+                return {"status": "failed", "reason": f"`{' '.join(argv[1:3])} ...` exited {rc}",
+                        "log": log_path, "json": None, "seconds": time.time() - t0}
+    seconds = time.time() - t0
+    if not os.path.exists(json_path):
+        return {"status": "failed", "reason": f"no JSON written to {json_path}", "log": log_path,
+                "json": None, "seconds": seconds}
+    _stamp(json_path, seconds)
+    return {"status": "ok", "reason": "", "log": log_path, "json": json_path, "seconds": seconds}
+
+
+def _stamp(json_path: str, seconds: float) -> None:
+    """Adds ``_run_all.seconds`` (the subprocess wall time measured here) to the JSON."""
+    with open(json_path) as f:
+        data = json.load(f)
+    if isinstance(data, dict):
+        data["_run_all"] = {"seconds": round(seconds, 2)}
+        with open(json_path, "w") as f:
+            json.dump(data, f, indent=2)
+
+
+def _log_tail(path: Optional[str], lines: int = 8) -> str:
+    if not path or not os.path.exists(path):
+        return ""
+    with open(path, errors="replace") as f:
+        tail = f.read().splitlines()[-lines:]
+    return "\n".join(tail)
+
+
+def render(results: Dict[str, Dict[str, Any]], benchmarks: Sequence[Benchmark], *,
+           quick: bool, source: str) -> str:
+    """The markdown report."""
+    out = ["# csp-tf benchmarks", "",
+           f"Generated by `python benchmarks/run_all.py{' --quick' if quick else ''}` on "
+           f"{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} ({source}).",
+           f"Machine: {os.cpu_count()} CPU cores, {platform.platform()}, Python "
+           f"{platform.python_version()}.", "",
+           "Every number below was read from the JSON its benchmark wrote in this run; ratios "
+           "divide two numbers of the same JSON (one run, one machine). A value the JSON does "
+           "not contain is shown as **n/a** and listed under *Missing values*; nothing is "
+           "estimated.", "",
+           "| benchmark | status | wall time (s) |", "|---|---|---|"]
+    missing: List[str] = []
+    sections: List[str] = []
+    for b in benchmarks:
+        r = results.get(b.name, {"status": "not run", "reason": "not selected", "seconds": None})
+        secs = f"{r['seconds']:.0f}" if r.get("seconds") is not None else NA
+        status = r["status"] + (f": {r['reason']}" if r.get("reason") else "")
+        out.append(f"| {b.name} | {status} | {secs} |")
+        sections += ["", f"## {b.title}", ""]
+        if r["status"] != "ok":
+            sections.append(f"Not measured ({status}).")
+            tail = _log_tail(r.get("log"))
+            if tail:
+                sections += ["", "Last lines of the log:", "", "```", tail, "```"]
+            continue
+        with open(r["json"]) as f:
+            data = json.load(f)
+        for heading, rows in (("Measured", b.rows), ("Ratios (same run)", b.ratios)):
+            if not rows:
+                continue
+            sections += [f"**{heading}**", "", "| quantity | value |", "|---|---|"]
+            for row in rows:
+                text, miss = value_of(data, row)
+                if miss:
+                    missing.append(f"`{b.name}`: `{miss}` is not in its JSON")
+                label = row.label + (f" ({row.note})" if row.note else "")
+                sections.append(f"| {label} | {text} |")
+            sections.append("")
+        if b.name == "tfx_pipeline":
+            sections += _component_table(data)
+        if b.name == "serving_load":
+            sections += _levels_table(data)
+        if b.note:
+            sections.append(b.note)
+    out += sections
+    out += ["", "## Missing values", ""]
+    out += [f"* {m}" for m in missing] if missing else ["None: every expected key was present."]
+    return "\n".join(out) + "\n"
+
+
+def _component_table(data: Dict[str, Any]) -> List[str]:
+    comps = data.get("components")
+    if not isinstance(comps, dict) or not comps:
+        return ["Per-component times: n/a (the run summary has no `components`).", ""]
+    lines = ["**Components**", "", "| component | state | seconds |", "|---|---|---|"]
+    for name, c in comps.items():
+        secs = c.get("seconds") if isinstance(c, dict) else None
+        secs_text = f"{secs:.1f}" if isinstance(secs, (int, float)) else NA
+        lines.append(f"| {name} | {c.get('state', NA) if isinstance(c, dict) else NA} | {secs_text} |")
+    return lines + [""]
+
+
+def _levels_table(data: Dict[str, Any]) -> List[str]:
+    levels = data.get("grpc")
+    if not isinstance(levels, list) or not levels:
+        return ["Per-concurrency results: n/a (the report has no `grpc` list).", ""]
+    keys = ("concurrency", "requests", "errors", "throughput_rps", "p50_ms", "p99_ms")
+    lines = ["**gRPC levels**", "", "| " + " | ".join(keys) + " |", "|---" * len(keys) + "|"]
+    for level in levels:
+        cells = [str(level.get(k, NA)) if isinstance(level, dict) else NA for k in keys]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", default=os.path.join(REPO, "docs", "benchmarks.md"),
+                   help="markdown report (default docs/benchmarks.md)")
+    p.add_argument("--json-dir", default=os.path.join(REPO, "runs", "benchmarks"),
+                   help="where each benchmark's JSON and log go (default runs/benchmarks)")
+    p.add_argument("--only", help="comma-separated subset of: " + ",".join(b.name for b in BENCHMARKS))
+    p.add_argument("--quick", action="store_true", help="smaller settings (minutes, not tens)")
+    p.add_argument("--timeout", type=float, default=1800, help="seconds per benchmark (default 1800)")
+    p.add_argument("--from-json", metavar="DIR",
+                   help="do not run: render the report from DIR/<name>.json of an earlier run")
+    args = p.parse_args(argv)
+    names = [n.strip() for n in (args.only or "").split(",") if n.strip()]
+    unknown = set(names) - {b.name for b in BENCHMARKS}
+    if unknown:
+        p.error(f"--only: unknown benchmark(s) {', '.join(sorted(unknown))}")
+    chosen = [b for b in BENCHMARKS if not names or b.name in names]
+    results: Dict[str, Dict[str, Any]] = {}
+    if args.from_json:
+        for b in chosen:
+            path = os.path.join(args.from_json, f"{b.name}.json")
+            results[b.name] = ({"status": "ok", "reason": "", "json": path, "seconds": None,
+                                "log": None} if os.path.exists(path) else
+                               {"status": "missing", "reason": f"no {path}", "seconds": None})
+        source = f"rendered from {args.from_json}"
+    else:
+        os.makedirs(args.json_dir, exist_ok=True)
+        work = os.path.join(args.json_dir, "work")
+        shutil.rmtree(work, ignore_errors=True)
+        os.makedirs(work)
+        for b in chosen:
+            print(f"run_all: {b.name} ...", flush=True)
+            results[b.name] = run_benchmark(b, args.json_dir, work, args.quick, args.timeout)
+            r = results[b.name]
+            secs = f"{r['seconds']:.0f} s" if r.get("seconds") is not None else ""
+            print(f"run_all: {b.name}: {r['status']} {secs} {r.get('reason', '')}".rstrip(), flush=True)
+        source = f"JSON and logs in {os.path.relpath(args.json_dir, REPO)}"
+    report = render(results, chosen, quick=args.quick, source=source)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+        f.write(report)
+    print(f"run_all: wrote {args.out}")
+    return 0 if all(r["status"] == "ok" for r in results.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""benchmarks/run_all.py: the report shows n/a for keys a JSON lacks and never invents values."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+
+@pytest.fixture(scope="module")
+def run_all():
+    spec = importlib.util.spec_from_file_location("run_all", os.path.join(REPO, "benchmarks", "run_all.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["run_all"] = module  # dataclasses look their module up while the class is made
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_missing_keys_are_na_and_listed(run_all, tmp_path):
+    json_dir = tmp_path / "j"
+    json_dir.mkdir()
+    # train_step with one number missing, serving_load complete enough, ingest absent.
+    (json_dir / "train_step.json").write_text(json.dumps({
+        "setup": {"device": "CPU", "batch": 1024},
+        "xla_off": {"step_ms": 80.0, "examples_per_s": 12800.0, "ratio_to_matmul_chain": 0.5},
+        "xla_on": {"step_ms": 40.0, "examples_per_s": 25600.0, "step_gflops": 12.3,
+                   "ratio_to_matmul_chain": 0.9},
+        "xla_speedup": 2.0}))
+    (json_dir / "serving_load.json").write_text(json.dumps({
+        "in_process": {"p50_ms": 1.0}, "grpc": [{"concurrency": 1, "p50_ms": 1.4, "throughput_rps": 500.0},
+                                                {"concurrency": 8, "p50_ms": 3.0, "throughput_rps": 2000.0}],
+        "ratio_grpc_p50_over_in_process": 1.4, "target_ratio": 1.5, "total_errors": 0}))
+    out = tmp_path / "bench.md"
+    rc = run_all.main(["--from-json", str(json_dir), "--out", str(out),
+                       "--only", "train_step,serving_load,ingest"])
+    text = out.read_text()
+    assert rc == 1  # ingest has no JSON
+    assert "| XLA speed-up (step time off / on) | 2.00 |" in text
+    assert "| peak RSS (MB) | n/a |" in text
+    assert "`train_step`: `peak_rss_mb` is not in its JSON" in text
+    assert "| throughput at the highest / the lowest concurrency | 4.00 |" in text
+    assert "`serving_load`: `grpc.0.p99_ms` is not in its JSON" in text
+    assert "| ingest | missing: no " in text
+    assert "12800" in text and "n/a" in text
+
+
+def test_a_failing_script_is_reported_not_filled_in(run_all, tmp_path, monkeypatch):
+    bench = run_all.Benchmark("broken", "Broken", "benchmarks/run_all.py",
+                              lambda j, w, q: [[run_all.PY, "-c", "import sys; print('boom'); sys.exit(3)"]],
+                              rows=(run_all.Row("x", "x"),))
+    r = run_all.run_benchmark(bench, str(tmp_path), str(tmp_path), quick=True, timeout_s=60)
+    assert r["status"] == "failed" and "exited 3" in r["reason"]
+    text = run_all.render({"broken": r}, [bench], quick=True, source="test")
+    assert "Not measured (failed" in text and "boom" in text

@@ -1,0 +1,181 @@
+"""Fast checks of the pipeline's pieces: schema rendering, TFMA config, trainer inputs from an
+examples artifact, custom_config, the pipeline factory and the CLI."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from pipeline_test_helpers import tiny_config
+
+
+def test_render_schema_pins_shapes_and_keys_the_path_on_content(tmp_path):
+    import tensorflow_data_validation as tfdv
+
+    from tfx_pipeline.validation import render_schema
+
+    a = render_schema(64, 8, str(tmp_path))
+    assert render_schema(64, 8, str(tmp_path)) == a  # same content, same path (cache hit)
+    b = render_schema(32, 8, str(tmp_path))
+    assert a != b
+    schema = tfdv.load_schema_text(a)
+    feats = {f.name: f for f in schema.feature}
+    assert (feats["image_features"].value_count.min, feats["image_features"].value_count.max) == (64, 64)
+    assert (feats["label"].int_domain.min, feats["label"].int_domain.max) == (-1, 7)
+    with pytest.raises(ValueError):
+        render_schema(0, 8, str(tmp_path))
+
+
+def test_checked_in_schema_matches_the_feature_keys_and_regions():
+    import tensorflow_data_validation as tfdv
+
+    from csp_tf import features as fk
+    from csp_tf.data.regions import REGIONS
+    from tfx_pipeline import configs
+
+    schema = tfdv.load_schema_text(configs.SCHEMA_TEMPLATE)
+    assert {f.name for f in schema.feature} == {fk.ID, fk.LON, fk.LAT, fk.IMAGE_FEATURES, fk.LABEL,
+                                                fk.CLASS_RANK, fk.CLASS_COUNT, fk.REGION}
+    regions = set(schema.string_domain[0].value)
+    assert set(REGIONS) | {"other"} == regions
+
+
+def test_eval_config_gates_top1_on_the_overall_slice_only():
+    from tfx_pipeline.evaluation import TOP1, make_eval_config
+
+    cfg = make_eval_config(min_top1=0.4, top1_change_tolerance=0.02)
+    spec = cfg.model_specs[0]
+    assert (spec.signature_name, spec.label_key, spec.prediction_key) == \
+        ("serving_default", "label", "probabilities")
+    assert [list(s.feature_keys) for s in cfg.slicing_specs] == [[], ["region"]]
+    metrics = {m.class_name + m.config: m for m in cfg.metrics_specs[0].metrics}
+    top1 = next(m for m in metrics.values() if TOP1 in m.config)
+    assert not top1.HasField("threshold")
+    (per_slice,) = top1.per_slice_thresholds
+    assert list(per_slice.slicing_specs[0].feature_keys) == []
+    assert per_slice.threshold.value_threshold.lower_bound.value == 0.4
+    assert per_slice.threshold.change_threshold.absolute.value == pytest.approx(-0.02)
+
+
+@pytest.fixture
+def fake_examples_artifact(tiny_data_root, tmp_path):
+    """The data root's shards laid out as an ExampleGen artifact (Split-<name>/...)."""
+    uri = tmp_path / "examples" / "1"
+    for split in ("pretrain", "train", "val"):
+        os.makedirs(uri / f"Split-{split}")
+        for i, f in enumerate(sorted(glob.glob(os.path.join(tiny_data_root, split, "*.gz")))):
+            shutil.copy(f, uri / f"Split-{split}" / f"data_tfrecord-{i:05d}.gz")
+    return str(uri)
+
+
+def test_trainer_inputs_from_an_examples_artifact(fake_examples_artifact, tiny_data_root):
+    from csp_tf.train.data_root import load_arrays, resolve_data_shapes
+    from tfx_pipeline import examples
+
+    patterns = [os.path.join(fake_examples_artifact, f"Split-{s}", "*") for s in ("pretrain", "train")]
+    splits = examples.files_by_split(patterns)
+    assert sorted(splits) == ["pretrain", "train"]
+    meta_rows = {s: len(load_arrays(tiny_data_root, s)["label"]) for s in ("pretrain", "train")}
+    assert examples.count_rows(splits["train"]) == meta_rows["train"]
+
+    cfg = resolve_data_shapes(tiny_config(), tiny_data_root)
+    # Same label-ratio subset as csp_tf reads from the data root itself.
+    ours = examples.load_arrays(splits["train"], 64, label_ratio=0.5)
+    theirs = load_arrays(tiny_data_root, "train", label_ratio=0.5)
+    assert [i.decode() for i in ours["id"]] == list(theirs["id"])
+    np.testing.assert_array_equal(ours["label"], theirs["label"])
+
+    pre = examples.pretrain_input(cfg, splits)
+    assert pre.num_examples == meta_rows["pretrain"] + meta_rows["train"]
+    loc, img = examples.finetune_inputs(cfg, splits)
+    assert loc.num_examples == len(theirs["label"]) == img.num_examples
+    with pytest.raises(ValueError):
+        examples.files_by_split([os.path.join(tiny_data_root, "train", "*")])
+
+
+def test_import_executor_names_a_missing_split(data_root_copy):
+    from tfx.proto import example_gen_pb2
+    from tfx.utils import proto_utils
+
+    from csp_tf.data.errors import DataError
+    from tfx_pipeline.components.checked_import import split_files
+
+    config = example_gen_pb2.Input(splits=[
+        example_gen_pb2.Input.Split(name=s, pattern=f"{s}/*.tfrecord.gz") for s in ("train", "val")])
+    found = split_files(data_root_copy, proto_utils.proto_to_json(config))
+    assert sorted(found) == ["train", "val"] and all(found.values())
+    shutil.rmtree(os.path.join(data_root_copy, "val"))
+    with pytest.raises(DataError, match="split 'val' matches no files"):
+        split_files(data_root_copy, proto_utils.proto_to_json(config))
+
+
+def test_custom_config_round_trip_and_errors():
+    from csp_tf.configs import ConfigError
+    from tfx_pipeline.trainer_util import make_custom_config, read_custom_config
+
+    cfg = tiny_config().override({"data.feature_dim": 64, "data.num_classes": 3,
+                                  "runtime.jit_compile": "on", "runtime.mixed_precision": "on"})
+    back, names = read_custom_config(make_custom_config(cfg.to_dict(), ["a", "b", "c"], "v1"))
+    assert back == cfg and names == ["a", "b", "c"]
+    with pytest.raises(ConfigError, match="experiment"):
+        read_custom_config({})
+    with pytest.raises(ConfigError, match="feature_dim"):
+        read_custom_config(make_custom_config(tiny_config().to_dict(), [], "v1"))
+    with pytest.raises(ConfigError, match="class names"):
+        read_custom_config(make_custom_config(cfg.to_dict(), ["a"], "v1"))
+
+
+def test_create_pipeline_wires_the_components(tmp_path):
+    from tfx_pipeline.pipeline import create_pipeline
+    from tfx_pipeline.validation import render_schema
+
+    cfg = tiny_config().override({"data.feature_dim": 64, "data.num_classes": 8})
+    p = create_pipeline(pipeline_name="t", pipeline_root=str(tmp_path / "root"), data_root="/d",
+                        serving_dir="/s", schema_path=render_schema(64, 8, str(tmp_path)),
+                        experiment=cfg.to_dict(), class_names=[str(i) for i in range(8)],
+                        beam_pipeline_args=["--direct_num_workers=1"], code_version="v")
+    ids = [c.id for c in p.components]
+    assert ids.index("AnomaliesGate") < ids.index("pretrain_trainer") < ids.index("finetune_trainer")
+    by_id = {c.id: c for c in p.components}
+    ft = by_id["finetune_trainer"]
+    assert ft.inputs["base_model"].producer_component_id == "pretrain_trainer"
+    assert by_id["AnomaliesGate"] in ft.upstream_nodes
+    assert p.beam_pipeline_args == ["--direct_num_workers=1"]
+
+
+def test_code_version_is_stable():
+    from tfx_pipeline.local_runner import code_version
+
+    assert code_version() == code_version() and len(code_version()) == 16
+
+
+def test_pipeline_parser_does_not_import_tfx():
+    code = ("import argparse, sys\n"
+            "from tfx_pipeline.cli import add_pipeline_parser\n"
+            "p = argparse.ArgumentParser(prog='csp-tf'); add_pipeline_parser(p.add_subparsers())\n"
+            "try:\n    p.parse_args(['pipeline', 'run', '--help'])\nexcept SystemExit:\n    pass\n"
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('tfx', 'tensorflow', 'apache_beam')]\n"
+            "print('IMPORTED', bad)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "--pipeline-root" in out.stdout and "IMPORTED []" in out.stdout, out.stdout + out.stderr
+
+
+def test_csp_tf_help_lists_pipeline_without_tfx():
+    code = ("import sys, csp_tf.cli as c\n"
+            "try:\n    c.main(['pipeline', '--help'])\nexcept SystemExit:\n    pass\n"
+            "print('IMPORTED', [m for m in sys.modules if m.split('.')[0] == 'tfx'])\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "compile" in out.stdout and "IMPORTED []" in out.stdout, out.stdout + out.stderr
+
+
+def test_compile_without_target_is_a_usage_error(capsys):
+    from tfx_pipeline.cli import main
+
+    code = main(["compile", "--data-root", "d", "--pipeline-root", "r", "--serving-dir", "s"])
+    assert code == 2 and "--kubeflow" in capsys.readouterr().err
