@@ -11,7 +11,7 @@ import json
 import logging
 import sys
 import warnings
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
 
 RUN_EPILOG = """\
 examples:

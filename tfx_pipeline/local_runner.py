@@ -171,14 +171,6 @@ def _pushed(store, push_uri: Optional[str]):
     return pushed, dest or None
 
 
-def default_layout(workdir: str) -> Dict[str, str]:
-    """Paths of a local working directory: pipeline root, MLMD file, serving dir."""
-    workdir = os.path.abspath(workdir)
-    return {"pipeline_root": os.path.join(workdir, "pipeline_root"),
-            "metadata_path": os.path.join(workdir, configs.LOCAL_METADATA_FILE),
-            "serving_dir": os.path.join(workdir, "serving")}
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     """``python -m tfx_pipeline.local_runner ...`` = ``csp-tf pipeline run ...``."""
     from tfx_pipeline.cli import main as cli_main

@@ -268,7 +268,7 @@ def render_maps(model_dir: str, out_dir: str, classes: Optional[Sequence[int]] =
 
     lon, lat, pts = grid_points(resolution)
     probs, emb = predict_grid(model, pts)
-    subtitle = _describe(cfg, model_dir)
+    subtitle = _describe(cfg, model_dir, with_ratio=not embedding_only)
     embed_path = os.path.join(out_dir, "embedding_pca.png")
     draw_embedding_map(embed_path, emb, lon, lat, subtitle)
     paths = [("embedding_pca", embed_path)]
@@ -312,9 +312,10 @@ def expected_embedding_map_size() -> Tuple[int, int]:
     return (round(EMBED_W_IN * DPI), round(EMBED_H_IN * DPI))
 
 
-def _describe(cfg, model_dir: str) -> str:
+def _describe(cfg, model_dir: str, with_ratio: bool = True) -> str:
     if cfg is None:
         return os.path.basename(os.path.normpath(model_dir))
     le = cfg.location_encoder
-    return (f"{le.position.type}+{le.network}, pre-training {cfg.pretrain.loss}, "
-            f"label ratio {cfg.finetune.label_ratio:g}, seed {cfg.runtime.seed}")
+    ratio = f"label ratio {cfg.finetune.label_ratio:g}, " if with_ratio else ""
+    return (f"{le.position.type}+{le.network} (min_radius {le.position.min_radius:g}), "
+            f"pre-training {cfg.pretrain.loss}, {ratio}seed {cfg.runtime.seed}")

@@ -116,8 +116,10 @@ class TrainStep:
         self.loss_fn, self.optimizer, self.strategy = loss_fn, optimizer, strategy
         self.variables = list(variables)
         self.seed, self.stage_salt = int(seed), int(stage_salt)
-        self.grads_fn = tf.function(self._loss_and_grads, jit_compile=jit_compile)
-        self.step_fn = tf.function(self._distributed_step)
+        # reduce_retracing: the last, smaller batch of an epoch reuses the traced graph.
+        self.grads_fn = tf.function(self._loss_and_grads, jit_compile=jit_compile,
+                                    reduce_retracing=True)
+        self.step_fn = tf.function(self._distributed_step, reduce_retracing=True)
 
     def _loss_and_grads(self, batch, seed):
         with tf.GradientTape() as tape:
