@@ -56,7 +56,7 @@ def main(argv=None) -> int:
     _step("1/4 generate the demo world and ingest it with Beam")
     if not os.path.exists(os.path.join(data_root, "metadata.json")):
         world = generate_world(world_dir, args.size, seed=args.seed, inject_bad_rows=True)
-        summary = run_ingest(world["manifest"], data_root, feature_dim=world["feature_dim"],
+        summary = run_ingest(world["manifest"], data_root, feature_dim=world["params"]["feature_dim"],
                              class_names=world["class_names"])
     else:
         summary = json.load(open(os.path.join(data_root, "summary.json")))

@@ -18,10 +18,12 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-BINS: Tuple[Tuple[int, int], ...] = ((1, 2), (3, 5), (6, 20), (21, 10 ** 9))
+BINS: Tuple[Tuple[int, int], ...] = ((0, 2), (3, 5), (6, 20), (21, 10 ** 9))
 
 
 def bin_label(lo: int, hi: int) -> str:
+    if lo == 0:
+        return f"<={hi}"
     return f"{lo}-{hi}" if hi < 10 ** 9 else f">={lo}"
 
 
@@ -38,14 +40,15 @@ def accuracy_by_label_count(exp_dir: str, methods: Sequence[str], ratio: float,
     """{"bins": [...], "rows_per_bin": [...], "classes_per_bin": [...],
     "methods": {name: {"mean": [...], "std": [...], "seeds": n}}}: fused top-1 (%) of the
     evaluation rows whose class had that many labels (Img. Only: P(y|img))."""
-    from csp_tf.experiments.methods import get_method
-    from csp_tf.experiments.protocol import Protocol, _Data, _load_model
+    from csp_tf.configs import ExperimentConfig
+    from csp_tf.experiments.methods import get_method, method_config
+    from csp_tf.experiments.protocol import Protocol, _Data, _run_finetune
 
     with open(os.path.join(exp_dir, "protocol.json")) as f:
         info = json.load(f)
     seeds = list(seeds if seeds is not None else info["seeds"])
-    from csp_tf.configs import ExperimentConfig
-    p = Protocol(info["data_root"], exp_dir, ExperimentConfig(), [], [ratio], seeds, info["split"])
+    base = ExperimentConfig.from_dict(info["base_config"])
+    p = Protocol(info["data_root"], exp_dir, base, [], [ratio], seeds, info["split"])
     data = _Data(info["data_root"], info["split"])
     ev = data.evaluation
     n_labels = np.bincount(data.labeled(ratio)["label"], minlength=int(ev["label"].max()) + 1)
@@ -64,8 +67,13 @@ def accuracy_by_label_count(exp_dir: str, methods: Sequence[str], ratio: float,
             cell = p.finetune_dir(method, ratio, seed)
             if not os.path.exists(os.path.join(cell, "model.keras")):
                 continue
+            # Restored from the cell's checkpoint without training (as a protocol re-run does):
+            # model.keras of a wrap+FCNet cell lacks the residual weights.
+            base_dir = p.pretrain_dir(method, seed) if method.pretrains else None
+            model, _, _ = _run_finetune(p, method_config(base, method, seed, ratio), method,
+                                        ratio, seed, data, base_dir)
             score = "image_probabilities" if method.image_only else "probabilities"
-            correct = correct_by_class(_load_model(cell), ev, score)
+            correct = correct_by_class(model, ev, score)
             per_seed.append([100.0 * correct[row_bins == b].mean() if (row_bins == b).any()
                              else float("nan") for b in range(len(BINS))])
         if per_seed:

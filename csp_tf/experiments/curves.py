@@ -50,8 +50,9 @@ def plot_learning_curves(protocol, path: str) -> Optional[str]:
         return None
     labels = {m.name: m.label for m in protocol.methods}
     ratios = list(protocol.ratios)
-    fig = Figure(figsize=(4.2 * len(ratios), 3.2 * len(rows)), dpi=100)
-    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.12, top=0.9, wspace=0.25, hspace=0.4)
+    fig = Figure(figsize=(max(7.0, 4.2 * len(ratios)), 3.2 * len(rows) + 0.6), dpi=100)
+    fig.subplots_adjust(left=0.1, right=0.98, bottom=0.6 / fig.get_figheight() + 0.02,
+                        top=1 - 0.6 / fig.get_figheight(), wspace=0.25, hspace=0.45)
     for i, (key, ylabel) in enumerate(rows):
         for j, ratio in enumerate(ratios):
             ax = fig.add_subplot(len(rows), len(ratios), i * len(ratios) + j + 1)

@@ -137,5 +137,6 @@ def _progress_bar(enabled: bool, stage: str, epoch: int, epochs: int, total: int
     if not enabled:
         return None
     from tqdm.auto import tqdm
+    # disable=None: a bar on a terminal; in logs and pipelines the per-epoch log line suffices.
     return tqdm(total=total, initial=initial, desc=f"{stage} {epoch + 1}/{epochs}", unit="step",
-                leave=False, dynamic_ncols=True)
+                leave=False, dynamic_ncols=True, disable=None)
