@@ -66,7 +66,6 @@ def load_config(args, fallback_dir: Optional[str] = None):
 
 
 def cmd_config(args) -> int:
-    from csp_tf.configs import get_preset
     cfg = load_config(args)
     cfg.validate()
     text = cfg.to_yaml()

@@ -10,7 +10,6 @@ Beam options go after ``--`` (or, when the caller uses ``parse_known_args``, any
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys

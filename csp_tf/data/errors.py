@@ -7,3 +7,9 @@ class DataError(Exception):
     Raised instead of a traceback from deep inside Beam or tf.data, so the CLI can print the
     message alone (``csp-tf: error: ...``) and exit with status 2.
     """
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (or its type name): for one-line errors."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

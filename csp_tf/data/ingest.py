@@ -18,7 +18,6 @@ Runs on the DirectRunner with 2 worker processes by default; any Beam option pas
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -35,11 +34,13 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from csp_tf import features as fk
 from csp_tf.data import regions, splits, validation
-from csp_tf.data.errors import DataError
-from csp_tf.data.schema import SCHEMA_VERSION, encode_example
+from csp_tf.data.errors import DataError, first_line as _first_line
+from csp_tf.data.manifests import ManifestFile, ReadManifests, find_manifests
+from csp_tf.data.outputs import (NAMESPACE, SHARD_SUFFIX, STATS_DIR, query_counters,
+                                 write_outputs)
+from csp_tf.data.schema import encode_example
 
 LOG = logging.getLogger("csp_tf.data.ingest")
-NAMESPACE = "csp_tf.ingest"
 REJECTED = "rejected"
 UNEXPECTED = "unexpected"
 CLASS_COUNTS = "class_counts"
@@ -49,24 +50,6 @@ CLASS_COUNTS = "class_counts"
 DEFAULT_BEAM_ARGS = ("--runner=DirectRunner", "--direct_num_workers=2",
                      "--direct_running_mode=multi_processing")
 IN_PROCESS_BEAM_ARGS = ("--direct_num_workers=1", "--direct_running_mode=in_memory")
-
-MANIFEST_FORMATS = {".csv": "csv", ".csv.gz": "csv", ".jsonl": "jsonl", ".jsonl.gz": "jsonl",
-                    ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
-SHARD_SUFFIX = ".tfrecord.gz"
-# Manifest files are split into reads of about this size, so one big manifest still spreads
-# over every worker (Beam's default, 64 MB, would keep a 50 MB CSV on one worker).
-READ_BUNDLE_BYTES = 4 << 20
-STATS_DIR = "_ingest_stats"
-
-
-@dataclasses.dataclass(frozen=True)
-class ManifestFile:
-    """One matched manifest file: its path, format and (for CSV) header columns."""
-
-    path: str
-    fmt: str
-    header: Tuple[str, ...] = ()
-
 
 # ----- the public entry point -------------------------------------------------------------------
 def run_ingest(manifest: Union[str, Sequence[str]], output_dir: str, feature_dim: int,
@@ -132,44 +115,14 @@ def run_ingest(manifest: Union[str, Sequence[str]], output_dir: str, feature_dim
     if str(state) not in ("DONE", "PipelineState.DONE"):
         raise DataError(f"the Beam pipeline ended in state {state}")
     elapsed = time.time() - start
-    summary = _finish(output_dir, manifests, feature_dim, vocabulary, fractions, spec,
-                      elapsed, _query_counters(result), options)
+    summary = write_outputs(output_dir, manifests, feature_dim, vocabulary, fractions, spec,
+                            elapsed, query_counters(result), options)
     LOG.info("ingest: %d rows in %.1f s (%.0f rows/s); out %s; rejected %s", summary["rows_in"],
              elapsed, summary["rows_per_s"], summary["rows_out"], summary["rejected"] or "none")
     return summary
 
 
 # ----- inputs and options -----------------------------------------------------------------------
-def find_manifests(manifest: Union[str, Sequence[str]]) -> List[ManifestFile]:
-    """Expands paths/globs to manifest files with their formats; DataError if none match."""
-    patterns = [manifest] if isinstance(manifest, str) else list(manifest or [])
-    if not patterns:
-        raise DataError("no manifest given: pass --manifest PATH (CSV, JSONL or Parquet; globs allowed)")
-    files: List[ManifestFile] = []
-    for pattern in patterns:
-        try:
-            matched = FileSystems.match([pattern])[0].metadata_list
-        except Exception as exc:
-            raise DataError(f"cannot list manifest {pattern!r}: {_first_line(exc)}") from None
-        paths = sorted(m.path for m in matched if not m.path.endswith("/"))
-        if not paths:
-            raise DataError(f"manifest {pattern!r} matches no files")
-        for path in paths:
-            fmt = manifest_format(path)
-            header = _csv_header(path) if fmt == "csv" else ()
-            files.append(ManifestFile(path, fmt, header))
-    return files
-
-
-def manifest_format(path: str) -> str:
-    """``csv`` / ``jsonl`` / ``parquet`` from the file extension; DataError otherwise."""
-    lower = path.lower()
-    for ext in sorted(MANIFEST_FORMATS, key=len, reverse=True):
-        if lower.endswith(ext):
-            return MANIFEST_FORMATS[ext]
-    raise DataError(f"manifest {path!r}: unknown format; use one of {', '.join(MANIFEST_FORMATS)}")
-
-
 def make_pipeline_options(beam_args: Optional[Sequence[str]], in_process: bool) -> PipelineOptions:
     """DirectRunner defaults + user Beam args (later ones win); DataError on bad options."""
     user = [str(a) for a in (beam_args or [])]
@@ -197,19 +150,6 @@ def _check_class_names(class_names: Optional[Sequence[str]]) -> Optional[List[st
         dup = sorted({n for n in names if names.count(n) > 1})
         raise DataError(f"class_names repeat: {', '.join(dup[:5])}")
     return names
-
-
-def _csv_header(path: str) -> Tuple[str, ...]:
-    try:
-        with FileSystems.open(path) as f:
-            first = f.readline().decode("utf-8")
-    except Exception as exc:
-        raise DataError(f"cannot read manifest {path!r}: {_first_line(exc)}") from None
-    header = tuple(validation.split_header(first)) if first.strip() else ()
-    missing = [c for c in ("id", "lon", "lat") if c not in header]
-    if missing:
-        raise DataError(f"manifest {path!r}: the CSV header {list(header)} lacks {', '.join(missing)}")
-    return header
 
 
 def _prepare_output(output_dir: str, overwrite: bool) -> None:
@@ -299,39 +239,6 @@ def build_pipeline(pipeline: beam.Pipeline, manifests: Sequence[ManifestFile], o
     (vocab | "VocabJson" >> beam.Map(json.dumps)
      | "WriteVocab" >> beam.io.WriteToText(FileSystems.join(output_dir, STATS_DIR, "vocabulary"),
                                            file_name_suffix=".json", num_shards=1))
-
-
-class ReadManifests(beam.PTransform):
-    """Manifest files -> ``(format, source_path, payload)``: a text line or a Parquet row dict.
-
-    CSV and JSONL are read line by line (splittable; one row per line, headers skipped, blank
-    lines ignored); Parquet row groups become row dicts.
-    """
-
-    def __init__(self, manifests: Sequence[ManifestFile]) -> None:
-        super().__init__()
-        self._manifests = list(manifests)
-
-    def expand(self, pbegin):
-        parts = []
-        for fmt in ("csv", "jsonl", "parquet"):
-            paths = [m.path for m in self._manifests if m.fmt == fmt]
-            if not paths:
-                continue
-            files = pbegin | f"Files[{fmt}]" >> beam.Create(paths)
-            if fmt == "parquet":
-                rows = files | f"Read[{fmt}]" >> beam.io.ReadAllFromParquet(
-                    with_filename=True, desired_bundle_size=READ_BUNDLE_BYTES)
-            else:
-                rows = (files
-                        | f"Read[{fmt}]" >> beam.io.ReadAllFromText(
-                            skip_header_lines=1 if fmt == "csv" else 0, with_filename=True,
-                            desired_bundle_size=READ_BUNDLE_BYTES)
-                        | f"NonBlank[{fmt}]" >> beam.Filter(_non_blank))
-            parts.append(rows | f"Tag[{fmt}]" >> beam.Map(_tag_format, fmt))
-        if not parts:
-            return pbegin | "NoManifests" >> beam.Create([])
-        return tuple(parts) | "AllRows" >> beam.Flatten()
 
 
 class ParseAndValidateFn(beam.DoFn):
@@ -466,15 +373,6 @@ def unexpected_rejection(bad: Tuple[Any, Tuple[Any, str, Any]]) -> Dict[str, Any
 
 
 # ----- small helpers used as Beam callables (module level: picklable by reference) -----------
-def _tag_format(element: Tuple[str, Any], fmt: str) -> Tuple[str, str, Any]:
-    source, payload = element
-    return fmt, source, payload
-
-
-def _non_blank(element: Tuple[str, str]) -> bool:
-    return bool(element[1].strip())
-
-
 def _route_images(record: Dict[str, Any], num_partitions: int) -> int:
     return 0 if record["features"] is not None else 1
 
@@ -514,95 +412,3 @@ def _class_stat(label_count: Tuple[str, int]) -> Tuple[str, int]:
 
 def _rejected_stat(rejection: Dict[str, Any]) -> Tuple[str, int]:
     return f"rejected/{rejection['reason']}", 1
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-# ----- after the run: metadata.json, labels.txt, summary.json ----------------------------------
-def _finish(output_dir: str, manifests: Sequence[ManifestFile], feature_dim: int,
-            vocabulary: Optional[List[str]], fractions: Sequence[float], spec, elapsed: float,
-            counters: Dict[str, int], options: PipelineOptions) -> Dict[str, Any]:
-    stats_dir = FileSystems.join(output_dir, STATS_DIR)
-    counts: Dict[str, int] = {}
-    for line in _read_text(FileSystems.join(stats_dir, "counts-00000-of-00001.jsonl")).splitlines():
-        key, value = json.loads(line)
-        counts[key] = value
-    class_names = vocabulary if vocabulary is not None else json.loads(
-        _read_text(FileSystems.join(stats_dir, "vocabulary-00000-of-00001.json")))
-
-    rows_in = counts.get("rows_in", 0)
-    rows_out = {s: counts.get(f"rows_out/{s}", 0) for s in fk.SPLITS}
-    rejected = {k.split("/", 1)[1]: v for k, v in sorted(counts.items()) if k.startswith("rejected/")}
-    if rows_in != sum(rows_out.values()) + sum(rejected.values()):
-        raise DataError(f"internal error: rows_in={rows_in} but rows_out={rows_out} and "
-                        f"rejected={rejected} (sum {sum(rows_out.values()) + sum(rejected.values())}); "
-                        f"please report this")
-    split_info = {}
-    for split in fk.SPLITS:
-        files = _list_files(FileSystems.join(output_dir, split, "part-*" + SHARD_SUFFIX))
-        split_info[split] = {"rows": rows_out[split],
-                             "files": [f"{split}/{posixpath.basename(p)}" for p, _ in files],
-                             "bytes": [size for _, size in files]}
-    metadata = {
-        "schema_version": SCHEMA_VERSION,
-        "feature_dim": feature_dim,
-        "num_classes": len(class_names),
-        "class_names": class_names,
-        "splits": split_info,
-        "train_class_counts": [counts.get(f"train_class/{c}", 0) for c in class_names],
-        "split_fractions": list(fractions),
-        "regions": list(regions.REGIONS),
-        "backbone": dataclasses.asdict(spec) if spec is not None else None,
-        "manifests": [m.path for m in manifests],
-    }
-    dead_letter = [p for p, _ in _list_files(FileSystems.join(output_dir, "dead_letter", "rejected-*.jsonl"))]
-    summary = {
-        "rows_in": rows_in,
-        "rows_out": rows_out,
-        "rejected": rejected,
-        "rejected_total": sum(rejected.values()),
-        "dead_letter": [posixpath.relpath(p, output_dir) if "://" not in p else p for p in dead_letter],
-        "elapsed_s": round(elapsed, 3),
-        "rows_per_s": round(rows_in / elapsed, 1) if elapsed > 0 else 0.0,
-        "runner": options.get_all_options().get("runner"),
-        "beam_counters": counters,
-        "output_dir": output_dir,
-    }
-    _write_text(FileSystems.join(output_dir, "metadata.json"), json.dumps(metadata, indent=2))
-    _write_text(FileSystems.join(output_dir, "labels.txt"), "".join(f"{c}\n" for c in class_names))
-    _write_text(FileSystems.join(output_dir, "summary.json"), json.dumps(summary, indent=2))
-    FileSystems.delete([stats_dir])
-    return summary
-
-
-def _query_counters(result) -> Dict[str, int]:
-    """The pipeline's csp_tf.ingest counters, summed over steps ({} if the runner has none)."""
-    try:
-        from apache_beam.metrics.metric import MetricsFilter
-
-        found = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]
-    except Exception:  # some runners do not report metrics synchronously
-        return {}
-    totals: Dict[str, int] = {}
-    for counter in found:
-        value = counter.committed if counter.committed is not None else counter.attempted
-        totals[counter.key.metric.name] = totals.get(counter.key.metric.name, 0) + int(value or 0)
-    return dict(sorted(totals.items()))
-
-
-def _list_files(pattern: str) -> List[Tuple[str, int]]:
-    matched = FileSystems.match([pattern])[0].metadata_list
-    return sorted((m.path, m.size_in_bytes) for m in matched)
-
-
-def _read_text(path: str) -> str:
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        return f.read().decode("utf-8")
-
-
-def _write_text(path: str, text: str) -> None:
-    with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        f.write(text.encode("utf-8"))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List
 
 import numpy as np
 import tensorflow as tf

@@ -50,7 +50,6 @@ class FeedForwardNet(keras.layers.Layer):
                               if ln else None)
 
     def build(self, input_shape):
-        shape = (None, self.input_dim)
         for (n_in, n_out, ln, _), linear, norm in zip(self._spec, self.linears, self.norms):
             linear.build((None, n_in))
             if norm is not None:

@@ -10,7 +10,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional
 
-import numpy as np
 import tensorflow as tf
 
 from csp_tf.train.inputs import StageInput

@@ -19,13 +19,12 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from csp_tf.configs import ConfigError, ExperimentConfig
 from csp_tf.models import CSPModel, build_csp_model
 from csp_tf.train import runtime
-from csp_tf.train.inputs import StageInput, from_arrays
+from csp_tf.train.inputs import StageInput
 from csp_tf.train.loop import LoopResult, LoopState, run_epochs
 from csp_tf.train.steps import (TrainStep, finetune_variables, make_finetune_loss,
                                 make_image_classifier_loss, make_pretrain_loss, pretrain_variables)

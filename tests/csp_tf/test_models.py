@@ -1,15 +1,13 @@
 """Location encoder network and CSP model: reference structure, init, dropout, round trips."""
 
-import dataclasses
 import os
 
 import keras
 import numpy as np
-import pytest
 import tensorflow as tf
 
 from csp_tf.configs import get_preset
-from csp_tf.models import CSPModel, FeedForwardNet, build_csp_model, fuse
+from csp_tf.models import CSPModel, build_csp_model, fuse
 
 
 def _model(pretrain_loss="contsoftmax", network="ffn", position="gridcell"):

@@ -1,12 +1,10 @@
 """Training stages: loss falls, resume equals an uninterrupted run, XLA on ≡ off, artifacts."""
 
-import json
 import os
 
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from csp_tf.configs import ConfigError
 from csp_tf.train import finetune, from_arrays, pretrain
