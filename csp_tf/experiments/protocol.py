@@ -29,7 +29,7 @@ import json
 import os
 import time
 from datetime import datetime, timezone
-from typing import Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -363,17 +363,3 @@ def _release(model) -> None:
     del model
     keras.backend.clear_session()
     gc.collect()
-
-
-def load_rows(out_dir: str) -> List[Dict[str, object]]:
-    """The rows of ``<out_dir>/results.csv``."""
-    return res.read_results(os.path.join(out_dir, "results.csv"))
-
-
-def methods_from_rows(rows: Sequence[Mapping[str, object]]) -> List[str]:
-    """Method keys in order of first appearance."""
-    seen: List[str] = []
-    for r in rows:
-        if r["method"] not in seen:
-            seen.append(str(r["method"]))
-    return seen
