@@ -328,6 +328,8 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
         if isinstance(default, float):
             return float(value)
         if isinstance(default, str):
+            if isinstance(value, bool):  # YAML reads a bare on/off as a boolean
+                return "on" if value else "off"
             return str(value)
     except (TypeError, ValueError):
         raise ConfigError(f"{name}={value!r} should be a {type(default).__name__}") from None

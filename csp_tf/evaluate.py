@@ -35,7 +35,10 @@ def ranking_metrics(scores: np.ndarray, labels: np.ndarray, ks: Iterable[int] = 
 def predict_arrays(model: CSPModel, lon_lat: np.ndarray, image_features: np.ndarray,
                    batch_size: int = 4096) -> Dict[str, np.ndarray]:
     """Runs ``model.predict_all`` in batches; returns fused / image / location scores."""
-    fn = tf.function(lambda x, f: model.predict_all(x, f))
+    fn = getattr(model, "_csp_predict_fn", None)
+    if fn is None:  # one traced function per model, not one per call
+        fn = tf.function(lambda x, f: model.predict_all(x, f), reduce_retracing=True)
+        model._csp_predict_fn = fn
     parts: Dict[str, list] = {}
     for i in range(0, len(lon_lat), batch_size):
         out = fn(tf.constant(lon_lat[i:i + batch_size], tf.float32),

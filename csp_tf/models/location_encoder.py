@@ -9,7 +9,7 @@ Networks:
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import keras
 import tensorflow as tf
@@ -41,13 +41,22 @@ class FeedForwardNet(keras.layers.Layer):
                 self.num_hidden_layer - 1)
             spec += [(self.hidden_dim, self.output_dim, False, False)]
         self._spec = spec
-        self.linears: List[keras.layers.Dense] = []
-        self.norms: List[Optional[keras.layers.LayerNormalization]] = []
+        # One attribute per sub-layer (not a list): tf.train.Checkpoint does not see layers
+        # inside Keras-tracked lists, and the checkpoints must hold every weight.
         for i, (n_in, n_out, ln, _) in enumerate(spec):
-            self.linears.append(torch_linear(n_out, n_in, xavier=True, seed=self.seed + 10 * i,
-                                             name=f"linear_{i}"))
-            self.norms.append(keras.layers.LayerNormalization(epsilon=LAYER_NORM_EPS, name=f"norm_{i}")
-                              if ln else None)
+            setattr(self, f"linear_{i}", torch_linear(n_out, n_in, xavier=True,
+                                                      seed=self.seed + 10 * i, name=f"linear_{i}"))
+            if ln:
+                setattr(self, f"norm_{i}", keras.layers.LayerNormalization(
+                    epsilon=LAYER_NORM_EPS, name=f"norm_{i}"))
+
+    @property
+    def linears(self) -> List[keras.layers.Dense]:
+        return [getattr(self, f"linear_{i}") for i in range(len(self._spec))]
+
+    @property
+    def norms(self) -> List[Optional[keras.layers.LayerNormalization]]:
+        return [getattr(self, f"norm_{i}", None) for i in range(len(self._spec))]
 
     def build(self, input_shape):
         for (n_in, n_out, ln, _), linear, norm in zip(self._spec, self.linears, self.norms):
@@ -91,9 +100,16 @@ class FCNet(keras.layers.Layer):
         self.num_res_layers, self.seed = int(num_res_layers), int(seed)
         d = self.output_dim
         self.inp = torch_linear(d, self.input_dim, seed=self.seed, name="input")
-        self.res = [(torch_linear(d, d, seed=self.seed + 10 * i + 2, name=f"res_{i}_a"),
-                     torch_linear(d, d, seed=self.seed + 10 * i + 4, name=f"res_{i}_b"))
-                    for i in range(self.num_res_layers)]
+        # Named attributes, not a list of tuples: both tf.train.Checkpoint and the .keras
+        # format must see these weights.
+        for i in range(self.num_res_layers):
+            setattr(self, f"res_{i}_a", torch_linear(d, d, seed=self.seed + 10 * i + 2, name=f"res_{i}_a"))
+            setattr(self, f"res_{i}_b", torch_linear(d, d, seed=self.seed + 10 * i + 4, name=f"res_{i}_b"))
+
+    @property
+    def res(self) -> List[Tuple[keras.layers.Dense, keras.layers.Dense]]:
+        return [(getattr(self, f"res_{i}_a"), getattr(self, f"res_{i}_b"))
+                for i in range(self.num_res_layers)]
 
     def build(self, input_shape):
         self.inp.build((None, self.input_dim))

@@ -233,6 +233,9 @@ def _restore(manager: tf.train.CheckpointManager, stage: str) -> bool:
 def _merge_history(output_dir: str, result: LoopResult) -> List[Dict[str, float]]:
     """Appends this invocation's epochs to those of earlier (interrupted) invocations."""
     path = os.path.join(output_dir, "history.partial.json")
+    final = os.path.join(output_dir, HISTORY_FILE)
+    if result.completed and not result.history and os.path.exists(final):
+        return json.load(open(final))  # re-run of a finished stage: nothing new to add
     old = json.load(open(path)) if os.path.exists(path) else []
     merged = old + result.history
     if result.completed:

@@ -51,3 +51,8 @@ def test_unknown_keys_and_bad_types_raise():
         get_preset("demo").override({"pretrain.learning_rate": 1})
     with pytest.raises(ConfigError, match="pretrain.epochs='many'"):
         ExperimentConfig.from_dict({"pretrain": {"epochs": "many"}})
+
+
+def test_yaml_on_off_reads_as_the_string_choice():
+    c = get_preset("demo").override({"runtime.jit_compile": True, "runtime.mixed_precision": False})
+    assert (c.runtime.jit_compile, c.runtime.mixed_precision) == ("on", "off")

@@ -4,6 +4,7 @@ import os
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from csp_tf.configs import get_preset
@@ -74,8 +75,9 @@ def test_fuse_uses_image_only_where_location_missing():
     np.testing.assert_allclose(fuse(img, loc, ll).numpy(), [[0.45, 0.05], [0.2, 0.8]], rtol=1e-6)
 
 
-def test_keras_file_round_trip(tmp_path):
-    m = _model()
+@pytest.mark.parametrize("network,position", [("ffn", "gridcell"), ("fcnet", "wrap")])
+def test_keras_file_round_trip(tmp_path, network, position):
+    m = _model(network=network, position=position)
     path = os.path.join(tmp_path, "m.keras")
     m.save(path)
     r = keras.saving.load_model(path)

@@ -109,3 +109,22 @@ def test_bad_inputs_fail_clearly(tiny_config, world, tmp_path):
     tiny_config.data.feature_dim = 9
     with pytest.raises(ValueError, match="width 8 but data.feature_dim=9"):
         pretrain(tiny_config, from_arrays(world, 64), str(tmp_path))
+
+
+def test_base_encoder_loads_without_optimizer_state(tiny_config, world, tmp_path):
+    """The checkpoint itself holds the encoder (not only the optimizer's variable list)."""
+    pre = pretrain(tiny_config, from_arrays(world, 64, seed=0), str(tmp_path / "pre"))
+    tiny_config.finetune.epochs = tiny_config.finetune.image_classifier_epochs = 0
+    tiny_config.finetune.carry_optimizer_state = False
+    ft = finetune(tiny_config, from_arrays(world, 64), from_arrays(world, 64), str(tmp_path / "ft"),
+                  base_model_dir=str(tmp_path / "pre"))
+    for a, b in zip(_weights(pre.model), _weights(ft.model)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_rerunning_a_finished_stage_keeps_its_history(tiny_config, world, tmp_path):
+    import json
+    tiny_config.pretrain.epochs = 1
+    pretrain(tiny_config, from_arrays(world, 64, seed=0), str(tmp_path))
+    again = pretrain(tiny_config, from_arrays(world, 64, seed=0), str(tmp_path))
+    assert len(again.history) == 1 and len(json.load(open(tmp_path / "history.json"))) == 1
