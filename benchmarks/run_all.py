@@ -288,9 +288,45 @@ def render(results: Dict[str, Dict[str, Any]], benchmarks: Sequence[Benchmark], 
         if b.note:
             sections.append(b.note)
     out += sections
+    out += _cross_ratios(results)
+    out += ["", "## Reading these numbers", "",
+            "* **No GPU here.** This project's sessions were not lent a GPU machine, so XLA and "
+            "mixed precision on GPU are unmeasured; run `python benchmarks/train_step.py --out "
+            "gpu.json` on a GPU host (BUILD.md §2).",
+            "* **XLA on CPU is load-sensitive.** On this shared 2-core machine the XLA speed-up of "
+            "the pre-training step has ranged from below 1x to about 1.7x between runs made under "
+            "different background loads; `runtime.jit_compile=auto` therefore enables XLA only on "
+            "GPU. Each run's own figure is the one in the table above.",
+            "* **Serving** is measured against the *development* server (Python gRPC) with the "
+            "stand-in model: the empty-servicer floor alone is of the order of the whole "
+            "in-process call, so the 1.5x target is out of reach for any Python server; the real "
+            "`tensorflow/serving:2.16.1` binary cannot be installed here (BUILD.md §5)."]
     out += ["", "## Missing values", ""]
     out += [f"* {m}" for m in missing] if missing else ["None: every expected key was present."]
     return "\n".join(out) + "\n"
+
+
+def _cross_ratios(results: Dict[str, Dict[str, Any]]) -> List[str]:
+    """Ratios between two benchmarks of this run: can tf.data feed the pre-training step?"""
+    def load(name: str) -> Optional[Dict[str, Any]]:
+        r = results.get(name, {})
+        if r.get("status") != "ok":
+            return None
+        with open(r["json"]) as f:
+            return json.load(f)
+
+    step, ingest = load("train_step"), load("ingest")
+    lines = ["", "## tf.data parse rate vs the pre-training step (same run)", ""]
+    if step is None or ingest is None:
+        return lines + ["Not measured: needs both train_step and ingest in this run."]
+    parse = lookup(ingest, "parse.examples_per_s")
+    lines += ["| quantity | value |", "|---|---|"]
+    for mode in ("xla_off", "xla_on"):
+        consume = lookup(step, f"{mode}.examples_per_s")
+        ratio = (f"{parse / consume:.1f}x" if isinstance(parse, (int, float))
+                 and isinstance(consume, (int, float)) and consume else NA)
+        lines.append(f"| tf.data parse rate / step consumption ({mode.replace('_', ' ')}; aim >= 10x) | {ratio} |")
+    return lines
 
 
 def _component_table(data: Dict[str, Any]) -> List[str]:
