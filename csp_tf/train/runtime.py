@@ -60,8 +60,12 @@ def make_strategy(kind: str) -> tf.distribute.Strategy:
 
 
 def is_chief() -> bool:
-    """True on the worker that writes checkpoints, logs and exports (task 0 or no TF_CONFIG)."""
+    """True on the worker that writes checkpoints, logs and exports: the ``chief`` task if the
+    cluster has one, else worker 0; always True without ``TF_CONFIG``."""
     tf_config = json.loads(os.environ.get("TF_CONFIG", "{}"))
-    task = tf_config.get("task", {})
-    return task.get("type", "worker") in ("chief", "worker") and int(task.get("index", 0)) == 0 \
-        and not ("chief" in tf_config.get("cluster", {}) and task.get("type") == "worker")
+    task = tf_config.get("task")
+    if not task:
+        return True
+    if "chief" in tf_config.get("cluster", {}):
+        return task.get("type") == "chief"
+    return task.get("type") == "worker" and int(task.get("index", 0)) == 0

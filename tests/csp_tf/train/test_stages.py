@@ -128,3 +128,20 @@ def test_rerunning_a_finished_stage_keeps_its_history(tiny_config, world, tmp_pa
     pretrain(tiny_config, from_arrays(world, 64, seed=0), str(tmp_path))
     again = pretrain(tiny_config, from_arrays(world, 64, seed=0), str(tmp_path))
     assert len(again.history) == 1 and len(json.load(open(tmp_path / "history.json"))) == 1
+
+
+@pytest.mark.parametrize("tf_config,chief", [
+    (None, True),
+    ({"cluster": {"worker": ["a", "b"]}, "task": {"type": "worker", "index": 0}}, True),
+    ({"cluster": {"worker": ["a", "b"]}, "task": {"type": "worker", "index": 1}}, False),
+    ({"cluster": {"chief": ["c"], "worker": ["a"]}, "task": {"type": "worker", "index": 0}}, False),
+    ({"cluster": {"chief": ["c"], "worker": ["a"]}, "task": {"type": "chief", "index": 0}}, True),
+])
+def test_is_chief(monkeypatch, tf_config, chief):
+    import json as _json
+    from csp_tf.train.runtime import is_chief
+    if tf_config is None:
+        monkeypatch.delenv("TF_CONFIG", raising=False)
+    else:
+        monkeypatch.setenv("TF_CONFIG", _json.dumps(tf_config))
+    assert is_chief() is chief
