@@ -351,71 +351,10 @@ def register_preset(name: str):
 
 
 def get_preset(name: str) -> ExperimentConfig:
+    import csp_tf.presets  # noqa: F401  (registers the named presets)
+
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; known: {', '.join(sorted(PRESETS))}")
     cfg = PRESETS[name]()
     cfg.name = name
-    return cfg
-
-
-def _gridcell_csp(activation: str) -> LocationEncoderConfig:
-    return LocationEncoderConfig(
-        position=PositionEncoderConfig(type="gridcell", frequency_num=32, min_radius=0.1,
-                                       max_radius=360.0, freq_init="geometric"),
-        num_hidden_layer=1, hidden_dim=512, num_filts=256, dropout=0.5, activation=activation)
-
-
-def _csp_script(num_classes: int, activation: str, pretrain_lr: float, pretrain_epochs: int,
-                finetune_epochs: int, image_classifier_labels: str) -> ExperimentConfig:
-    """What the two reference scripts share (CSP-MC-BLD: contsoftmax, τ = (20, 1, 1), w = 1,
-    K = 1, sphericalold, 5 % stratified labels); the arguments are what differs (SPEC §10.1)."""
-    return ExperimentConfig(
-        data=DataConfig(feature_dim=2048, num_classes=num_classes),
-        location_encoder=_gridcell_csp(activation),
-        pretrain=PretrainConfig(loss="contsoftmax", lr=pretrain_lr, epochs=pretrain_epochs,
-                                batch_size=1024, temp_inbatch=20.0, temp_negloc=1.0,
-                                temp_simcse=1.0, rand_sample_weight=1.0, simcse_weight=1.0,
-                                num_neg_rand_loc=1, neg_rand_type="sphericalold"),
-        finetune=FinetuneConfig(lr=1e-3, lr_decay=0.98, epochs=finetune_epochs, batch_size=1024,
-                                label_ratio=0.05, neg_rand_type="sphericalold",
-                                image_classifier_labels=image_classifier_labels),
-    )
-
-
-@register_preset("inat2018")
-def inat2018() -> ExperimentConfig:
-    """`run-inat_2018-contsoftmax.sh` (effective values: LR 5e-4, leakyrelu, full-label image
-    predictions)."""
-    return _csp_script(8142, "leakyrelu", 5e-4, 30, 200, "full")
-
-
-@register_preset("fmow")
-def fmow() -> ExperimentConfig:
-    """`run-fmow-contsoftmax.sh` (script values: gelu, unsuper_lr 5e-5, 300 epochs, few-shot
-    image predictions; the released checkpoint differs, see ``fmow_released``)."""
-    return _csp_script(62, "gelu", 5e-5, 300, 300, "fewshot")
-
-
-@register_preset("fmow_released")
-def fmow_released() -> ExperimentConfig:
-    """The released fMoW checkpoint's settings: simcse_weight 0.1 and τ1 = 1 (SPEC §10.2)."""
-    cfg = fmow()
-    cfg.pretrain.simcse_weight = 0.1
-    cfg.pretrain.temp_inbatch = 1.0
-    return cfg
-
-
-@register_preset("demo")
-def demo() -> ExperimentConfig:
-    """The iNat2018 recipe shrunk for the generated demo world: runs in about a minute on 2 cores."""
-    cfg = inat2018()
-    cfg.data = DataConfig()  # shapes come from the generated world's metadata.json
-    cfg.location_encoder.hidden_dim = 256
-    cfg.location_encoder.num_filts = 128
-    cfg.pretrain.epochs = 8
-    cfg.pretrain.batch_size = 512
-    cfg.pretrain.lr = 1e-3
-    cfg.finetune.epochs = 40
-    cfg.finetune.batch_size = 256
-    cfg.finetune.image_classifier_labels = "fewshot"
     return cfg
