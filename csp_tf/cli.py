@@ -43,6 +43,16 @@ def _config_args(p: argparse.ArgumentParser) -> None:
                    help="override one config value, e.g. --set pretrain.lr=1e-4 (repeatable)")
 
 
+def _stage_args(p: argparse.ArgumentParser, stage: str) -> None:
+    """Flags shared by the training stages."""
+    p.add_argument("--data-root", required=True, help="output dir of `csp-tf ingest`")
+    p.add_argument("--out", required=True, help="output dir (checkpoints, model.keras, config); "
+                   "re-running with the same --out resumes")
+    p.add_argument("--epochs", type=int, help=f"shortcut for --set {stage}.epochs=N")
+    p.add_argument("--max-steps", type=int, help="stop after N steps this run (resumable)")
+    _config_args(p)
+
+
 def load_config(args, fallback_dir: Optional[str] = None):
     """--config, else --preset, else the config saved in ``fallback_dir``, else ``demo``."""
     import yaml
@@ -190,24 +200,16 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Pre-trains the location encoder on every location-image pair "
                        "of an ingested data root (no labels used). Re-running the same command "
                        "resumes from the last checkpoint in --out.")
-    p.add_argument("--data-root", required=True, help="output dir of `csp-tf ingest`")
-    p.add_argument("--out", required=True, help="output dir (checkpoints, model.keras, config)")
-    p.add_argument("--epochs", type=int, help="shortcut for --set pretrain.epochs=N")
-    p.add_argument("--max-steps", type=int, help="stop after N steps this run (resumable)")
-    _config_args(p)
+    _stage_args(p, "pretrain")
     p.set_defaults(func=cmd_pretrain)
 
     p = sub.add_parser("finetune", help="fine-tune on few labels (+ the image classifier)",
                        description="Fine-tunes a location encoder on the label-ratio subset of "
                        "the train split. With --base-model it starts from a pre-trained encoder "
                        "(CSP); without, from scratch (the Sup-only baseline).")
-    p.add_argument("--data-root", required=True)
-    p.add_argument("--out", required=True)
     p.add_argument("--base-model", help="a `csp-tf pretrain` output dir")
     p.add_argument("--label-ratio", type=float, help="fraction of train labels, e.g. 0.05")
-    p.add_argument("--epochs", type=int, help="shortcut for --set finetune.epochs=N")
-    p.add_argument("--max-steps", type=int, help="stop after N steps this run (resumable)")
-    _config_args(p)
+    _stage_args(p, "finetune")
     p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser("evaluate", help="top-1/3/5/10 and MRR: fused, image-only, location-only")

@@ -47,8 +47,7 @@ def main(argv=None) -> int:
         shutil.rmtree(out, ignore_errors=True)
     t_start = time.time()
 
-    import yaml
-    from csp_tf.configs import get_preset
+    from csp_tf.cli import load_config
     from csp_tf.data.ingest import run_ingest
     from csp_tf.data.world import generate_world
 
@@ -63,10 +62,7 @@ def main(argv=None) -> int:
     print(f"rows in {summary['rows_in']}, out {summary['rows_out']}, rejected "
           f"{summary['rejected']} → {data_root}/dead_letter/")
 
-    cfg = get_preset(args.preset)
-    overrides = dict(o.split("=", 1) for o in args.overrides)
-    if overrides:
-        cfg = cfg.override({k: yaml.safe_load(v) for k, v in overrides.items()})
+    cfg = load_config(argparse.Namespace(config=None, preset=args.preset, overrides=args.overrides))
 
     _step("2/4 run the TFX pipeline locally (LocalDagRunner)")
     from tfx_pipeline.local_runner import run_local

@@ -69,12 +69,17 @@ def from_arrays(arrays: Arrays, batch_size: int, *, sampler: str = "shuffle", se
     else:
         epoch_len = n
 
+    tensors: Dict[str, tf.Tensor] = {}
+
     def dataset_fn(epoch: int) -> tf.data.Dataset:
         rng = np.random.default_rng([seed, epoch])
         idx = (balanced_indices(data["label"], max_per_class, rng) if sampler == "balanced"
                else rng.permutation(n))
         batches = tf.data.Dataset.from_tensor_slices(idx).batch(batch_size, drop_remainder=drop_remainder)
-        tensors = {k: tf.constant(v) for k, v in data.items()}
+        # The arrays become tensors once, on the first epoch (not at construction: a
+        # MultiWorkerMirroredStrategy must be created before any TF op runs).
+        if not tensors:
+            tensors.update({k: tf.constant(v) for k, v in data.items()})
         return batches.map(lambda i: {k: tf.gather(v, i) for k, v in tensors.items()},
                            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(2)
 
