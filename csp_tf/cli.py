@@ -21,6 +21,7 @@ from typing import List, Optional
 EXTENSIONS = [  # (module, function adding sub-commands)
     ("csp_tf.data.cli", "add_generate_parser"),
     ("csp_tf.data.cli", "add_ingest_parser"),
+    ("csp_tf.datasets.cli", "add_dataset_parser"),
     ("csp_tf.experiments.cli", "add_experiment_parser"),
     ("csp_tf.experiments.cli", "add_map_parser"),
     ("tfx_pipeline.cli", "add_pipeline_parser"),

