@@ -6,6 +6,14 @@ Signatures (docs/architecture.md):
 * ``predict_features``: the same from dense ``image_features`` and ``lon_lat`` tensors.
 * ``location_embedding``: ``lon_lat`` → ``embedding`` (B, D).
 * ``location_prior``: ``lon_lat`` → ``probabilities`` (B, C), per-class sigmoids.
+* ``classify``: method ``tensorflow/serving/classify`` for TF Serving's Classify API: ``inputs``
+  (serialized ``tf.Example``, as ``serving_default``) → ``classes`` (B, k) label names and
+  ``scores`` (B, k) fused scores, best first.
+
+A row without a location has BOTH ``lon`` and ``lat`` NaN (or both features absent from its
+``tf.Example``); it falls back to the image classifier. One NaN coordinate is an error
+(INVALID_ARGUMENT naming ``longitude`` or ``latitude``), as is any NaN in ``location_prior`` /
+``location_embedding``.
 
 The version directory also holds ``assets.extra/``: TF Serving warmup requests, the config,
 the label names and the ``.keras`` model. The directory appears atomically (written under a
@@ -21,6 +29,7 @@ import time
 from typing import Optional, Sequence
 
 import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
 
 from csp_tf import features as fk
 from csp_tf.configs import ExperimentConfig
@@ -29,25 +38,32 @@ from csp_tf.models import CSPModel
 log = logging.getLogger("csp_tf")
 
 ASSETS_EXTRA = "assets.extra"
+CLASSIFY_SIGNATURE = "classify"
+CLASSIFY_METHOD = "tensorflow/serving/classify"  # TF Serving's kClassifyMethodName
 
 
 def check_lon_lat(lon_lat: tf.Tensor, allow_missing: bool) -> tf.Tensor:
     """Fails with InvalidArgumentError unless every row is finite and in range (degrees).
 
-    With ``allow_missing`` a row with a NaN lon or lat means "no location" and passes.
+    With ``allow_missing`` a row whose lon AND lat are both NaN means "no location" and passes;
+    a row with only one NaN coordinate still fails, naming that coordinate.
     """
     lon, lat = lon_lat[:, 0], lon_lat[:, 1]
-    missing = tf.math.is_nan(lon) | tf.math.is_nan(lat)
+    missing = tf.math.is_nan(lon) & tf.math.is_nan(lat)
     ok_lon = tf.math.is_finite(lon) & (tf.abs(lon) <= 180.0)
     ok_lat = tf.math.is_finite(lat) & (tf.abs(lat) <= 90.0)
+    note = ""
     if allow_missing:
         ok_lon, ok_lat = ok_lon | missing, ok_lat | missing
+        note = " (a row without a location has BOTH lon and lat NaN)"
     checks = [
         tf.debugging.Assert(tf.reduce_all(ok_lon), [
-            "lon_lat: longitude (column 0) must be finite and in [-180, 180] degrees; bad rows:",
+            "lon_lat: longitude (column 0, lon) must be finite and in [-180, 180] degrees"
+            + note + "; bad rows:",
             tf.where(~ok_lon)[:, 0], "values:", tf.boolean_mask(lon, ~ok_lon)], summarize=10),
         tf.debugging.Assert(tf.reduce_all(ok_lat), [
-            "lon_lat: latitude (column 1) must be finite and in [-90, 90] degrees; bad rows:",
+            "lon_lat: latitude (column 1, lat) must be finite and in [-90, 90] degrees"
+            + note + "; bad rows:",
             tf.where(~ok_lat)[:, 0], "values:", tf.boolean_mask(lat, ~ok_lat)], summarize=10),
     ]
     with tf.control_dependencies(checks):
@@ -57,13 +73,22 @@ def check_lon_lat(lon_lat: tf.Tensor, allow_missing: bool) -> tf.Tensor:
 class CSPServingModule(tf.Module):
     """The exported functions; holds the Keras model so its variables are saved."""
 
-    def __init__(self, model: CSPModel, top_k: int = 5):
+    def __init__(self, model: CSPModel, top_k: int = 5,
+                 class_names: Optional[Sequence[str]] = None):
         super().__init__(name="csp_serving")
         self.model = model
         self.top_k = int(min(top_k, model.num_classes))
+        names = [str(c) for c in class_names] if class_names else [
+            str(c) for c in range(model.num_classes)]
+        if len(names) != model.num_classes:
+            raise ValueError(f"{len(names)} class names for a model of {model.num_classes} "
+                             "classes")
+        self._label_names = names
         f = model.feature_dim
         self.serve_examples = tf.function(
             self._serve_examples, input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+        self.classify = tf.function(
+            self._classify, input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
         self.predict_features = tf.function(self._predict_features, input_signature=[
             tf.TensorSpec([None, f], tf.float32, name="image_features"),
             tf.TensorSpec([None, 2], tf.float32, name="lon_lat")])
@@ -79,7 +104,7 @@ class CSPServingModule(tf.Module):
         out.update(top_k_scores=top.values, top_k_classes=top.indices)
         return out
 
-    def _serve_examples(self, examples):
+    def _parse_examples(self, examples):
         spec = {
             fk.IMAGE_FEATURES: tf.io.FixedLenFeature([self.model.feature_dim], tf.float32),
             # A missing lon/lat parses as NaN, i.e. "no location": image-only for that row.
@@ -88,7 +113,17 @@ class CSPServingModule(tf.Module):
         }
         parsed = tf.io.parse_example(examples, spec)
         lon_lat = tf.stack([parsed[fk.LON], parsed[fk.LAT]], axis=-1)
-        return self._predict_features(parsed[fk.IMAGE_FEATURES], lon_lat)
+        return parsed[fk.IMAGE_FEATURES], lon_lat
+
+    def _serve_examples(self, examples):
+        return self._predict_features(*self._parse_examples(examples))
+
+    def _classify(self, inputs):
+        """TF Serving Classify: top-k label names (``classes``) and fused scores (``scores``)."""
+        out = self._predict_features(*self._parse_examples(inputs))
+        labels = tf.constant(self._label_names, tf.string)
+        return {"classes": tf.gather(labels, out["top_k_classes"]),
+                "scores": out["top_k_scores"]}
 
     def _location_embedding(self, lon_lat):
         return {"embedding": self.model.location_embedding(check_lon_lat(lon_lat, False))}
@@ -99,7 +134,36 @@ class CSPServingModule(tf.Module):
     def signatures(self):
         return {"serving_default": self.serve_examples, "predict_features": self.predict_features,
                 "location_embedding": self.location_embedding,
-                "location_prior": self.location_prior}
+                "location_prior": self.location_prior, CLASSIFY_SIGNATURE: self.classify}
+
+
+def set_classify_method_name(saved_model_dir: str, signature: str = CLASSIFY_SIGNATURE) -> None:
+    """Marks ``signature`` as a ``tensorflow/serving/classify`` SignatureDef in saved_model.pb.
+
+    ``tf.saved_model.save`` writes every signature as ``tensorflow/serving/predict``; TF Serving
+    then answers Classify on it only while ``--enable_signature_method_name_check`` is off (its
+    default). With the real method name it works either way, and GetModelMetadata says what it
+    is. The TF2 loader ignores method names; ``fingerprint.pb`` is rewritten to match.
+    """
+    path = os.path.join(saved_model_dir, "saved_model.pb")
+    with open(path, "rb") as f:
+        saved_model = saved_model_pb2.SavedModel.FromString(f.read())
+    for graph in saved_model.meta_graphs:
+        if signature in graph.signature_def:
+            graph.signature_def[signature].method_name = CLASSIFY_METHOD
+    with open(path, "wb") as f:
+        f.write(saved_model.SerializeToString())
+    fingerprint = os.path.join(saved_model_dir, "fingerprint.pb")
+    if os.path.exists(fingerprint):
+        try:
+            from tensorflow.python.saved_model.pywrap_saved_model import fingerprinting
+            data = fingerprinting.CreateFingerprintDef(saved_model_dir)
+        except Exception as exc:  # private API; a stale fingerprint only affects metrics
+            log.warning("could not rewrite %s (%s); removing it", fingerprint, exc)
+            os.remove(fingerprint)
+        else:
+            with open(fingerprint, "wb") as f:
+                f.write(data)
 
 
 def export_saved_model(model: CSPModel, export_base: str, *, config: Optional[ExperimentConfig] = None,
@@ -124,8 +188,9 @@ def write_saved_model(model: CSPModel, path: str, *, config: Optional[Experiment
     os.makedirs(parent, exist_ok=True)
     tmp = os.path.join(parent, f".tmp-{os.path.basename(path)}-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    module = CSPServingModule(model, top_k=top_k)
+    module = CSPServingModule(model, top_k=top_k, class_names=class_names)
     tf.saved_model.save(module, tmp, signatures=module.signatures())
+    set_classify_method_name(tmp)
     write_assets_extra(tmp, model, config=config, class_names=class_names, warmup=warmup,
                        model_name=model_name)
     if os.path.isdir(path):

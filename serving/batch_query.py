@@ -16,7 +16,8 @@ import numpy as np
 from serving import contract
 from serving.client import validate_image_features, validate_lon_lat
 
-QUERY_KINDS = ("prior", "embed", "classify")
+QUERY_KINDS = ("prior", "embed", "classify", "labels")
+_NEEDS_FEATURES = ("classify", "labels")
 
 
 @dataclasses.dataclass
@@ -66,10 +67,12 @@ def run_query(client, kind: str, lon_lat: np.ndarray, image_features: np.ndarray
 
     Args:
       client: a :class:`serving.client.CSPServingClient`.
-      kind: ``prior`` (location_prior), ``embed`` (location_embedding) or ``classify``
-        (predict_features, needs ``image_features``).
-      lon_lat: [N, 2] degrees; all rows are checked before the first request.
-      image_features: [N, F] for ``classify``.
+      kind: ``prior`` (location_prior), ``embed`` (location_embedding), ``classify``
+        (Predict on predict_features) or ``labels`` (the Classify RPC: top-k label names and
+        scores); the last two need ``image_features``.
+      lon_lat: [N, 2] degrees; all rows are checked before the first request. For
+        ``classify``/``labels`` a row with lon and lat both NaN has no location (image-only).
+      image_features: [N, F] for ``classify`` and ``labels``.
       batch_size: rows per request.
 
     Raises:
@@ -78,13 +81,13 @@ def run_query(client, kind: str, lon_lat: np.ndarray, image_features: np.ndarray
     """
     if kind not in QUERY_KINDS:
         raise ValueError(f"unknown query {kind!r}; expected one of {QUERY_KINDS}")
-    if kind == "classify" and (image_features is None or image_features.shape[1] == 0):
-        raise ValueError("classify needs image features (CSV columns besides lon,lat)")
+    if kind in _NEEDS_FEATURES and (image_features is None or image_features.shape[1] == 0):
+        raise ValueError(f"{kind} needs image features (CSV columns besides lon,lat)")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     # Check every row first so an error names its row in the whole input, not in a chunk.
-    lon_lat = validate_lon_lat(lon_lat)
-    if kind == "classify":
+    lon_lat = validate_lon_lat(lon_lat, allow_missing=kind in _NEEDS_FEATURES)
+    if kind in _NEEDS_FEATURES:
         image_features = validate_image_features(image_features, len(lon_lat))
     results = []
     for start in range(0, len(lon_lat), batch_size):
@@ -93,10 +96,17 @@ def run_query(client, kind: str, lon_lat: np.ndarray, image_features: np.ndarray
             outputs = {contract.PROBABILITIES: client.location_prior(coords)}
         elif kind == "embed":
             outputs = {contract.EMBEDDING: client.location_embedding(coords)}
-        else:
+        elif kind == "classify":
             outputs = client.classify(image_features[start:start + batch_size], coords)
+        else:
+            top = client.top_labels(image_features[start:start + batch_size], coords)
+            outputs = {contract.CLASSES: [[label for label, _ in r] for r in top],
+                       contract.SCORES: [[score for _, score in r] for r in top]}
         for i, (lon, lat) in enumerate(coords):
-            row = {"row": start + i, "lon": float(lon), "lat": float(lat)}
-            row.update({key: value[i].tolist() for key, value in sorted(outputs.items())})
+            # JSON has no NaN: a row without a location prints null coordinates.
+            row = {"row": start + i, "lon": None if np.isnan(lon) else float(lon),
+                   "lat": None if np.isnan(lat) else float(lat)}
+            row.update({key: np.asarray(value[i]).tolist()
+                        for key, value in sorted(outputs.items())})
             results.append(row)
     return results

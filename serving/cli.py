@@ -2,7 +2,7 @@
 
 ``csp_tf/cli.py`` registers both on its own sub-parsers::
 
-    add_query_parser(subparsers)   # csp-tf query {prior,embed,classify,metadata,status} ...
+    add_query_parser(subparsers)   # csp-tf query {prior,embed,classify,labels,metadata,status}
     add_serve_parser(subparsers)   # csp-tf serve-dev --model-base-path DIR ...
     args = parser.parse_args(); sys.exit(args.func(args))
 
@@ -54,7 +54,7 @@ def _point_flags(with_features: bool) -> argparse.ArgumentParser:
 
 
 def add_query_parser(subparsers) -> argparse.ArgumentParser:
-    """Registers ``query`` with sub-commands prior, embed, classify, metadata, status.
+    """Registers ``query`` with sub-commands prior, embed, classify, labels, metadata, status.
 
     Results are JSON on stdout; errors are one JSON object ``{"error": ...}`` on stderr.
     """
@@ -63,11 +63,15 @@ def add_query_parser(subparsers) -> argparse.ArgumentParser:
         description="Query the csp model over gRPC; prints JSON.")
     commands = query.add_subparsers(dest="query_command", required=True)
     connection = _connection_flags()
-    for name, signature, features in (("prior", contract.LOCATION_PRIOR, False),
-                                      ("embed", contract.LOCATION_EMBEDDING, False),
-                                      ("classify", contract.PREDICT_FEATURES, True)):
+    for name, what, features in (
+            ("prior", f"Predict {contract.LOCATION_PRIOR}", False),
+            ("embed", f"Predict {contract.LOCATION_EMBEDDING}", False),
+            ("classify", f"Predict {contract.PREDICT_FEATURES} (probabilities, top-k indices)",
+             True),
+            ("labels", f"Classify RPC on the {contract.CLASSIFY!r} signature (top-k label "
+                       "names and scores)", True)):
         command = commands.add_parser(name, parents=[connection, _point_flags(features)],
-                                      help=f"{signature} for --lon/--lat or --csv rows")
+                                      help=f"{what} for --lon/--lat or --csv rows")
         command.set_defaults(func=_run_points, kind=name)
     commands.add_parser("metadata", parents=[connection],
                         help="signatures of the served version").set_defaults(func=_run_metadata)

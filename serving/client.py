@@ -6,6 +6,7 @@ Built on tensorflow-serving-api's own stubs (``PredictionServiceStub``,
     with CSPServingClient("localhost:8500") as client:
         prior = client.location_prior([[2.35, 48.86]])          # [1, C] per-class sigmoids
         out = client.classify(image_features, lon_lat)          # predict_features outputs
+        top = client.top_labels(image_features, lon_lat)        # Classify RPC: [[(label, score)]]
 
 Every call has a deadline (``timeout_s``); UNAVAILABLE (server down or restarting) is retried
 ``retries`` times with exponential backoff, nothing else is. Failures raise
@@ -21,8 +22,8 @@ from collections.abc import Sequence
 import grpc
 import numpy as np
 import tensorflow as tf
-from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2,
-                                     model_service_pb2_grpc, predict_pb2,
+from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
+                                     get_model_status_pb2, model_service_pb2_grpc, predict_pb2,
                                      prediction_service_pb2_grpc)
 from tensorflow.core.framework import types_pb2
 
@@ -60,10 +61,11 @@ def _invalid(message: str) -> ServingError:
                         grpc.StatusCode.INVALID_ARGUMENT, client_side=True)
 
 
-def validate_lon_lat(lon_lat) -> np.ndarray:
+def validate_lon_lat(lon_lat, allow_missing: bool = False) -> np.ndarray:
     """``lon_lat`` as float32 [N, 2] after checking shape, finiteness and ranges.
 
-    A single ``(lon, lat)`` pair is accepted as one row.
+    A single ``(lon, lat)`` pair is accepted as one row. With ``allow_missing`` a row whose lon
+    AND lat are both NaN ("no location": image-only) passes; one NaN coordinate never does.
 
     Raises:
       ServingError: naming the row and the field (``lon`` or ``lat``) that is wrong.
@@ -77,13 +79,17 @@ def validate_lon_lat(lon_lat) -> np.ndarray:
     if arr.ndim != 2 or arr.shape[1] != 2 or arr.shape[0] == 0:
         raise _invalid(f"lon_lat must have shape [N, 2] (lon, lat) with N >= 1, got "
                        f"{list(arr.shape)}")
+    missing = np.isnan(arr).all(axis=1) if allow_missing else np.zeros(len(arr), bool)
     for column, field, (low, high) in ((0, "lon", contract.LON_RANGE),
                                        (1, "lat", contract.LAT_RANGE)):
-        values = arr[:, column]
+        values = np.where(missing, 0.0, arr[:, column])
         not_finite = np.flatnonzero(~np.isfinite(values))
         if not_finite.size:
             row = int(not_finite[0])
-            raise _invalid(f"row {row}: {field} is {values[row]}, it must be a finite number")
+            hint = (" (a row without a location has BOTH lon and lat NaN)" if allow_missing
+                    else "")
+            raise _invalid(f"row {row}: {field} is {values[row]}, it must be a finite "
+                           f"number{hint}")
         outside = np.flatnonzero((values < low) | (values > high))
         if outside.size:
             row = int(outside[0])
@@ -267,9 +273,9 @@ class CSPServingClient:
                             {contract.LON_LAT: coords})[contract.EMBEDDING]
 
     def classify(self, image_features, lon_lat) -> dict[str, np.ndarray]:
-        """Fused P(y|img)·P(y|loc) via ``predict_features``: probabilities, the two factors,
-        top-k scores and classes."""
-        coords = validate_lon_lat(lon_lat)
+        """Fused P(y|img)·P(y|loc) via ``predict_features`` (Predict): probabilities, the two
+        factors, top-k scores and classes. A row with lon and lat both NaN is image-only."""
+        coords = validate_lon_lat(lon_lat, allow_missing=True)
         feats = validate_image_features(image_features, coords.shape[0])
         return self.predict(contract.PREDICT_FEATURES,
                             {contract.IMAGE_FEATURES: feats, contract.LON_LAT: coords})
@@ -284,6 +290,42 @@ class CSPServingClient:
             raise _invalid("serialized_examples must be a non-empty sequence of bytes")
         return self.predict(contract.SERVING_DEFAULT,
                             {contract.EXAMPLES: np.array(examples, dtype=object)})
+
+    def classify_rpc(self, examples: Sequence, signature: str = contract.CLASSIFY,
+                     context=None) -> list[list[tuple[str, float]]]:
+        """TF Serving's Classify RPC on ``examples`` (``tf.train.Example`` protos or their
+        serialized bytes) with the ``classify`` signature; optional ``context`` Example (its
+        features are shared by every example, an example's own features win).
+
+        Returns:
+          One list per example of ``(label, score)``, best first (the export's top-k).
+        """
+        request = classification_pb2.ClassificationRequest()
+        self._fill_spec(request.model_spec, signature)
+        rows = list(examples)
+        if not rows:
+            raise _invalid("examples must be a non-empty sequence")
+        target = (request.input.example_list_with_context.examples if context is not None
+                  else request.input.example_list.examples)
+        for row in rows:
+            example = tf.train.Example.FromString(row) if isinstance(row, bytes) else row
+            target.add().CopyFrom(example)
+        if context is not None:
+            request.input.example_list_with_context.context.CopyFrom(context)
+        response = self._call(self._prediction.Classify, request,
+                              f"Classify(signature={signature!r})")
+        self.last_version = response.model_spec.version.value
+        return [[(c.label, c.score) for c in row.classes]
+                for row in response.result.classifications]
+
+    def top_labels(self, image_features, lon_lat) -> list[list[tuple[str, float]]]:
+        """Top-k ``(label name, fused score)`` per row via the Classify RPC. Rows are checked
+        first (lon and lat both NaN: no location, image-only; one NaN is an error)."""
+        from serving.warmup import serialize_examples
+
+        coords = validate_lon_lat(lon_lat, allow_missing=True)
+        feats = validate_image_features(image_features, coords.shape[0])
+        return self.classify_rpc(serialize_examples(feats, coords))
 
     def close(self) -> None:
         self._channel.close()

@@ -12,7 +12,14 @@ SERVING_DEFAULT = "serving_default"
 PREDICT_FEATURES = "predict_features"
 LOCATION_EMBEDDING = "location_embedding"
 LOCATION_PRIOR = "location_prior"
-SIGNATURES = (SERVING_DEFAULT, PREDICT_FEATURES, LOCATION_EMBEDDING, LOCATION_PRIOR)
+CLASSIFY = "classify"  # TF Serving Classify API (method tensorflow/serving/classify)
+PREDICT_SIGNATURES = (SERVING_DEFAULT, PREDICT_FEATURES, LOCATION_EMBEDDING, LOCATION_PRIOR)
+SIGNATURES = PREDICT_SIGNATURES + (CLASSIFY,)
+
+# SignatureDef method names (tensorflow/cc/saved_model/signature_constants.h).
+PREDICT_METHOD = "tensorflow/serving/predict"
+CLASSIFY_METHOD = "tensorflow/serving/classify"
+REGRESS_METHOD = "tensorflow/serving/regress"
 
 # Inputs.
 EXAMPLES = "examples"  # tf.string [None]: serialized tf.Example (image_features, lon, lat)
@@ -26,6 +33,9 @@ LOCATION_PROBABILITIES = "location_probabilities"
 TOP_K_SCORES = "top_k_scores"
 TOP_K_CLASSES = "top_k_classes"  # int32
 EMBEDDING = "embedding"  # float32 [None, D]
+CLASSIFY_INPUTS = "inputs"  # tf.string [None]: serialized tf.Example, as EXAMPLES (kClassifyInputs)
+CLASSES = "classes"  # tf.string [None, k]: label names, best first (kClassifyOutputClasses)
+SCORES = "scores"  # float32 [None, k]: fused scores of those classes (kClassifyOutputScores)
 CLASSIFIER_OUTPUTS = (PROBABILITIES, IMAGE_PROBABILITIES, LOCATION_PROBABILITIES,
                       TOP_K_SCORES, TOP_K_CLASSES)
 
@@ -34,12 +44,14 @@ SIGNATURE_INPUTS = {
     PREDICT_FEATURES: (IMAGE_FEATURES, LON_LAT),
     LOCATION_EMBEDDING: (LON_LAT,),
     LOCATION_PRIOR: (LON_LAT,),
+    CLASSIFY: (CLASSIFY_INPUTS,),
 }
 SIGNATURE_OUTPUTS = {
     SERVING_DEFAULT: CLASSIFIER_OUTPUTS,
     PREDICT_FEATURES: CLASSIFIER_OUTPUTS,
     LOCATION_EMBEDDING: (EMBEDDING,),
     LOCATION_PRIOR: (PROBABILITIES,),
+    CLASSIFY: (CLASSES, SCORES),
 }
 
 # Valid coordinate ranges, degrees (checked in the graph and, by the client, before sending).

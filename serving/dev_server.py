@@ -7,8 +7,9 @@ no Docker engine), and the client, the warmup files and the load benchmark still
 gRPC endpoint speaking the same protocol. It implements the same protos
 (tensorflow-serving-api's generated servicers):
 
-* ``PredictionService.Predict`` and ``GetModelMetadata`` (``signature_def``);
-  ``Classify``, ``Regress`` and ``MultiInference`` answer UNIMPLEMENTED;
+* ``PredictionService.Predict``, ``Classify`` (on the ``classify`` signature) and
+  ``GetModelMetadata`` (``signature_def``); ``Regress`` answers INVALID_ARGUMENT (the model has
+  no regression signature, TF Serving's message); ``MultiInference`` answers UNIMPLEMENTED;
 * ``ModelService.GetModelStatus``; ``HandleReloadConfigRequest`` answers UNIMPLEMENTED;
 
 over a versioned model base path (see :mod:`serving.model_manager` for loading, polling and
@@ -68,6 +69,14 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         servable = self._manager.resolve(request.model_spec)
         return servable.predict(request, self._manager.model_name, self._max_batch_size)
 
+    def _classify(self, request):
+        servable = self._manager.resolve(request.model_spec)
+        return servable.classify(request, self._manager.model_name, self._max_batch_size)
+
+    def _regress(self, request):
+        return self._manager.resolve(request.model_spec).regress(request,
+                                                                 self._manager.model_name)
+
     def _metadata(self, request):
         if not request.HasField("model_spec"):
             raise RpcAbort(grpc.StatusCode.INVALID_ARGUMENT, "Missing ModelSpec")
@@ -92,10 +101,10 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         return _answer(context, self._metadata, request)
 
     def Classify(self, request, context):
-        _unimplemented(context, "Classify")
+        return _answer(context, self._classify, request)
 
     def Regress(self, request, context):
-        _unimplemented(context, "Regress")
+        return _answer(context, self._regress, request)
 
     def MultiInference(self, request, context):
         _unimplemented(context, "MultiInference")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 
 import grpc
@@ -29,17 +30,60 @@ State = get_model_status_pb2.ModelVersionStatus.State
 logger = logging.getLogger("serving.dev_server")
 
 
+MAX_VERSION = 2**63 - 1  # ModelSpec.version and ModelVersionStatus.version are int64
+_VERSION_NAME = re.compile(r"0|[1-9][0-9]*", re.ASCII)  # canonical ASCII digits only
+
+
+def parse_version(name: str) -> int | None:
+    """The version a directory name stands for, or None when it is not one.
+
+    Only canonical ASCII integers in int64 range count (``12``; not ``012``, not ``²`` or
+    ``١٢`` whose ``str.isdigit()`` is true, not ``2**63``), as TF Serving's file-system source
+    parses version directories with ``safe_strto64`` and skips the rest.
+    """
+    if not _VERSION_NAME.fullmatch(name):
+        return None
+    version = int(name)
+    return version if version <= MAX_VERSION else None
+
+
 def list_versions(base_path: str) -> list[int]:
     """Complete versions under ``base_path``: integer-named directories with saved_model.pb.
 
-    Names must be canonical integers (``12``, not ``012``), as the exporter writes them.
+    Any other name is ignored (see :func:`parse_version`); one odd name never stops the scan.
     """
     try:
         names = os.listdir(base_path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return []
-    return sorted(int(name) for name in names if name.isdigit() and str(int(name)) == name
-                  and os.path.isfile(os.path.join(base_path, name, "saved_model.pb")))
+    versions = []
+    for name in names:
+        version = parse_version(name)
+        if version is not None and os.path.isfile(
+                os.path.join(base_path, name, "saved_model.pb")):
+            versions.append(version)
+    return sorted(versions)
+
+
+def error_code_of(exc: BaseException) -> int:
+    """The tensorflow.error.Code a load failure reports in GetModelStatus, as TF Serving would.
+
+    A TF OpError keeps its own code; an unparsable ``saved_model.pb`` is DATA_LOSS (TF's
+    ReadBinaryProto); a missing file NOT_FOUND; a failed warmup request its gRPC code; else
+    UNKNOWN.
+    """
+    if isinstance(exc, RpcAbort):
+        return exc.code.value[0]
+    if isinstance(exc, RuntimeError) and isinstance(exc.__cause__, RpcAbort):
+        return exc.__cause__.code.value[0]
+    error_code = getattr(exc, "error_code", None)
+    if isinstance(error_code, int):
+        return error_code
+    if isinstance(exc, FileNotFoundError):
+        return grpc.StatusCode.NOT_FOUND.value[0]
+    if isinstance(exc, OSError) and "parse" in str(exc).lower():
+        return grpc.StatusCode.DATA_LOSS.value[0]
+    return grpc.StatusCode.UNKNOWN.value[0]
 
 
 def run_warmup(servable: Servable, model_name: str) -> int:
@@ -91,7 +135,8 @@ class ModelManager:
         self.enable_warmup = enable_warmup
         self.max_load_attempts = max_load_attempts
         self._servables: dict[int, Servable] = {}  # replaced, never mutated: readers need no lock
-        self._states: dict[int, tuple[int, str]] = {}  # version -> (State, error message)
+        # version -> (State, tensorflow.error.Code, error message); OK (0) unless a load failed
+        self._states: dict[int, tuple[int, int, str]] = {}
         self._attempts: dict[int, int] = {}
         self._poll_lock = threading.Lock()
         self._stop = threading.Event()
@@ -100,7 +145,7 @@ class ModelManager:
     # Loading -------------------------------------------------------------------------------
     def _load(self, version: int) -> Servable | None:
         self._attempts[version] = self._attempts.get(version, 0) + 1
-        self._states[version] = (State.LOADING, "")
+        self._states[version] = (State.LOADING, 0, "")
         path = os.path.join(self.base_path, str(version))
         logger.info("[DEVELOPMENT server] loading %s version %d from %s (attempt %d)",
                     self.model_name, version, path, self._attempts[version])
@@ -110,7 +155,7 @@ class ModelManager:
         except Exception as exc:  # a broken export must not take the server down
             error = f"Loading servable {self.model_name} version {version} failed: {exc}"
             logger.error("[DEVELOPMENT server] %s", error)
-            self._states[version] = (State.END, error)
+            self._states[version] = (State.END, error_code_of(exc), error)
             return None
         logger.info("[DEVELOPMENT server] %s version %d AVAILABLE (%d warmup requests replayed)",
                     self.model_name, version, replayed)
@@ -125,17 +170,17 @@ class ModelManager:
                     continue
                 if self._attempts.get(version, 0) >= self.max_load_attempts:
                     continue
-                self._states.setdefault(version, (State.START, ""))
+                self._states.setdefault(version, (State.START, 0, ""))
                 servable = self._load(version)
                 if servable is not None:
                     self._servables = {**self._servables, version: servable}
-                    self._states[version] = (State.AVAILABLE, "")
+                    self._states[version] = (State.AVAILABLE, 0, "")
             if not any(v in self._servables for v in aspired):
                 return  # keep serving what we have until a new version is available
             for version in sorted(set(self._servables) - set(aspired)):
-                self._states[version] = (State.UNLOADING, "")
+                self._states[version] = (State.UNLOADING, 0, "")
                 self._servables = {v: s for v, s in self._servables.items() if v != version}
-                self._states[version] = (State.END, "")
+                self._states[version] = (State.END, 0, "")
                 logger.info("[DEVELOPMENT server] %s version %d unloaded", self.model_name,
                             version)
 
@@ -207,8 +252,8 @@ class ModelManager:
             states = {spec.version.value: states[spec.version.value]}
         response = get_model_status_pb2.GetModelStatusResponse()
         for version in sorted(states, reverse=True):
-            state, error = states[version]
+            state, code, error = states[version]
             status = response.model_version_status.add(version=version, state=state)
-            status.status.error_code = 2 if error else 0  # tensorflow.error.Code UNKNOWN / OK
+            status.status.error_code = code  # tensorflow.error.Code: OK, or the load's failure
             status.status.error_message = error
         return response

@@ -5,6 +5,12 @@
 order, the same gRPC status codes and similar message text, so a client sees the same errors
 from :mod:`serving.dev_server` as from ``tensorflow_model_server``. Errors are raised as
 :class:`RpcAbort`; the server turns them into gRPC statuses.
+
+Outputs are written like TF Serving's default ``Tensor::AsProtoField``: in the typed repeated
+fields (``float_val``, ``int_val``, ``int64_val``, ``string_val``, ...), never in
+``tensor_content``. ``ClassificationRequest`` is answered like ``classifier.cc`` (a
+``tensorflow/serving/classify`` signature, ``inputs`` → ``classes``/``scores``); Regress is
+rejected like ``regressor.cc`` rejects a signature that is not a regression one.
 """
 
 from __future__ import annotations
@@ -18,9 +24,23 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import saved_model_pb2
-from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2
+from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2
+from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2, input_pb2,
+                                     predict_pb2, regression_pb2)
 
 DEFAULT_SIGNATURE = "serving_default"
+CLASSIFY_METHOD = "tensorflow/serving/classify"
+REGRESS_METHOD = "tensorflow/serving/regress"
+CLASSIFY_INPUTS, CLASSIFY_CLASSES, CLASSIFY_SCORES = "inputs", "classes", "scores"
+
+# numpy dtype → the TensorProto repeated field Tensor::AsProtoField fills (tensor.cc ProtoHelper).
+_PROTO_FIELD = {
+    np.dtype(np.float32): "float_val", np.dtype(np.float64): "double_val",
+    np.dtype(np.int32): "int_val", np.dtype(np.int16): "int_val", np.dtype(np.int8): "int_val",
+    np.dtype(np.uint8): "int_val", np.dtype(np.uint16): "int_val",
+    np.dtype(np.int64): "int64_val", np.dtype(np.uint32): "uint32_val",
+    np.dtype(np.uint64): "uint64_val", np.dtype(np.bool_): "bool_val",
+}
 
 _OP_ERROR_TO_GRPC = {code.value[0]: code for code in grpc.StatusCode}
 _TF_NOISE = re.compile(r"^(Graph execution error:|Detected at node .*|<stack traces unavailable>|"
@@ -52,6 +72,50 @@ def _clean_tf_message(message: str) -> str:
     """The useful lines of a TF runtime error (drops the eager 'Graph execution error' frame)."""
     lines = [ln for ln in message.splitlines() if ln.strip() and not _TF_NOISE.match(ln)]
     return "\n".join(lines).strip() or message.strip()
+
+
+def tensor_proto_fields(value) -> tensor_pb2.TensorProto:
+    """``value`` as a TensorProto with its values in the typed repeated field, as TF Serving's
+    ``Tensor::AsProtoField`` writes Predict outputs (``float_val`` for float32, ``int_val`` for
+    int32, ``string_val`` for strings, ...), not in ``tensor_content``."""
+    array = np.asarray(value)
+    proto = tensor_pb2.TensorProto()
+    proto.dtype = tf.as_dtype(array.dtype if array.dtype.kind not in "OSU" else tf.string
+                              ).as_datatype_enum
+    proto.tensor_shape.CopyFrom(tensor_shape_pb2.TensorShapeProto(
+        dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in array.shape]))
+    flat = array.ravel()
+    if array.dtype.kind in "OSU":
+        proto.string_val.extend(v if isinstance(v, bytes) else str(v).encode() for v in flat)
+    elif array.dtype == np.float16:
+        proto.half_val.extend(flat.view(np.uint16).tolist())
+    elif array.dtype in _PROTO_FIELD:
+        getattr(proto, _PROTO_FIELD[array.dtype]).extend(flat.tolist())
+    else:  # bfloat16, complex, ...: rare in this contract; let TF encode them
+        proto.CopyFrom(tf.make_tensor_proto(array))
+    return proto
+
+
+def examples_from_input(model_input: input_pb2.Input) -> np.ndarray:
+    """Serialized tf.Examples of a Classify/Regress ``Input``, as TF Serving's
+    ``InputToSerializedExampleTensor``: ``example_list`` as is; ``example_list_with_context``
+    as context bytes + example bytes (protobuf merge: the example's features win).
+
+    Raises:
+      RpcAbort: INVALID_ARGUMENT ``Input is empty.`` when there is no example.
+    """
+    kind = model_input.WhichOneof("kind")
+    if kind == "example_list":
+        rows = [e.SerializeToString() for e in model_input.example_list.examples]
+    elif kind == "example_list_with_context":
+        with_context = model_input.example_list_with_context
+        context = with_context.context.SerializeToString()
+        rows = [context + e.SerializeToString() for e in with_context.examples]
+    else:
+        rows = []
+    if not rows:
+        raise RpcAbort(grpc.StatusCode.INVALID_ARGUMENT, "Input is empty.")
+    return np.array(rows, dtype=object)
 
 
 def _braced(names: set[str] | list[str]) -> str:
@@ -166,5 +230,95 @@ class Servable:
         response.model_spec.version.value = self.version
         response.model_spec.signature_name = signature
         for alias in wanted:
-            response.outputs[alias].CopyFrom(tf.make_tensor_proto(outputs[alias].numpy()))
+            response.outputs[alias].CopyFrom(tensor_proto_fields(outputs[alias].numpy()))
         return response
+
+    def _signature_def(self, signature: str, method: str, kind: str):
+        """The SignatureDef of a Classify/Regress request (TF Serving's Get*SignatureDef)."""
+        if signature not in self.signature_defs.signature_def or signature not in self.functions:
+            raise RpcAbort(grpc.StatusCode.INVALID_ARGUMENT,
+                           f"No signature was found with the name: {signature}")
+        signature_def = self.signature_defs.signature_def[signature]
+        if signature_def.method_name != method:
+            raise RpcAbort(grpc.StatusCode.INVALID_ARGUMENT, (
+                f"Expected {kind} signature method_name to be {method}. Was: "
+                f"{signature_def.method_name}"))
+        return signature_def
+
+    def classify(self, request: classification_pb2.ClassificationRequest, model_name: str,
+                 max_batch_size: int | None = None
+                 ) -> classification_pb2.ClassificationResponse:
+        """Runs a ``tensorflow/serving/classify`` signature on the request's tf.Examples.
+
+        Raises:
+          RpcAbort: INVALID_ARGUMENT for an unknown signature, one that is not a classification
+            signature (TF Serving with ``--enable_signature_method_name_check``), empty input,
+            a batch above ``max_batch_size`` or an InvalidArgumentError from the graph (e.g. a
+            bad coordinate); FAILED_PRECONDITION when the signature lacks ``inputs`` or both
+            ``classes`` and ``scores``.
+        """
+        signature = request.model_spec.signature_name or DEFAULT_SIGNATURE
+        signature_def = self._signature_def(signature, CLASSIFY_METHOD, "classification")
+        if len(signature_def.inputs) != 1:
+            raise RpcAbort(grpc.StatusCode.INVALID_ARGUMENT, "Expected one input Tensor.")
+        if CLASSIFY_INPUTS not in signature_def.inputs:
+            raise RpcAbort(grpc.StatusCode.FAILED_PRECONDITION,
+                           "No classification inputs found in SignatureDef")
+        keys = [k for k in (CLASSIFY_CLASSES, CLASSIFY_SCORES) if k in signature_def.outputs]
+        if not keys:
+            raise RpcAbort(grpc.StatusCode.FAILED_PRECONDITION, (
+                'Expected classification signature outputs to contain at least one of "classes" '
+                'or "scores"'))
+        examples = examples_from_input(request.input)
+        if max_batch_size and len(examples) > max_batch_size:
+            raise RpcAbort(grpc.StatusCode.INVALID_ARGUMENT,
+                           f"Task size {len(examples)} is larger than maximum input batch size "
+                           f"{max_batch_size}")
+        try:
+            outputs = self.functions[signature](**{CLASSIFY_INPUTS: tf.constant(examples)})
+        except tf.errors.OpError as exc:
+            code = _OP_ERROR_TO_GRPC.get(exc.error_code, grpc.StatusCode.INTERNAL)
+            raise RpcAbort(code, _clean_tf_message(exc.message)) from exc
+        classes = outputs[CLASSIFY_CLASSES].numpy() if CLASSIFY_CLASSES in keys else None
+        scores = outputs[CLASSIFY_SCORES].numpy() if CLASSIFY_SCORES in keys else None
+        for name, value in ((CLASSIFY_CLASSES, classes), (CLASSIFY_SCORES, scores)):
+            if value is not None and (value.ndim != 2 or value.shape[0] != len(examples)):
+                raise RpcAbort(grpc.StatusCode.INVALID_ARGUMENT, (
+                    f"Expected {name} Tensor shape: [batch_size num_classes] with batch_size "
+                    f"{len(examples)} but got {list(value.shape)}"))
+        if classes is not None and scores is not None and classes.shape != scores.shape:
+            raise RpcAbort(grpc.StatusCode.INVALID_ARGUMENT, (
+                "Tensors class and score should match in dim_size(1). Got "
+                f"{classes.shape[1]} vs. {scores.shape[1]}"))
+        response = classification_pb2.ClassificationResponse()
+        response.model_spec.name = model_name
+        response.model_spec.version.value = self.version
+        response.model_spec.signature_name = signature
+        width = (classes if classes is not None else scores).shape[1]
+        for i in range(len(examples)):
+            row = response.result.classifications.add()
+            for c in range(width):
+                entry = row.classes.add()
+                if classes is not None:
+                    entry.label = classes[i, c].decode("utf-8", "replace")
+                if scores is not None:
+                    entry.score = float(scores[i, c])
+        return response
+
+    def regress(self, request: regression_pb2.RegressionRequest, model_name: str
+                ) -> regression_pb2.RegressionResponse:
+        """Regress: the csp model exports no ``tensorflow/serving/regress`` signature.
+
+        Raises:
+          RpcAbort: INVALID_ARGUMENT, always: an unknown signature, or (TF Serving's message
+            with the method-name check on) one that is not a regression signature.
+        """
+        signature = request.model_spec.signature_name or DEFAULT_SIGNATURE
+        try:
+            self._signature_def(signature, REGRESS_METHOD, "regression")
+        except RpcAbort as exc:
+            raise RpcAbort(exc.code, exc.message + " (the csp model has no regression "
+                           "signature; use Classify with signature_name 'classify', or "
+                           "Predict)") from None
+        raise RpcAbort(grpc.StatusCode.UNIMPLEMENTED,
+                       "Regress is not implemented by the csp-tf DEVELOPMENT server")

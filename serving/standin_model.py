@@ -1,10 +1,11 @@
 """A small STAND-IN SavedModel with the production signature contract, for tests and benchmarks.
 
 This is NOT the CSP model and has nothing learned in it: a fixed random linear model
-(seeded, deterministic) behind exactly the four signatures of docs/architecture.md —
-``serving_default``, ``predict_features``, ``location_embedding``, ``location_prior`` — with the
-same input/output names and dtypes, and the same in-graph coordinate checks
-(``InvalidArgumentError`` naming ``lon`` or ``lat``). It lets the serving stack (client,
+(seeded, deterministic) behind exactly the five signatures of docs/architecture.md —
+``serving_default``, ``predict_features``, ``location_embedding``, ``location_prior`` and
+``classify`` (method ``tensorflow/serving/classify``) — with the same input/output names and
+dtypes, and the same in-graph coordinate checks (``InvalidArgumentError`` naming ``lon`` or
+``lat``; a row without a location has BOTH lon and lat NaN, one NaN is an error). It lets the serving stack (client,
 development server, warmup, benchmark) be tested without a trained export;
 ``csp_tf.export.export_saved_model`` writes the real one in the same layout.
 """
@@ -68,6 +69,10 @@ class StandInCSP(tf.Module):
         self.location_embedding = tf.function(self._location_embedding,
                                               input_signature=[lon_lat_spec])
         self.location_prior = tf.function(self._location_prior, input_signature=[lon_lat_spec])
+        self.classify = tf.function(
+            self._classify_examples,
+            input_signature=[tf.TensorSpec([None], tf.string, name=contract.CLASSIFY_INPUTS)])
+        self.label_names = tf.constant([f"standin_class_{c}" for c in range(num_classes)])
 
     # Building blocks (plain tensors in, tensors out).
     def _embed(self, lon: tf.Tensor, lat: tf.Tensor) -> tf.Tensor:
@@ -103,24 +108,32 @@ class StandInCSP(tf.Module):
     def _predict_features(self, image_features: tf.Tensor,
                           lon_lat: tf.Tensor) -> dict[str, tf.Tensor]:
         lon, lat = self._split(lon_lat)
+        # A row whose lon and lat are both NaN falls back to the image classifier (SPEC §9);
+        # a single NaN coordinate fails the finiteness check naming that field.
+        no_location = tf.math.is_nan(lon) & tf.math.is_nan(lat)
+        lon = tf.where(no_location, 0.0, lon)
+        lat = tf.where(no_location, 0.0, lat)
         with tf.control_dependencies(_check_lon_lat(lon, lat)):
-            return self._classify(image_features, tf.identity(self._prior(lon, lat)))
+            prior = tf.where(no_location[:, None], 1.0, self._prior(lon, lat))
+        return self._classify(image_features, prior)
 
-    def _serving_default(self, examples: tf.Tensor) -> dict[str, tf.Tensor]:
+    def _parse(self, examples: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         nan = float("nan")
         parsed = tf.io.parse_example(examples, {
             features.IMAGE_FEATURES: tf.io.FixedLenFeature([self.feature_dim], tf.float32),
             features.LON: tf.io.FixedLenFeature([], tf.float32, default_value=nan),
             features.LAT: tf.io.FixedLenFeature([], tf.float32, default_value=nan),
         })
-        lon, lat = parsed[features.LON], parsed[features.LAT]
-        # A row whose lon and lat are both NaN falls back to the image classifier (SPEC §9).
-        no_location = tf.math.is_nan(lon) & tf.math.is_nan(lat)
-        lon = tf.where(no_location, 0.0, lon)
-        lat = tf.where(no_location, 0.0, lat)
-        with tf.control_dependencies(_check_lon_lat(lon, lat)):
-            prior = tf.where(no_location[:, None], 1.0, self._prior(lon, lat))
-        return self._classify(parsed[features.IMAGE_FEATURES], prior)
+        lon_lat = tf.stack([parsed[features.LON], parsed[features.LAT]], axis=1)
+        return parsed[features.IMAGE_FEATURES], lon_lat
+
+    def _serving_default(self, examples: tf.Tensor) -> dict[str, tf.Tensor]:
+        return self._predict_features(*self._parse(examples))
+
+    def _classify_examples(self, inputs: tf.Tensor) -> dict[str, tf.Tensor]:
+        out = self._predict_features(*self._parse(inputs))
+        return {contract.CLASSES: tf.gather(self.label_names, out[contract.TOP_K_CLASSES]),
+                contract.SCORES: out[contract.TOP_K_SCORES]}
 
 
 def export_standin(base_dir: str, version: int = 1, seed: int | None = None,
@@ -153,6 +166,9 @@ def export_standin(base_dir: str, version: int = 1, seed: int | None = None,
                   for name in contract.SIGNATURES}
     try:
         tf.saved_model.save(module, staging, signatures=signatures)
+        from csp_tf.export import set_classify_method_name
+
+        set_classify_method_name(staging, contract.CLASSIFY)
         extra = os.path.join(staging, "assets.extra")
         os.makedirs(extra, exist_ok=True)
         with open(os.path.join(extra, "labels.txt"), "w") as f:

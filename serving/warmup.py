@@ -78,7 +78,7 @@ def make_predict_request(model_name: str, signature: str,
 def build_warmup_requests(model_name: str = contract.MODEL_NAME, feature_dim: int = 0,
                           num_classes: int | None = None, batch_sizes: Sequence[int] = (1,),
                           seed: int = 0) -> list[predict_pb2.PredictRequest]:
-    """One representative ``PredictRequest`` per signature and batch size.
+    """One representative ``PredictRequest`` per Predict signature (not ``classify``) and batch size.
 
     Args:
       model_name: model name put in each request's ``model_spec`` (TF Serving ignores it during

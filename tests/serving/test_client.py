@@ -98,7 +98,7 @@ def test_warmup_file_replays_against_the_server(server, stubs, standin_versions,
     logs = warmup.read_warmup_requests(standin_versions[1])
     assert len(logs) == 8 and all(log.WhichOneof("log_type") == "predict_log" for log in logs)
     assert {log.predict_log.request.model_spec.signature_name for log in logs} == set(
-        contract.SIGNATURES)
+        contract.PREDICT_SIGNATURES)
     prediction, _ = stubs
     for log in logs:
         request = log.predict_log.request

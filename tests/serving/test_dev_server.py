@@ -10,9 +10,8 @@ import time
 import grpc
 import numpy as np
 import pytest
-from tensorflow_serving.apis import (classification_pb2, inference_pb2, model_management_pb2,
-                                     model_service_pb2_grpc, prediction_service_pb2_grpc,
-                                     regression_pb2)
+from tensorflow_serving.apis import (inference_pb2, model_management_pb2,
+                                     model_service_pb2_grpc, prediction_service_pb2_grpc)
 
 from serving import cli
 from serving.client import CSPServingClient, ServingError
@@ -88,8 +87,6 @@ def test_unimplemented_rpcs_say_so(base_path):
         prediction = prediction_service_pb2_grpc.PredictionServiceStub(channel)
         models = model_service_pb2_grpc.ModelServiceStub(channel)
         for rpc, request in (
-                (prediction.Classify, classification_pb2.ClassificationRequest()),
-                (prediction.Regress, regression_pb2.RegressionRequest()),
                 (prediction.MultiInference, inference_pb2.MultiInferenceRequest()),
                 (models.HandleReloadConfigRequest, model_management_pb2.ReloadConfigRequest())):
             with pytest.raises(grpc.RpcError) as err:

@@ -14,7 +14,7 @@ def test_one_request_per_signature_and_batch_size():
     requests = warmup.build_warmup_requests("csp", feature_dim=8, num_classes=5,
                                             batch_sizes=(1, 3))
     assert len(requests) == 8
-    assert [r.model_spec.signature_name for r in requests] == list(contract.SIGNATURES) * 2
+    assert [r.model_spec.signature_name for r in requests] == list(contract.PREDICT_SIGNATURES) * 2
     for request in requests:
         assert request.model_spec.name == "csp"
         assert set(request.inputs) == set(
