@@ -48,9 +48,11 @@ def count_rows(files: Sequence[str]) -> int:
 
 def load_arrays(files: Sequence[str], feature_dim: int,
                 label_ratio: Optional[float] = None) -> Dict[str, np.ndarray]:
-    """Arrays of ``files`` sorted by id (independent of sharding), like ``reader.load_split_arrays``.
+    """Arrays of ``files`` sorted by id (independent of sharding), like ``reader.load_split_arrays``
+    (``id`` and ``region`` as bytes, as tf.data gives them).
 
-    ``label_ratio`` keeps the stratified label-ratio subset (train split only).
+    ``label_ratio`` keeps the label-ratio subset (train split only): ``make_dataset`` filters
+    with the one rule, ``csp_tf.data.splits.label_ratio_keep`` (manifest subset, else rank).
     """
     ds = reader.make_dataset(list(files), feature_dim, batch_size=4096, shuffle=False,
                              deterministic=True, label_ratio=label_ratio)
@@ -59,8 +61,9 @@ def load_arrays(files: Sequence[str], feature_dim: int,
         for key, value in batch.items():
             parts.setdefault(key, []).append(value.numpy())
     if not parts:
-        raise ConfigError(f"no rows in {len(files)} file(s)"
-                          + (f" at label_ratio={label_ratio}" if label_ratio else ""))
+        raise ConfigError(f"no rows in {len(files)} file(s) of the examples artifact "
+                          f"({os.path.dirname(files[0]) if files else 'no files'}"
+                          + (f", at label_ratio={label_ratio}" if label_ratio else "") + ")")
     arrays = {k: np.concatenate(v) for k, v in parts.items()}
     order = np.argsort(arrays["id"], kind="stable")
     return {k: v[order] for k, v in arrays.items()}
@@ -76,7 +79,11 @@ def pretrain_input(config: ExperimentConfig, splits: Dict[str, List[str]]) -> St
         return from_arrays(labeled, pc.batch_size, sampler="balanced", seed=seed,
                            max_per_class=pc.max_num_exs_per_class)
     files = [f for name in sorted(splits) for f in splits[name]]
-    return from_tfrecords(files, config.data.feature_dim, pc.batch_size, count_rows(files),
+    rows = count_rows(files)
+    if rows == 0:  # else one empty "epoch" would save an untrained model as if trained
+        raise ConfigError(f"pre-training needs rows, but the splits {sorted(splits)} of the "
+                          f"examples artifact ({os.path.dirname(files[0])}) have 0 rows")
+    return from_tfrecords(files, config.data.feature_dim, pc.batch_size, rows,
                           seed=seed, deterministic=config.data.deterministic,
                           shuffle_buffer=config.data.shuffle_buffer)
 

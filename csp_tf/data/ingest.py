@@ -5,6 +5,7 @@
                                          └─ (feature rows) ─────────────────────────┘        │
           pretrain / val / test ── Encode ── WriteToTFRecord      train ── GroupByKey(label) ─ RankWithinClass
           every rejection ── dead_letter/rejected-*.jsonl           counts ── summary.json, metadata.json
+          every written row ── FeatureStats (mean, std) ── metadata.json feature_stats
 
 Every row that is read ends in exactly one place: a split or the dead letter, so
 ``rows_in == sum(rows_out) + sum(rejected)`` (checked after the run). Known problems are tagged
@@ -14,6 +15,13 @@ stops a long job. The layout written is the data-root contract of docs/architect
 
 Runs on the DirectRunner with 2 worker processes by default; any Beam option passes through
 (``--runner=DataflowRunner --project=... --region=... --temp_location=gs://...``), see docs/data.md.
+
+Failures say what, where and what to do (docs/reliability.md): damaged manifests and a bad
+output path are found before the pipeline starts (``manifests.check_manifest``,
+``outputs.prepare_staging``); a failure inside the runner is unwrapped from the worker's
+traceback text (``explain_pipeline_error``). Everything is written to a temporary sibling of
+the data root, which replaces the old root only after a successful run (``outputs.publish``):
+a failed or killed ingest leaves the previous data root as it was.
 """
 
 from __future__ import annotations
@@ -22,8 +30,11 @@ import json
 import logging
 import os
 import posixpath
+import re
 import time
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
 
 import apache_beam as beam
 from apache_beam import pvalue
@@ -36,8 +47,8 @@ from csp_tf import features as fk
 from csp_tf.data import regions, splits, validation
 from csp_tf.data.errors import DataError, first_line as _first_line
 from csp_tf.data.manifests import ManifestFile, ReadManifests, find_manifests
-from csp_tf.data.outputs import (NAMESPACE, SHARD_SUFFIX, STATS_DIR, query_counters,
-                                 write_outputs)
+from csp_tf.data.outputs import (NAMESPACE, SHARD_SUFFIX, STATS_DIR, discard_staging,
+                                 prepare_staging, publish, query_counters, write_outputs)
 from csp_tf.data.schema import encode_example
 
 LOG = logging.getLogger("csp_tf.data.ingest")
@@ -76,7 +87,8 @@ def run_ingest(manifest: Union[str, Sequence[str]], output_dir: str, feature_dim
         (``csp_tf.data.backbone``); required only when the manifest has image rows.
       check_duplicate_ids: reject rows whose id repeats (``duplicate_id``), keeping the first.
       in_process: run the DirectRunner in one process (tests and tiny inputs).
-      overwrite: replace an existing data root at ``output_dir`` instead of refusing.
+      overwrite: replace an existing data root at ``output_dir`` instead of refusing; the old
+        root stays untouched until the new one is complete (then they are swapped).
       batch_size: images per backbone forward pass (upper bound for ``beam.BatchElements``).
 
     Returns:
@@ -99,26 +111,24 @@ def run_ingest(manifest: Union[str, Sequence[str]], output_dir: str, feature_dim
         from csp_tf.data.backbone import check_backbone  # TF/Keras only when images are used
 
         spec = check_backbone(backbone, backbone_weights, image_size, feature_dim)
-    _prepare_output(output_dir, overwrite)
+    staging = prepare_staging(output_dir, overwrite)
 
     LOG.info("ingest: %d manifest file(s) -> %s (%s)", len(manifests), output_dir,
              options.get_all_options().get("runner"))
     start = time.time()
-    pipeline = beam.Pipeline(options=options)
-    build_pipeline(pipeline, manifests, output_dir, feature_dim, vocabulary, fractions,
-                   num_shards, spec, check_duplicate_ids, batch_size)
     try:
-        result = pipeline.run()
-        state = result.wait_until_finish()
-    except Exception as exc:
-        raise DataError(f"the Beam pipeline failed: {type(exc).__name__}: {_first_line(exc)}") from exc
-    if str(state) not in ("DONE", "PipelineState.DONE"):
-        raise DataError(f"the Beam pipeline ended in state {state}")
-    elapsed = time.time() - start
-    summary = write_outputs(output_dir, manifests, feature_dim, vocabulary, fractions, spec,
-                            elapsed, query_counters(result), options)
+        result = _run_pipeline(options, manifests, staging, feature_dim, vocabulary, fractions,
+                               num_shards, spec, check_duplicate_ids, batch_size)
+        summary = write_outputs(staging, manifests, feature_dim, vocabulary, fractions, spec,
+                                time.time() - start, query_counters(result), options,
+                                final_dir=output_dir)
+        publish(staging, output_dir)
+    except BaseException:
+        discard_staging(staging)
+        raise
     LOG.info("ingest: %d rows in %.1f s (%.0f rows/s); out %s; rejected %s", summary["rows_in"],
-             elapsed, summary["rows_per_s"], summary["rows_out"], summary["rejected"] or "none")
+             summary["elapsed_s"], summary["rows_per_s"], summary["rows_out"],
+             summary["rejected"] or "none")
     return summary
 
 
@@ -152,15 +162,94 @@ def _check_class_names(class_names: Optional[Sequence[str]]) -> Optional[List[st
     return names
 
 
-def _prepare_output(output_dir: str, overwrite: bool) -> None:
-    ours = [FileSystems.join(output_dir, name) for name in
-            (*fk.SPLITS, "dead_letter", STATS_DIR, "metadata.json", "summary.json", "labels.txt")]
-    existing = [p for p in ours if FileSystems.exists(p)]
-    if existing and not overwrite:
-        raise DataError(f"{output_dir!r} already holds a data root ({os.path.basename(existing[0])}); "
-                        f"pass overwrite=True (--overwrite) to replace it")
-    if existing:
-        FileSystems.delete(existing)
+def _run_pipeline(options: PipelineOptions, manifests: Sequence[ManifestFile], staging: str,
+                  feature_dim: int, vocabulary: Optional[List[str]], fractions: Sequence[float],
+                  num_shards: int, spec, check_duplicate_ids: bool, batch_size: int):
+    pipeline = beam.Pipeline(options=options)
+    build_pipeline(pipeline, manifests, staging, feature_dim, vocabulary, fractions,
+                   num_shards, spec, check_duplicate_ids, batch_size)
+    try:
+        result = pipeline.run()
+        state = result.wait_until_finish()
+    except Exception as exc:
+        raise explain_pipeline_error(exc, manifests) from exc
+    if str(state) not in ("DONE", "PipelineState.DONE"):
+        raise DataError(f"the Beam pipeline ended in state {state}; see the runner's log, fix the "
+                        f"cause and run again")
+    return result
+
+
+# ----- turning a runner's failure into one line ---------------------------------------------
+_EXC_LINE = re.compile(r"^\s*((?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*(?:Error|Exception|Invalid|Exit|Interrupt)"
+                       r"\w*): (.+)$")
+_STEP = re.compile(r"\[while running '([^']+)'\]")
+
+
+def explain_pipeline_error(exc: BaseException, manifests: Sequence[ManifestFile]) -> DataError:
+    """A DataError whose one line says what failed, in which file or step, and what to do.
+
+    Multi-process runners wrap a worker's exception in ``RuntimeError: Traceback ...`` text;
+    the innermost ``SomeError: message`` line of that text is the cause, and the
+    ``[while running 'Step']`` note the step. A failed read step is narrowed to its file by
+    reading the manifests of that format again here (``find_unreadable_manifest``).
+    """
+    text = "\n".join(filter(None, (str(exc), _chain_text(exc))))
+    cause = _root_cause(text) or f"{type(exc).__name__}: {_first_line(exc)}"
+    steps = _STEP.findall(text)
+    step = steps[-1] if steps else None
+    culprit = None
+    match = re.search(r"Read\[(csv|jsonl|parquet)\]", step or text)
+    if match:
+        culprit = find_unreadable_manifest([m for m in manifests if m.fmt == match.group(1)])
+    if culprit is not None:
+        path, why = culprit
+        return DataError(f"the ingest failed reading manifest {path!r}: {why}; fix or re-export "
+                         f"that file and run again")
+    where = f" in step {step!r}" if step else ""
+    return DataError(f"the Beam pipeline failed{where}: {cause}; fix the cause named here "
+                     f"(or re-run with --in-process for the full traceback) and run again")
+
+
+def _chain_text(exc: BaseException) -> str:
+    parts, seen, cur = [], set(), exc.__cause__ or exc.__context__
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        parts.append(f"{type(cur).__name__}: {cur}")
+        cur = cur.__cause__ or cur.__context__
+    return "\n".join(parts)
+
+
+def _root_cause(text: str) -> Optional[str]:
+    """The last ``Type: message`` line that is not just a wrapper of another traceback."""
+    found = None
+    for line in text.splitlines():
+        match = _EXC_LINE.match(line)
+        if not match:
+            continue
+        message = match.group(2).strip()
+        if message.startswith("Traceback") or not message:
+            continue
+        found = f"{match.group(1).split('.')[-1]}: {_STEP.sub('', message).strip()}"
+    return found
+
+
+def find_unreadable_manifest(manifests: Sequence[ManifestFile]) -> Optional[Tuple[str, str]]:
+    """(path, reason) of the first manifest that cannot be read to its end, else None."""
+    for manifest in manifests:
+        try:
+            if manifest.fmt == "parquet":
+                import pyarrow.parquet as pq
+
+                with FileSystems.open(manifest.path,
+                                      compression_type=CompressionTypes.UNCOMPRESSED) as f:
+                    pq.read_table(f)
+            else:
+                with FileSystems.open(manifest.path) as f:
+                    while f.read(1 << 20):
+                        pass
+        except Exception as err:
+            return manifest.path, f"{type(err).__name__}: {_first_line(err)}"
+    return None
 
 
 # ----- the pipeline -----------------------------------------------------------------------------
@@ -197,6 +286,12 @@ def build_pipeline(pipeline: beam.Pipeline, manifests: Sequence[ManifestFile], o
         rejected.append(deduped[REJECTED])
         records = deduped["unique"]
 
+    (records
+     | "FeatureStats" >> beam.CombineGlobally(FeatureStatsFn())
+     | "StatsToJson" >> beam.Map(json.dumps)
+     | "WriteFeatureStats" >> beam.io.WriteToText(
+         FileSystems.join(output_dir, STATS_DIR, "feature_stats"), file_name_suffix=".json",
+         num_shards=1))
     by_split = (records
                 | "AssignSplit" >> beam.Map(assign_split, fractions)
                 | "PartitionSplits" >> beam.Partition(_split_index, len(fk.SPLITS)))
@@ -263,10 +358,12 @@ class ParseAndValidateFn(beam.DoFn):
         self._rows_in.inc()
         raw: Any = payload
         try:
+            if fmt in ("csv", "jsonl"):
+                raw = validation.decode_line(payload)  # lines arrive as bytes (manifests.py)
             if fmt == "csv":
-                raw = validation.parse_csv_line(payload, self._headers[source])
+                raw = validation.parse_csv_line(raw, self._headers[source])
             elif fmt == "jsonl":
-                raw = validation.parse_json_line(payload)
+                raw = validation.parse_json_line(raw)
             base_dir = posixpath.dirname(source) if "://" in source else os.path.dirname(source)
             record = validation.validate_row(raw, self._feature_dim, self._vocabulary, base_dir)
         except validation.RowError as err:
@@ -340,6 +437,7 @@ class EncodeFn(beam.DoFn):
             fk.CLASS_RANK: record.get("class_rank", -1),
             fk.CLASS_COUNT: record.get("class_count", 0),
             fk.REGION: record["region"],
+            fk.LABEL_SUBSET: record.get("subset") if record.get("subset") is not None else fk.NO_SUBSET,
         }
         self._counter.inc()
         yield encode_example(example)
@@ -354,15 +452,62 @@ class DeadLetterFn(beam.DoFn):
 
 
 def assign_split(record: Dict[str, Any], fractions: Sequence[float]) -> Dict[str, Any]:
-    """Keeps what the TFRecord needs, adding ``split`` (hash of the id) and ``region``.
+    """Keeps what the TFRecord needs, adding ``split`` (the manifest's, else a hash of the id),
+    ``subset`` (the manifest's label subset, kept for train rows only) and ``region``.
 
     The raw row is dropped here: after de-duplication no row can be rejected any more, and
     not carrying it halves what the class-rank GroupByKey moves.
     """
+    split = splits.assign_split(record["id"], record["label"] is not None, fractions,
+                                given=record.get("split"))
     return {"id": record["id"], "lon": record["lon"], "lat": record["lat"],
-            "label": record["label"], "features": record["features"],
-            "split": splits.assign_split(record["id"], record["label"] is not None, fractions),
+            "label": record["label"], "features": record["features"], "split": split,
+            "subset": record.get("subset") if split == "train" else None,
             "region": regions.region_of(record["lon"], record["lat"])}
+
+
+class FeatureStatsFn(beam.CombineFn):
+    """Per-dimension mean and population std of ``image_features`` over every written row.
+
+    Accumulator ``(n, mean, m2)`` in float64, merged with Chan et al.'s parallel update, so
+    neither a large mean nor many rows cancel digits (a raw sum of squares would). The std is
+    floored at ``STD_FLOOR`` so a constant dimension never divides by zero downstream.
+    """
+
+    def create_accumulator(self):
+        return 0, None, None
+
+    def add_input(self, acc, record: Dict[str, Any]):
+        x = np.asarray(record["features"], dtype=np.float64)
+        return _chan_merge(acc, (1, x, np.zeros_like(x)))
+
+    def merge_accumulators(self, accumulators):
+        out = self.create_accumulator()
+        for acc in accumulators:
+            out = _chan_merge(out, acc)
+        return out
+
+    def extract_output(self, acc) -> Dict[str, Any]:
+        n, mean, m2 = acc
+        if not n:
+            return {"count": 0, "mean": None, "std": None, "std_floor": STD_FLOOR}
+        std = np.maximum(np.sqrt(m2 / n), STD_FLOOR)
+        return {"count": int(n), "mean": [float(v) for v in mean], "std": [float(v) for v in std],
+                "std_floor": STD_FLOOR}
+
+
+STD_FLOOR = 1e-6
+
+
+def _chan_merge(a, b):
+    (na, ma, qa), (nb, mb, qb) = a, b
+    if not nb:
+        return a
+    if not na:
+        return nb, np.array(mb, dtype=np.float64), np.array(qb, dtype=np.float64)
+    n = na + nb
+    delta = mb - ma
+    return n, ma + delta * (nb / n), qa + qb + delta * delta * (na * nb / n)
 
 
 def unexpected_rejection(bad: Tuple[Any, Tuple[Any, str, Any]]) -> Dict[str, Any]:

@@ -54,6 +54,12 @@ class DatasetMetadata:
     splits: Dict[str, SplitInfo]
     train_class_counts: List[int]
     extra: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    # Per-dimension mean / population std (floored at 1e-6) of image_features over every row
+    # the ingest wrote, labels unused (metadata.json ``feature_stats``); None for data roots
+    # written before the ingest computed them.
+    feature_mean: Optional[np.ndarray] = None
+    feature_std: Optional[np.ndarray] = None
+    feature_count: int = 0
 
 
 def read_metadata(data_root: str) -> DatasetMetadata:
@@ -73,12 +79,25 @@ def read_metadata(data_root: str) -> DatasetMetadata:
                                  int(meta["num_classes"]), list(meta["class_names"]), info,
                                  list(meta["train_class_counts"]),
                                  {k: v for k, v in meta.items() if k not in known})
+        result.feature_mean, result.feature_std, result.feature_count = _feature_stats(
+            meta.get("feature_stats"), result.feature_dim)
     except (ValueError, KeyError, TypeError) as exc:
         raise DataError(f"{path} is not a valid csp-tf metadata file: {exc!r}") from None
     if result.schema_version != schema.SCHEMA_VERSION:
         raise DataError(f"{path} has schema_version {result.schema_version}; this csp-tf reads "
                         f"{schema.SCHEMA_VERSION}: re-run the ingest")
     return result
+
+
+def _feature_stats(stats: Optional[Dict[str, Any]], feature_dim: int):
+    """metadata.json ``feature_stats`` -> (mean, std, count); (None, None, 0) when absent/empty."""
+    if not stats or not stats.get("count") or stats.get("mean") is None:
+        return None, None, 0
+    mean = np.asarray(stats["mean"], dtype=np.float64)
+    std = np.asarray(stats["std"], dtype=np.float64)
+    if mean.shape != (feature_dim,) or std.shape != (feature_dim,):
+        raise ValueError(f"feature_stats has {mean.shape} / {std.shape} values, feature_dim is {feature_dim}")
+    return mean, std, int(stats["count"])
 
 
 def split_files(data_root: str, split: str) -> List[str]:
@@ -116,9 +135,9 @@ def make_dataset(files: Sequence[str], feature_dim: int, batch_size: int, shuffl
       seed: the shuffle seed; with ``deterministic=True`` the order is reproducible.
       deterministic: keep tf.data's output order deterministic (interleave order fixed).
       repeat: repeat forever, epochs flowing into each other (set steps per epoch).
-      label_ratio: keep only the stratified label-ratio subset of the train split
-        (``class_rank < max(1, round_half_even(class_count * r))``); rows outside the train
-        split have no rank and are dropped.
+      label_ratio: keep only the label-ratio subset of the train split
+        (``splits.label_ratio_keep``: the manifest's subset, else the stratified class_rank
+        rule); rows outside the train split have neither and are dropped.
       labeled_only: drop unlabeled rows (label -1).
       drop_remainder: drop the last partial batch.
       shuffle_buffer: records per shuffle window.
@@ -172,15 +191,30 @@ def load_split_arrays(data_root: str, split: str, label_ratio: Optional[float] =
     """Reads a whole split into numpy arrays, sorted by id (independent of sharding).
 
     Keys: ``lon_lat`` (N, 2) float32, ``image_features`` (N, F) float32, ``label``,
-    ``class_rank``, ``class_count`` (N,) int64, ``id``, ``region`` (N,) str objects.
-    ``label_ratio`` (train split only) keeps the stratified label-ratio subset.
+    ``class_rank``, ``class_count`` (N,) int64, ``label_subset`` (N,) float32 (-1: none),
+    ``id``, ``region`` (N,) str objects. ``label_ratio`` (train split only) keeps the
+    label-ratio subset (``splits.label_ratio_keep``).
     """
     if label_ratio is not None and split != "train":
         raise DataError(f"label_ratio applies to the train split only, not {split!r}")
     meta = read_metadata(data_root)
     files = split_files(data_root, split)
     check_files(files)
-    spec = schema.feature_spec(meta.feature_dim)
+    arrays = read_arrays(files, meta.feature_dim, batch_size, rerun_hint=data_root)
+    if label_ratio is not None:
+        keep = splits.label_ratio_keep(arrays, label_ratio)
+        arrays = {k: v[keep] for k, v in arrays.items()}
+    return arrays
+
+
+def read_arrays(files: Sequence[str], feature_dim: int, batch_size: int = 4096,
+                rerun_hint: Optional[str] = None) -> Dict[str, np.ndarray]:
+    """Every record of ``files`` as the arrays of ``load_split_arrays``, sorted by id.
+
+    Also for file lists outside a data root (the TFX examples artifact); a corrupt file is
+    a DataError naming it.
+    """
+    spec = schema.feature_spec(feature_dim)
     parts: Dict[str, List[np.ndarray]] = {}
     for path in files:  # one file at a time: a DataLossError then names its file
         ds = tf.data.TFRecordDataset(path, compression_type=COMPRESSION).batch(batch_size)
@@ -190,20 +224,18 @@ def load_split_arrays(data_root: str, split: str, label_ratio: Optional[float] =
                 for key, value in parsed.items():
                     parts.setdefault(key, []).append(value.numpy())
         except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as exc:
-            raise DataError(f"{path} is corrupt or truncated ({_first_line(exc)}); "
-                            f"re-run the ingest for {data_root!r}") from None
-    flat = {k: np.concatenate(parts[k]) if parts.get(k) else _empty(k, meta.feature_dim) for k in spec}
+            hint = f"re-run the ingest for {rerun_hint!r}" if rerun_hint else "re-create it"
+            raise DataError(f"{path} is corrupt or truncated ({_first_line(exc)}); {hint}") from None
+    flat = {k: np.concatenate(parts[k]) if parts.get(k) else _empty(k, feature_dim) for k in spec}
     order = np.argsort(flat[fk.ID], kind="stable")
     flat = {k: v[order] for k, v in flat.items()}
-    if label_ratio is not None:
-        keep = splits.label_ratio_mask(flat[fk.CLASS_RANK], flat[fk.CLASS_COUNT], label_ratio)
-        flat = {k: v[keep] for k, v in flat.items()}
     return {
         "lon_lat": np.stack([flat[fk.LON], flat[fk.LAT]], axis=1).astype(np.float32).reshape(-1, 2),
         "image_features": flat[fk.IMAGE_FEATURES].astype(np.float32),
         "label": flat[fk.LABEL].astype(np.int64),
         "class_rank": flat[fk.CLASS_RANK].astype(np.int64),
         "class_count": flat[fk.CLASS_COUNT].astype(np.int64),
+        "label_subset": flat[fk.LABEL_SUBSET].astype(np.float32),
         "id": np.array([b.decode("utf-8") for b in flat[fk.ID]], dtype=object),
         "region": np.array([b.decode("utf-8") for b in flat[fk.REGION]], dtype=object),
     }
@@ -265,7 +297,7 @@ def _filter(parsed: Dict[str, tf.Tensor], label_ratio: Optional[float],
     if labeled_only:
         keep &= parsed[fk.LABEL] >= 0
     if label_ratio is not None:
-        keep &= splits.label_ratio_mask_tf(parsed[fk.CLASS_RANK], parsed[fk.CLASS_COUNT], label_ratio)
+        keep &= splits.label_ratio_keep(parsed, label_ratio)
     return {k: tf.boolean_mask(v, keep) for k, v in parsed.items()}
 
 
@@ -303,7 +335,8 @@ def _expected_sizes(files: Sequence[str]) -> Dict[str, int]:
 def _empty(key: str, feature_dim: int) -> np.ndarray:
     if key == fk.IMAGE_FEATURES:
         return np.zeros((0, feature_dim), np.float32)
-    dtype = {fk.ID: object, fk.REGION: object, fk.LON: np.float32, fk.LAT: np.float32}.get(key, np.int64)
+    dtype = {fk.ID: object, fk.REGION: object, fk.LON: np.float32, fk.LAT: np.float32,
+             fk.LABEL_SUBSET: np.float32}.get(key, np.int64)
     return np.zeros((0,), dtype)
 
 

@@ -9,6 +9,10 @@ Keys come from ``csp_tf.features``; this module owns their types and shapes:
 | image_features | float | [F] |
 | label, class_rank, class_count | int64 | [] |
 | region | bytes | [] |
+| label_subset | float | [] |
+
+``label_subset`` came after schema version 1's first release: it is parsed with default -1
+(``NO_SUBSET``), so data roots written before it read unchanged.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ def encode_example(record: Mapping[str, Any]) -> bytes:
     """Serializes one record (keys of ``csp_tf.features``) to tf.Example bytes.
 
     ``record[image_features]`` is a float sequence of length F; ``label``, ``class_rank`` and
-    ``class_count`` are ints (defaults -1, -1, 0 for unlabeled rows); ``id`` and ``region`` str.
+    ``class_count`` are ints (defaults -1, -1, 0 for unlabeled rows); ``id`` and ``region`` str;
+    ``label_subset`` a float (default -1: no manifest subset).
 
     The bytes are written straight in the protobuf wire format of ``tensorflow.Example``
     (example.proto / feature.proto), so Beam workers that only move features never import
@@ -35,17 +40,19 @@ def encode_example(record: Mapping[str, Any]) -> bytes:
     ``tf.train.Example``.
     """
     features = np.ascontiguousarray(record[fk.IMAGE_FEATURES], dtype="<f4").ravel()
-    lon_lat = np.asarray([record[fk.LON], record[fk.LAT]], dtype="<f4").tobytes()
+    floats = np.asarray([record[fk.LON], record[fk.LAT],
+                         record.get(fk.LABEL_SUBSET, fk.NO_SUBSET)], dtype="<f4").tobytes()
     # Features.feature is map<string, Feature>: each entry is a message {1: key, 2: value}.
     body = b"".join((
         _entry(fk.ID, _bytes_feature(str(record[fk.ID]).encode("utf-8"))),
-        _entry(fk.LON, _FLOAT_ONE + lon_lat[:4]),
-        _entry(fk.LAT, _FLOAT_ONE + lon_lat[4:]),
+        _entry(fk.LON, _FLOAT_ONE + floats[:4]),
+        _entry(fk.LAT, _FLOAT_ONE + floats[4:8]),
         _entry(fk.IMAGE_FEATURES, _float_feature(features.tobytes())),
         _entry(fk.LABEL, _int64_feature(record.get(fk.LABEL, fk.UNLABELED))),
         _entry(fk.CLASS_RANK, _int64_feature(record.get(fk.CLASS_RANK, -1))),
         _entry(fk.CLASS_COUNT, _int64_feature(record.get(fk.CLASS_COUNT, 0))),
         _entry(fk.REGION, _bytes_feature(str(record.get(fk.REGION, "")).encode("utf-8"))),
+        _entry(fk.LABEL_SUBSET, _FLOAT_ONE + floats[8:]),
     ))
     return _TAG_1 + _varint(len(body)) + body  # Example.features = 1
 
@@ -88,7 +95,8 @@ def _int64_feature(value: int) -> bytes:
 
 
 _KEYS = {key: _ld(_TAG_1, key.encode("utf-8")) for key in (
-    fk.ID, fk.LON, fk.LAT, fk.IMAGE_FEATURES, fk.LABEL, fk.CLASS_RANK, fk.CLASS_COUNT, fk.REGION)}
+    fk.ID, fk.LON, fk.LAT, fk.IMAGE_FEATURES, fk.LABEL, fk.CLASS_RANK, fk.CLASS_COUNT, fk.REGION,
+    fk.LABEL_SUBSET)}
 
 
 def feature_spec(feature_dim: int) -> Dict[str, Any]:
@@ -104,6 +112,7 @@ def feature_spec(feature_dim: int) -> Dict[str, Any]:
         fk.CLASS_RANK: tf.io.FixedLenFeature([], tf.int64, default_value=-1),
         fk.CLASS_COUNT: tf.io.FixedLenFeature([], tf.int64, default_value=0),
         fk.REGION: tf.io.FixedLenFeature([], tf.string, default_value=""),
+        fk.LABEL_SUBSET: tf.io.FixedLenFeature([], tf.float32, default_value=fk.NO_SUBSET),
     }
 
 
@@ -125,4 +134,6 @@ def decode_example(serialized: bytes, feature_dim: int) -> Dict[str, Any]:
         fk.CLASS_RANK: f[fk.CLASS_RANK].int64_list.value[0],
         fk.CLASS_COUNT: f[fk.CLASS_COUNT].int64_list.value[0],
         fk.REGION: f[fk.REGION].bytes_list.value[0].decode("utf-8"),
+        fk.LABEL_SUBSET: (f[fk.LABEL_SUBSET].float_list.value[0] if fk.LABEL_SUBSET in f
+                          else fk.NO_SUBSET),
     }

@@ -11,16 +11,24 @@ same manifest gives the same splits and subsets on every machine, runner and run
   ``k_c = max(1, round_half_even(n_c * r))``: deterministic, stratified (every class keeps at
   least one row) and nested (r1 < r2 => subset(r1) ⊂ subset(r2)), because ranks are fixed and
   k_c is monotone in r.
+* A manifest may fix both instead (``split`` and ``subset`` columns): a row's ``split`` replaces
+  the hash split, and a train row's ``subset`` s (stored as ``label_subset``, -1 when absent)
+  puts it in the ratio-r subset iff ``s <= r``; rows without one follow the rank rule.
+  ``label_ratio_keep`` is the one implementation of that combined rule (numpy and TensorFlow).
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Iterable, List, Sequence, Tuple
+from typing import Any, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from csp_tf import features as fk
 from csp_tf.data.errors import DataError
+
+MANIFEST_SPLITS = ("train", "val", "test", "pretrain")
+SUBSET_TOLERANCE = 1e-9
 
 _TWO_64 = float(2 ** 64)
 
@@ -51,8 +59,12 @@ def check_fractions(fractions: Sequence[float]) -> Tuple[float, float, float]:
     return values  # type: ignore[return-value]
 
 
-def assign_split(row_id: str, labeled: bool, fractions: Sequence[float]) -> str:
-    """``pretrain`` for unlabeled rows, else train / val / test by the id's split hash."""
+def assign_split(row_id: str, labeled: bool, fractions: Sequence[float],
+                 given: Optional[str] = None) -> str:
+    """The manifest's split when ``given``; else ``pretrain`` for unlabeled rows and
+    train / val / test by the id's split hash for labeled ones."""
+    if given:
+        return given
     if not labeled:
         return "pretrain"
     u = unit_hash("split", row_id)
@@ -80,6 +92,72 @@ def label_ratio_mask(class_rank, class_count, ratio: float) -> np.ndarray:
     rank = np.asarray(class_rank, dtype=np.int64)
     count = np.asarray(class_count, dtype=np.int64)
     return (rank >= 0) & (rank < keep_count(count, ratio))
+
+
+def label_ratio_keep(columns: Mapping[str, Any], ratio: float):
+    """THE label-ratio rule: which rows of the train split are in the ratio-``ratio`` subset.
+
+    ``columns`` holds ``class_rank``, ``class_count`` and optionally ``label_subset`` (arrays
+    from ``reader.load_split_arrays`` or parsed tensors; a missing ``label_subset`` = all -1).
+    A row is kept iff ``label_subset >= 0 and label_subset <= ratio + 1e-9`` (the manifest's
+    subset) or ``label_subset < 0`` and the stratified class_rank rule keeps it. Returns a
+    boolean numpy array, or a boolean tensor when the columns are tensors.
+
+    ``ratio`` is compared at the float32 precision ``label_subset`` is stored in (0.1 is stored
+    as 0.10000000149, which must still be in the 0.1 subset).
+    """
+    _check_ratio(ratio)
+    rank, count = columns[fk.CLASS_RANK], columns[fk.CLASS_COUNT]
+    subset = columns.get(fk.LABEL_SUBSET)
+    limit = float(np.float32(ratio)) + SUBSET_TOLERANCE
+    if _is_tensor(rank):
+        import tensorflow as tf  # local: this module stays importable without TensorFlow
+
+        by_rank = label_ratio_mask_tf(rank, count, ratio)
+        if subset is None:
+            return by_rank
+        subset = tf.cast(subset, tf.float64)
+        return tf.where(subset >= 0, subset <= limit, by_rank)
+    by_rank = label_ratio_mask(rank, count, ratio)
+    if subset is None:
+        return by_rank
+    subset = np.asarray(subset, dtype=np.float64)
+    return np.where(subset >= 0, subset <= limit, by_rank)
+
+
+def parse_manifest_split(value: Any) -> Optional[str]:
+    """A manifest ``split`` cell -> one of MANIFEST_SPLITS, None when empty; ValueError if bad."""
+    text = _cell_text(value)
+    if text is None:
+        return None
+    if text.lower() not in MANIFEST_SPLITS:
+        raise ValueError(f"{text!r} is not one of {', '.join(MANIFEST_SPLITS)}")
+    return text.lower()
+
+
+def parse_manifest_subset(value: Any) -> Optional[float]:
+    """A manifest ``subset`` cell -> a ratio in (0, 1], None when empty; ValueError if bad."""
+    text = _cell_text(value)
+    if text is None:
+        return None
+    try:
+        ratio = float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number") from None
+    if not 0.0 < ratio <= 1.0:  # also rejects NaN
+        raise ValueError(f"{ratio!r} is not in (0, 1]")
+    return ratio
+
+
+def _cell_text(value: Any) -> Optional[str]:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _is_tensor(value: Any) -> bool:
+    return type(value).__module__.startswith("tensorflow")
 
 
 def label_ratio_mask_tf(class_rank, class_count, ratio: float):

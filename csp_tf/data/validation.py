@@ -4,6 +4,7 @@ Pure Python + numpy, no Beam: the ingest's DoFns call these and route a ``RowErr
 dead letter as ``{"row": raw, "field": ..., "reason": ..., "source": file, "detail": ...}``.
 
 Manifest columns (docs/data.md): ``id``, ``lon``, ``lat``, optional ``label`` (class name),
+optional ``split`` / ``subset`` (the manifest's own split and label subset, ``splits.py``),
 ``date`` and ``user`` (kept only in the dead letter; SPEC §1 says they are unused), and one
 feature source, looked up in this order: ``features`` (list, JSON list string, or space/comma
 separated floats), ``features_path`` (a ``.npy`` file holding F floats), ``image_path`` (an
@@ -19,13 +20,17 @@ import json
 import math
 import os
 import posixpath
-from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Sequence
+from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
+
+from csp_tf.data import splits
 
 # Every reason a row can be rejected for, with what it means (docs/data.md lists the same).
 REASONS: Dict[str, str] = {
     "unparseable_row": "the line is not a CSV row with the header's columns, or not a JSON object",
+    "encoding_error": "the line is not valid UTF-8",
+    "duplicate_field": "a JSON object names the same field twice",
     "missing_value": "a required field (id, lon, lat, or a feature source) is absent or empty",
     "not_a_number": "lon or lat is not a number",
     "not_finite": "lon, lat or a feature value is NaN or infinite",
@@ -35,6 +40,8 @@ REASONS: Dict[str, str] = {
     "features_unreadable": "features_path does not exist or is not a readable .npy array",
     "feature_width": "the number of feature values differs from feature_dim",
     "unknown_label": "the label is not in the class vocabulary",
+    "bad_split": "split is not one of train, val, test, pretrain (or names a labeled split for an unlabeled row)",
+    "bad_subset": "subset is not a label ratio in (0, 1]",
     "no_backbone": "the row has only an image_path but the ingest was given no --backbone",
     "image_unreadable": "image_path does not exist or cannot be read",
     "image_undecodable": "image_path is not a decodable image (PNG, JPEG, GIF, BMP)",
@@ -58,6 +65,21 @@ class RowError(Exception):
 
 
 # ----- raw rows ---------------------------------------------------------------------------------
+def decode_line(data: Any) -> str:
+    """A manifest line read as bytes -> text; a non-UTF-8 byte is this row's problem only.
+
+    A leading UTF-8 byte-order mark is dropped (only a file's first line has one).
+    """
+    if isinstance(data, str):
+        return data.lstrip("\ufeff")
+    try:
+        return bytes(data).decode("utf-8").lstrip("\ufeff")
+    except UnicodeDecodeError as exc:
+        raise RowError("<row>", "encoding_error",
+                       f"not UTF-8: byte 0x{exc.object[exc.start]:02x} at byte offset {exc.start} "
+                       f"of the line ({exc.reason}); re-encode the manifest as UTF-8") from None
+
+
 def parse_csv_line(line: str, header: Sequence[str]) -> Dict[str, str]:
     """One CSV line -> {column: text}; the header comes from the file's first line."""
     try:
@@ -73,12 +95,29 @@ def parse_csv_line(line: str, header: Sequence[str]) -> Dict[str, str]:
 def parse_json_line(line: str) -> Dict[str, Any]:
     """One JSONL line -> dict (NaN/Infinity literals are accepted and caught later)."""
     try:
-        value = json.loads(line)
+        value = json.loads(line.lstrip("\ufeff"), object_pairs_hook=_unique_keys)
+    except _DuplicateKey as dup:
+        raise RowError(dup.key, "duplicate_field", f"the JSON object names {dup.key!r} twice") from None
     except ValueError as exc:
         raise RowError("<row>", "unparseable_row", f"not JSON: {exc}") from None
     if not isinstance(value, dict):
         raise RowError("<row>", "unparseable_row", f"a JSON {type(value).__name__}, not an object")
     return value
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
+    out: Dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:  # json's default keeps the last one silently
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
 
 
 # ----- validated records ------------------------------------------------------------------------
@@ -88,7 +127,8 @@ def validate_row(raw: Mapping[str, Any], feature_dim: int,
 
     Record keys: ``id`` (str), ``lon``/``lat`` (float), ``label`` (str or None),
     ``features`` (float32 [feature_dim] or None when an image must still be embedded),
-    ``image_path`` (resolved path or None).
+    ``image_path`` (resolved path or None), ``split`` (the manifest's split or None),
+    ``subset`` (the manifest's label subset in (0, 1] or None).
     """
     row_id = _text(raw.get("id"))
     if row_id is None:
@@ -99,7 +139,8 @@ def validate_row(raw: Mapping[str, Any], feature_dim: int,
     if label is not None and vocabulary is not None and label not in vocabulary:
         raise RowError("label", "unknown_label", f"{label!r} is not one of the {len(vocabulary)} classes")
     record: Dict[str, Any] = {"id": row_id, "lon": lon, "lat": lat, "label": label,
-                              "features": None, "image_path": None}
+                              "features": None, "image_path": None,
+                              "split": _manifest_split(raw, label), "subset": _manifest_subset(raw)}
     source = next((k for k in FEATURE_SOURCES if _present(raw.get(k))), None)
     if source is None:
         raise RowError("features", "missing_value", "no features, features_path or image_path")
@@ -111,6 +152,25 @@ def validate_row(raw: Mapping[str, Any], feature_dim: int,
     else:
         record["image_path"] = resolve_path(str(raw["image_path"]).strip(), base_dir)
     return record
+
+
+def _manifest_split(raw: Mapping[str, Any], label: Optional[str]) -> Optional[str]:
+    try:
+        split = splits.parse_manifest_split(raw.get("split"))
+    except ValueError as exc:
+        raise RowError("split", "bad_split", str(exc)) from None
+    if split not in (None, "pretrain") and label is None:
+        raise RowError("split", "bad_split", f"an unlabeled row cannot go to {split!r}: give it a "
+                                             f"label or the split pretrain")
+    return split
+
+
+def _manifest_subset(raw: Mapping[str, Any]) -> Optional[float]:
+    try:
+        return splits.parse_manifest_subset(raw.get("subset"))
+    except ValueError as exc:
+        raise RowError("subset", "bad_subset", f"{exc}: a subset is the smallest label ratio "
+                                               f"whose labeled subset holds the row") from None
 
 
 def parse_features(value: Any) -> np.ndarray:
@@ -222,10 +282,18 @@ def _coordinate(raw: Mapping[str, Any], field: str, bound: float) -> float:
     if not math.isfinite(number):
         raise RowError(field, "not_finite", f"{value!r}")
     if not -bound <= number <= bound:
-        raise RowError(field, f"{field}_out_of_range", f"{number:g} is outside [-{bound:g}, {bound:g}]")
+        # repr: the shortest text that round-trips, so 180.0000001 never prints as 180
+        raise RowError(field, f"{field}_out_of_range", f"{number!r} is outside [-{bound:g}, {bound:g}]")
     return number
 
 
 def split_header(line: str) -> List[str]:
-    """The column names of a CSV header line (whitespace and a UTF-8 BOM stripped)."""
-    return [h.strip() for h in next(csv.reader([line.lstrip("\ufeff")]))]
+    """The column names of a CSV header line (whitespace and a UTF-8 BOM stripped).
+
+    ValueError names a column that appears twice (a dict row would keep only the last one).
+    """
+    names = [h.strip() for h in next(csv.reader([line.lstrip("\ufeff")]))]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"column {repeated[0]!r} appears {names.count(repeated[0])} times in the header")
+    return names

@@ -110,10 +110,10 @@ class _Data:
 
     def labeled(self, ratio: float) -> Dict[str, np.ndarray]:
         """The stratified label-ratio subset of train (nested across ratios, docs/architecture.md)."""
-        from csp_tf.data.splits import label_ratio_mask
+        from csp_tf.data.splits import label_ratio_keep
 
         t = self.train
-        keep = label_ratio_mask(t["class_rank"], t["class_count"], ratio)
+        keep = label_ratio_keep(t, ratio)
         return {k: v[keep] for k, v in t.items()}
 
     def pretrain_pool(self) -> Dict[str, np.ndarray]:

@@ -40,6 +40,10 @@ def pretrain_input(config: ExperimentConfig, data_root: str) -> StageInput:
     meta = read_metadata(data_root)
     files = split_files(data_root, "pretrain") + split_files(data_root, "train")
     rows = sum(meta.splits[s].rows for s in ("pretrain", "train") if s in meta.splits)
+    if rows == 0:  # else one empty "epoch" would save an untrained model as if trained
+        raise ConfigError(f"pre-training needs rows, but the splits 'pretrain' and 'train' of the "
+                          f"data root {data_root!r} have 0 rows: check its summary.json (rejected "
+                          f"rows, the manifest's split column) and re-run the ingest")
     return from_tfrecords(files, meta.feature_dim, pc.batch_size, rows, seed=seed,
                           deterministic=config.data.deterministic,
                           shuffle_buffer=config.data.shuffle_buffer)
@@ -57,10 +61,17 @@ def finetune_inputs(config: ExperimentConfig, data_root: str) -> Tuple[StageInpu
 
 
 def load_arrays(data_root: str, split: str, label_ratio: float | None = None) -> Dict[str, np.ndarray]:
-    from csp_tf.data.reader import load_split_arrays
+    """A split's arrays (``reader.load_split_arrays``); ConfigError naming the split and the
+    root when it holds no rows (at ``label_ratio``), before anything trains on it."""
+    from csp_tf.data.reader import load_split_arrays, read_metadata
 
+    info = read_metadata(data_root).splits.get(split)
+    if info is not None and info.rows == 0:  # metadata says so: no need to read the shards
+        raise ConfigError(f"split {split!r} of the data root {data_root!r} has 0 rows: check its "
+                          f"summary.json (rejected rows, the manifest's split column) and re-run "
+                          f"the ingest")
     arrays = load_split_arrays(data_root, split, label_ratio=label_ratio)
     if len(arrays["lon_lat"]) == 0:
-        raise ConfigError(f"split {split!r} of {data_root!r} has no rows"
+        raise ConfigError(f"split {split!r} of the data root {data_root!r} has no rows"
                           + (f" at label_ratio={label_ratio}" if label_ratio else ""))
     return arrays

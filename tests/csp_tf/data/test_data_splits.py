@@ -88,3 +88,64 @@ def test_masks_are_nested():
 def test_bad_ratio(bad):
     with pytest.raises(DataError):
         splits.keep_count(10, bad)
+
+
+# ----- the manifest's own split and subset columns: label_ratio_keep --------------------------
+def _columns(rank, count, subset=None):
+    cols = {"class_rank": np.asarray(rank, np.int64), "class_count": np.asarray(count, np.int64)}
+    if subset is not None:
+        cols["label_subset"] = np.asarray(subset, np.float32)
+    return cols
+
+
+def test_label_ratio_keep_uses_the_manifest_subset_else_the_rank_rule():
+    # rows 0-2: manifest subsets 0.05 / 0.1 / 1.0; rows 3-5: no subset (-1), class of 20 rows
+    cols = _columns([0, 1, 2, 0, 1, 2], [20] * 6, [0.05, 0.1, 1.0, -1, -1, -1])
+    assert splits.label_ratio_keep(cols, 0.05).tolist() == [True, False, False, True, False, False]
+    assert splits.label_ratio_keep(cols, 0.1).tolist() == [True, True, False, True, True, False]
+    assert splits.label_ratio_keep(cols, 1.0).tolist() == [True] * 6
+    # float32 storage of 0.1 is 0.10000000149: still inside the 0.1 subset (compared in float32)
+    assert np.float32(0.1) > 0.1 and splits.label_ratio_keep(_columns([5], [20], [0.1]), 0.1)[0]
+
+
+def test_label_ratio_keep_without_subsets_is_the_rank_rule():
+    rng = np.random.default_rng(1)
+    count = rng.integers(1, 300, size=2000)
+    rank = (rng.random(2000) * count).astype(np.int64)
+    for r in (0.05, 0.2, 1.0):
+        want = splits.label_ratio_mask(rank, count, r)
+        np.testing.assert_array_equal(splits.label_ratio_keep(_columns(rank, count), r), want)
+        np.testing.assert_array_equal(
+            splits.label_ratio_keep(_columns(rank, count, np.full(2000, -1.0)), r), want)
+
+
+def test_label_ratio_keep_tf_equals_numpy_and_is_nested():
+    rng = np.random.default_rng(2)
+    n = 3000
+    count = rng.integers(1, 200, size=n)
+    rank = (rng.random(n) * count).astype(np.int64)
+    subset = np.where(rng.random(n) < 0.5, rng.choice([0.05, 0.1, 0.2, 1.0], size=n), -1.0)
+    cols = _columns(rank, count, subset)
+    tensors = {k: tf.constant(v) for k, v in cols.items()}
+    previous = np.zeros(n, bool)
+    for r in (0.05, 0.1, 0.2, 0.5, 1.0):
+        want = splits.label_ratio_keep(cols, r)
+        np.testing.assert_array_equal(splits.label_ratio_keep(tensors, r).numpy(), want)
+        assert np.all(want[previous])
+        previous = want
+    assert previous.all()
+
+
+def test_manifest_split_and_subset_cells():
+    assert splits.parse_manifest_split(" Train ") == "train"
+    assert splits.parse_manifest_split("") is None and splits.parse_manifest_split(None) is None
+    assert splits.parse_manifest_split(float("nan")) is None
+    for bad in ("training", "dev", "1"):
+        with pytest.raises(ValueError, match="not one of"):
+            splits.parse_manifest_split(bad)
+    assert splits.parse_manifest_subset("0.05") == 0.05 and splits.parse_manifest_subset(1) == 1.0
+    assert splits.parse_manifest_subset(" ") is None
+    for bad in ("0", "-0.1", "1.5", "nan", "half"):
+        with pytest.raises(ValueError):
+            splits.parse_manifest_subset(bad)
+    assert splits.assign_split("x", True, (0.7, 0.15, 0.15), given="test") == "test"

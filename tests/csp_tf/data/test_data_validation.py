@@ -107,3 +107,52 @@ def test_rejection_is_json_safe():
     assert rec["detail"] == v.REASONS["not_finite"]
     with pytest.raises(ValueError):
         v.RowError("x", "not_a_reason")
+
+
+# ----- issue 13 item 4 and the manifest's split / subset columns ------------------------------
+def test_out_of_range_message_prints_enough_digits():
+    with pytest.raises(v.RowError) as caught:
+        v.validate_row(_row(lon="180.0000001"), 3, VOCAB, "/base")
+    assert caught.value.reason == "lon_out_of_range"
+    assert "180.0000001 is outside [-180, 180]" in caught.value.detail
+
+
+def test_bom_and_duplicate_keys_in_json_lines():
+    assert v.parse_json_line('\ufeff{"id": "a", "lon": 1}') == {"id": "a", "lon": 1}
+    assert v.decode_line(b'\xef\xbb\xbf{"id": "a"}') == '{"id": "a"}'
+    with pytest.raises(v.RowError) as caught:
+        v.parse_json_line('{"id": "a", "lat": 1, "lat": 2}')
+    assert (caught.value.field, caught.value.reason) == ("lat", "duplicate_field")
+
+
+def test_a_non_utf8_byte_is_a_row_error_naming_encoding_and_offset():
+    with pytest.raises(v.RowError) as caught:
+        v.decode_line(b"a,1,2,caf\xe9,1 2 3")
+    err = caught.value
+    assert (err.field, err.reason) == ("<row>", "encoding_error")
+    assert "UTF-8" in err.detail and "0xe9" in err.detail and "byte offset 9" in err.detail
+
+
+def test_duplicate_csv_header_column_is_an_error_naming_it():
+    with pytest.raises(ValueError, match="'lat' appears 2 times"):
+        v.split_header("id,lon,lat,lat,features")
+
+
+@pytest.mark.parametrize("changes, expected", [
+    ({"split": "training"}, ("split", "bad_split")),
+    ({"split": "train", "label": ""}, ("split", "bad_split")),  # unlabeled rows: pretrain only
+    ({"subset": "0"}, ("subset", "bad_subset")),
+    ({"subset": "1.5"}, ("subset", "bad_subset")),
+    ({"subset": "some"}, ("subset", "bad_subset")),
+])
+def test_bad_split_and_subset_cells(changes, expected):
+    assert _reason(_row(**changes)) == expected
+
+
+def test_split_and_subset_cells_are_carried():
+    rec = v.validate_row(_row(split="VAL", subset="0.05"), 3, VOCAB, "/base")
+    assert rec["split"] == "val" and rec["subset"] == 0.05
+    rec = v.validate_row(_row(split="", subset=""), 3, VOCAB, "/base")
+    assert rec["split"] is None and rec["subset"] is None
+    rec = v.validate_row(_row(label="", split="pretrain"), 3, VOCAB, "/base")
+    assert rec["split"] == "pretrain" and rec["label"] is None
