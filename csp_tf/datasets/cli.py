@@ -20,7 +20,7 @@ def add_dataset_parser(subparsers) -> argparse.ArgumentParser:
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     b = actions.add_parser("build", help="fetch, verify and build a data set",
                            description="places: ~145k GeoNames places labelled by country, with "
-                                       "64 surroundings features from relief, land, turbidity "
+                                       "38 surroundings features from relief, land, turbidity "
                                        "and Blue Marble colour rasters.")
     b.add_argument("name", choices=DATASETS, help="which data set")
     b.add_argument("--out", required=True, metavar="DIR", help="output directory")

