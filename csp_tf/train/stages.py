@@ -210,11 +210,25 @@ def load_base_model(model: CSPModel, optimizer, base_model_dir: str,
         parts["img_dec"] = model.img_dec
     if model.loc_dec is not None:
         parts["loc_dec"] = model.loc_dec
+    from csp_tf.train.checkpoint_check import restore_checked
+
     restore = tf.train.Checkpoint(model=tf.train.Checkpoint(**parts))
+    required = {"location encoder": model.location_encoder.weights}
     if optimizer is not None:
         restore = tf.train.Checkpoint(model=tf.train.Checkpoint(**parts), optimizer=optimizer)
-    restore.read(path).expect_partial()
-    log.info("loaded base model from %s%s", path, " with optimizer state" if optimizer else "")
+        required["optimizer state"] = optimizer.variables
+    # Keras optimizers track the variables they update, so restoring the optimizer would also
+    # restore those (the class head among them): keep every weight outside ``parts`` as is.
+    taken = {id(v) for part in parts.values() for v in part.weights}
+    kept = [(v, v.numpy()) for v in model.weights if id(v) not in taken]
+    counts = restore_checked(restore, path, required=required, what="load base model",
+                             optional={k: v.weights for k, v in parts.items()
+                                       if k != "location_encoder"})
+    for variable, value in kept:
+        variable.assign(value)
+    log.info("loaded base model from %s (%s)%s", path,
+             ", ".join(f"{k}: {n} variables" for k, n in counts.items()),
+             " with optimizer state" if optimizer is not None else "")
 
 
 def _state_obj(state: LoopState) -> tf.train.Checkpoint:
@@ -223,8 +237,15 @@ def _state_obj(state: LoopState) -> tf.train.Checkpoint:
 
 
 def _restore(manager: tf.train.CheckpointManager, stage: str) -> bool:
+    """Resumes from the latest checkpoint, if any. Every variable that exists now (model,
+    optimizers, loop counters) must be in it, and it must be readable: otherwise
+    CheckpointError names the missing variables or the corrupt files."""
     if manager.latest_checkpoint:
-        manager.checkpoint.restore(manager.latest_checkpoint).expect_partial()
+        from csp_tf.train.checkpoint_check import all_variables, restore_checked
+
+        restore_checked(manager.checkpoint, manager.latest_checkpoint, resume=True,
+                        required={"checkpoint": all_variables(manager.checkpoint)},
+                        what=f"resume {stage}")
         log.info("%s: resumed from %s", stage, manager.latest_checkpoint)
         return True
     return False
