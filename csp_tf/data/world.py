@@ -3,9 +3,13 @@
 * **Look-alike groups.** Species come in groups whose image-feature prototypes nearly coincide
   (within-group spread ``group_spread`` << the ~unit between-group spread), so features alone
   confuse species of one group while telling groups apart.
-* **Disjoint ranges inside a group.** Each species' range is 1-3 Gaussian blobs on land
-  (``global_land_mask``); the members of a group are centred far apart (farthest-point picks
+* **Mostly disjoint ranges inside a group.** Each species' range is 1-3 Gaussian blobs on land
+  (``global_land_mask``); most members of a group are centred far apart (farthest-point picks
   among land cells), so location disambiguates what the image cannot.
+* **Overlapping look-alikes.** With probability ``range_overlap`` a member is instead centred
+  within ~``overlap_deg`` of a look-alike already placed (its ``overlaps_with``): neither the
+  image nor the location separates the two, only abundance does, as for iNat's sympatric
+  look-alikes. Groups hold 4-5 look-alikes (``small``: 20 species in 4 groups).
 * **Long tail.** Species abundances follow a Zipf law (``zipf_exponent``) over a random order.
 * **Observer bias.** Where a species is observed is its range times a population map: a few
   Gaussian population centres (Europe, eastern US, India, East Asia, ...) over a floor.
@@ -37,8 +41,8 @@ LOG = logging.getLogger("csp_tf.data.world")
 # Named sizes: (num_species, num_groups, num_unlabeled, num_labeled).
 SIZES: Dict[str, Tuple[int, int, int, int]] = {
     "tiny": (8, 2, 600, 400),          # unit tests
-    "small": (20, 5, 8000, 3000),      # the demo: generates and ingests in seconds
-    "benchmark": (100, 25, 70000, 30000),
+    "small": (20, 4, 8000, 3000),      # the demo: generates and ingests in seconds
+    "benchmark": (100, 20, 70000, 30000),
 }
 MANIFEST_FORMATS = ("csv", "jsonl", "parquet")
 
@@ -78,6 +82,8 @@ class WorldParams:
     noise: float = 1.0
     range_sigma_deg: Tuple[float, float] = (4.0, 12.0)
     population_bias: float = 1.5  # observed density ∝ range · population^bias
+    range_overlap: float = 0.3    # P(a look-alike is centred next to one already placed); 0: none
+    overlap_deg: float = 6.0      # how close such a pair's centres are (Gaussian scale, degrees)
 
     def validate(self) -> "WorldParams":
         if self.num_species < 2 or self.num_groups < 1 or self.num_groups > self.num_species:
@@ -91,6 +97,9 @@ class WorldParams:
         if self.manifest_format not in MANIFEST_FORMATS:
             raise DataError(f"manifest_format={self.manifest_format!r} is not one of "
                             f"{', '.join(MANIFEST_FORMATS)}")
+        if not 0.0 <= self.range_overlap <= 1.0 or self.overlap_deg <= 0:
+            raise DataError(f"range_overlap={self.range_overlap} must lie in [0, 1] and "
+                            f"overlap_deg={self.overlap_deg} be > 0")
         if not 0.1 <= self.grid_deg <= 10 or (180.0 / self.grid_deg) % 1:
             raise DataError(f"grid_deg={self.grid_deg} must divide 180 and lie in [0.1, 10]")
         return self
@@ -259,7 +268,12 @@ def angular_distance(lon1, lat1, lon2, lat2) -> np.ndarray:
 # ----- species ----------------------------------------------------------------------------------
 def _make_species(params: WorldParams, grid: _Grid, land: np.ndarray,
                   rng: np.random.Generator) -> List[Dict[str, Any]]:
-    """Names, groups, Zipf abundances and range blobs; look-alikes are centred far apart."""
+    """Names, groups, Zipf abundances and range blobs.
+
+    Look-alikes are centred far apart, except that with probability ``range_overlap`` one is
+    centred near a member already placed (no extra random draw when it is 0, so such worlds
+    are the same as before the option existed).
+    """
     n = params.num_species
     group_of = rng.permutation(np.arange(n) % params.num_groups)
     ranks = rng.permutation(n)
@@ -271,17 +285,25 @@ def _make_species(params: WorldParams, grid: _Grid, land: np.ndarray,
     cand_lon, cand_lat = grid.lon2d[ok], grid.lat2d[ok]
     area = np.cos(np.radians(cand_lat))
     centers: Dict[int, Tuple[float, float]] = {}
+    overlaps: Dict[int, int] = {}
     for g in range(params.num_groups):
         chosen: List[int] = []
+        placed: List[int] = []
         for s in np.flatnonzero(group_of == g):
             if not chosen:
                 pick = rng.choice(len(cand_lon), p=area / area.sum())
+            elif params.range_overlap > 0 and rng.random() < params.range_overlap:
+                partner = placed[int(rng.integers(len(placed)))]
+                pick = rng.choice(len(cand_lon), p=_near(cand_lon, cand_lat, *centers[partner],
+                                                         params.overlap_deg))
+                overlaps[int(s)] = partner
             else:
                 dist = np.min([angular_distance(cand_lon, cand_lat, cand_lon[c], cand_lat[c])
                                for c in chosen], axis=0)
                 far = np.argsort(dist)[-max(1, len(dist) // 20):]  # the farthest 5 %
                 pick = rng.choice(far)
             chosen.append(int(pick))
+            placed.append(int(s))
             centers[int(s)] = (float(cand_lon[pick]), float(cand_lat[pick]))
 
     species = []
@@ -296,6 +318,8 @@ def _make_species(params: WorldParams, grid: _Grid, land: np.ndarray,
                           "weight": float(rng.uniform(0.3, 0.8))})
         species.append({"name": f"sp{s:03d}_g{int(group_of[s]):02d}", "group": int(group_of[s]),
                         "abundance": float(abundance[s]), "abundance_rank": int(ranks[s]),
+                        "overlaps_with": (f"sp{overlaps[s]:03d}_g{int(group_of[overlaps[s]]):02d}"
+                                          if s in overlaps else None),
                         "blobs": blobs})
     return species
 

@@ -37,7 +37,8 @@ def _labeled(world, rows):
 def test_sizes_and_files(small_world):
     world, rows, meta, ranges = small_world
     assert len(rows) == 11000 and sum(1 for r in rows.values() if r["label"]) == 3000
-    assert len(world["class_names"]) == 20 and len(meta["groups"]) == 5
+    # 4 groups of 5 look-alikes (was 5 of 4 before the world was made harder on purpose)
+    assert len(world["class_names"]) == 20 and len(meta["groups"]) == 4
     assert meta["params"]["feature_dim"] == 64
     n_lat, n_lon = len(ranges["lat"]), len(ranges["lon"])
     assert ranges["range_density"].shape == (20, n_lat, n_lon) == ranges["observation_density"].shape
@@ -66,9 +67,8 @@ def test_look_alikes_are_hard_for_features_alone(small_world):
     assert within > 0.15 and across < 0.01 and within > 20 * max(across, 1e-3)
 
 
-def test_location_disambiguates_look_alikes(small_world):
-    """Within a group, the true observation density at the point picks the right species."""
-    world, rows, meta, ranges = small_world
+def _in_group_density_hits(world, rows, meta, ranges):
+    """(labels, hit): does the true observation density at the point pick the species in its group?"""
     _, y, lon_lat = _labeled(world, rows)
     group = np.array([s["group"] for s in meta["species"]])
     deg = meta["params"]["grid_deg"]
@@ -76,14 +76,62 @@ def test_location_disambiguates_look_alikes(small_world):
     j = np.clip(((lon_lat[:, 0] + 180) // deg).astype(int), 0, len(ranges["lon"]) - 1)
     score = ranges["observation_density"][:, i, j].T
     score = np.where(group[None, :] == group[y][:, None], score, -1.0)
-    assert np.mean(np.argmax(score, axis=1) == y) > 0.9
-    # look-alikes live far apart: the main range centres of a group are > 20 degrees apart
+    return y, np.argmax(score, axis=1) == y
+
+
+def _overlapping(meta):
+    """Indices of species in an overlapping pair (either side)."""
+    index = {s["name"]: k for k, s in enumerate(meta["species"])}
+    out = set()
+    for k, s in enumerate(meta["species"]):
+        if s["overlaps_with"]:
+            out |= {k, index[s["overlaps_with"]]}
+    return out
+
+
+def test_location_disambiguates_look_alikes(small_world):
+    """Within a group, the true density at the point picks the right species, except for the
+    look-alikes that share a range on purpose (``range_overlap``)."""
+    world, rows, meta, ranges = small_world
+    y, hit = _in_group_density_hits(world, rows, meta, ranges)
+    shared = np.isin(y, sorted(_overlapping(meta)))
+    assert hit[~shared].mean() > 0.9
+    assert hit.mean() > 0.6
+    # look-alikes that do not overlap live far apart: main range centres > 20 degrees apart
     for members in meta["groups"]:
-        centres = [s["blobs"][0] for s in meta["species"] if s["name"] in members]
+        centres = [s["blobs"][0] for s in meta["species"] if s["name"] in members and not s["overlaps_with"]]
         for a in range(len(centres)):
             for b in range(a + 1, len(centres)):
                 d = angular_distance(centres[a]["lon"], centres[a]["lat"], centres[b]["lon"], centres[b]["lat"])
                 assert d > 20
+
+
+def test_overlapping_look_alikes_stay_ambiguous(small_world):
+    """Some look-alike pairs share a range: neither features nor location separate them."""
+    world, rows, meta, ranges = small_world
+    by_name = {s["name"]: s for s in meta["species"]}
+    pairs = [(s, by_name[s["overlaps_with"]]) for s in meta["species"] if s["overlaps_with"]]
+    assert len(pairs) >= 2
+    for a, b in pairs:
+        assert a["group"] == b["group"]
+        d = angular_distance(a["blobs"][0]["lon"], a["blobs"][0]["lat"], b["blobs"][0]["lon"], b["blobs"][0]["lat"])
+        assert d < 4 * meta["params"]["overlap_deg"]
+    y, hit = _in_group_density_hits(world, rows, meta, ranges)
+    shared = np.isin(y, sorted(_overlapping(meta)))
+    assert hit[shared].mean() < 0.85  # even the true range map is unsure there
+
+
+def test_no_overlap_restores_disjoint_look_alikes(tmp_path):
+    generate_world(str(tmp_path), "tiny", seed=0, range_overlap=0.0)
+    with open(tmp_path / "world.json") as f:
+        meta = json.load(f)
+    assert not any(s["overlaps_with"] for s in meta["species"])
+    for members in meta["groups"]:
+        centres = [s["blobs"][0] for s in meta["species"] if s["name"] in members]
+        for a in range(len(centres)):
+            for b in range(a + 1, len(centres)):
+                assert angular_distance(centres[a]["lon"], centres[a]["lat"],
+                                        centres[b]["lon"], centres[b]["lat"]) > 20
 
 
 def test_long_tail(small_world):
@@ -151,6 +199,7 @@ def test_injected_bad_rows(tmp_path):
 @pytest.mark.parametrize("kwargs, message", [
     ({"size": "huge"}, "unknown world size"),
     ({"num_groups": 30}, "num_groups"),
+    ({"range_overlap": 1.5}, "range_overlap"),
     ({"manifest_format": "xlsx"}, "manifest_format"),
     ({"grid_deg": 7.0}, "grid_deg"),
     ({"colour": "blue"}, "unknown world parameter"),
