@@ -5,7 +5,9 @@
 label-ratio subset of the ``train`` split, writes the serving SavedModel (the contract of
 docs/architecture.md) at exactly ``fn_args.serving_model_dir`` for Evaluator and Pusher, and
 ``metrics.json`` (``csp_tf.evaluate`` on the eval split: fused / image-only / location-only),
-``runtime.json`` and the stage files to ``fn_args.model_run_dir``.
+``runtime.json`` and the stage files to ``fn_args.model_run_dir``. The stage trains in
+``fn_args.model_run_dir/stage`` (kept: a killed or preempted Trainer re-run resumes from its
+last checkpoint).
 """
 
 from __future__ import annotations
@@ -33,19 +35,20 @@ def run_fn(fn_args) -> None:
     log.info("finetune Trainer: runtime %s, base model %s", info, fn_args.base_model)
     splits = examples.files_by_split(fn_args.train_files)
     eval_splits = examples.files_by_split(fn_args.eval_files)
-    work = tempfile.mkdtemp(prefix="csp-finetune-")
+    stage_dir = trainer_util.stage_workdir(fn_args.model_run_dir, "stage")
+    base = None
+    if fn_args.base_model:
+        base = trainer_util.stage_workdir(fn_args.model_run_dir, "base")
+        trainer_util.copy_stage_files(fn_args.base_model, base, ("config.yaml", "checkpoints"))
+    loc, img = examples.finetune_inputs(cfg, splits)
+    result = finetune(cfg, loc, img, stage_dir, base_model_dir=base)
+    if not result.completed:
+        raise RuntimeError(f"fine-tuning stopped before its last epoch; its checkpoints are in "
+                           f"{stage_dir}, a re-run resumes from them")
+    if not info["chief"]:
+        return
+    work = tempfile.mkdtemp(prefix="csp-finetune-export-")  # the export only: not resumable
     try:
-        base = None
-        if fn_args.base_model:
-            base = os.path.join(work, "base")
-            trainer_util.copy_stage_files(fn_args.base_model, base, ("config.yaml", "checkpoints"))
-        stage_dir = os.path.join(work, "stage")
-        loc, img = examples.finetune_inputs(cfg, splits)
-        result = finetune(cfg, loc, img, stage_dir, base_model_dir=base)
-        if not result.completed:
-            raise RuntimeError("fine-tuning stopped before its last epoch")
-        if not info["chief"]:
-            return
         serving = os.path.join(work, "serving")
         write_saved_model(result.model, serving, config=cfg, class_names=class_names or None,
                           top_k=cfg.runtime.top_k)
@@ -58,8 +61,9 @@ def run_fn(fn_args) -> None:
                                  "metrics": metrics})
         trainer_util.write_json(os.path.join(run_dir, trainer_util.RUNTIME_FILE),
                                 dict(info, splits=sorted(splits), base_model=fn_args.base_model,
-                                     history=result.history))
-        trainer_util.copy_stage_files(stage_dir, os.path.join(run_dir, "stage"),
-                                      ("config.yaml", "history.json", "logs"))
+                                     stage_dir=stage_dir, history=result.history))
+        if trainer_util.local_path(run_dir) is None:  # the stage is not in the run dir itself
+            trainer_util.copy_stage_files(stage_dir, os.path.join(run_dir, "stage"),
+                                          ("config.yaml", "history.json", "logs"))
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -1,16 +1,23 @@
-"""Helpers shared by the two Trainer module files: config, local workspace, artifact copies.
+"""Helpers shared by the two Trainer module files: config, stable workspace, artifact copies.
 
 csp_tf's stages and ``write_saved_model`` write to local directories (os.makedirs, atomic
-rename), while TFX artifact URIs may be ``gs://`` on Kubeflow. The Trainers therefore work in a
-local temporary directory and copy the finished tree to the artifact with ``tf.io.gfile``.
+rename), while TFX artifact URIs may be ``gs://`` on Kubeflow. A stage trains in a STABLE
+directory, :func:`stage_workdir` (under ``fn_args.model_run_dir``), never in a temporary one:
+its checkpoints survive a killed or preempted Trainer, and the re-run resumes where the last
+checkpoint left off. A ``gs://bucket/...`` run dir is used through its Cloud Storage FUSE
+mount ``/gcs/bucket/...`` (Vertex AI Pipelines mounts it); only where no such mount exists
+does the stage fall back to a local directory (not resumable, with a warning). Finished trees
+are copied to the artifacts with ``tf.io.gfile``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
-from typing import Any, Dict, List, Tuple
+import tempfile
+from typing import Any, Dict, List, Optional, Tuple
 
 import tensorflow as tf
 
@@ -60,6 +67,35 @@ def runtime_info(cfg: ExperimentConfig) -> Dict[str, Any]:
             "policy_resolved": "mixed_float16" if precision == "on" or (precision == "auto" and on_gpu)
             else "float32",
             "distribution": cfg.runtime.distribution, "chief": runtime.is_chief()}
+
+
+GCS_FUSE_ROOT = "/gcs"  # where Vertex AI Pipelines mounts gs:// buckets
+
+
+def local_path(uri: str) -> Optional[str]:
+    """A local filesystem path for ``uri``: itself when local, ``/gcs/<bucket>/...`` for
+    ``gs://<bucket>/...`` when that FUSE mount exists, else None."""
+    if "://" not in uri:
+        return uri
+    if uri.startswith("gs://") and os.path.isdir(GCS_FUSE_ROOT):
+        return os.path.join(GCS_FUSE_ROOT, uri[len("gs://"):])
+    return None
+
+
+def stage_workdir(run_dir: str, name: str) -> str:
+    """The stable directory a stage trains in: ``<run_dir>/<name>`` (``fn_args.model_run_dir``),
+    kept after the run so that a re-run of a killed Trainer resumes from its checkpoints."""
+    local = local_path(run_dir)
+    if local is None:
+        fallback = os.path.join(tempfile.gettempdir(), "csp-tfx-stages",
+                                hashlib.sha256(run_dir.encode()).hexdigest()[:16], name)
+        log.warning("model_run_dir %s has no local mount: training in %s, which does NOT "
+                    "survive a preempted pod (mount the bucket, e.g. at %s)", run_dir, fallback,
+                    GCS_FUSE_ROOT)
+        local = os.path.dirname(fallback)
+    path = os.path.join(local, name)
+    os.makedirs(path, exist_ok=True)
+    return path
 
 
 def copy_tree(src: str, dst: str) -> None:

@@ -233,9 +233,7 @@ def _run_finetune(p: Protocol, cfg: ExperimentConfig, method: Method, ratio: flo
 
     out = p.finetune_dir(method, ratio, seed)
     labeled = data.labeled(ratio)
-    # A finished stage is not reloaded from model.keras but restored by ``finetune`` from its
-    # checkpoint (no epoch is run again): the .keras file of a wrap+FCNet model lacks the
-    # residual layers' weights, the checkpoint has every trained variable.
+    # A finished stage is restored by ``finetune`` from its checkpoint (no epoch is run again).
     done = stage_done(out, cfg)
     fc = cfg.finetune
     # As csp_tf.train.data_root.finetune_inputs, from the arrays already in memory.

@@ -75,13 +75,50 @@ def test_fuse_uses_image_only_where_location_missing():
     np.testing.assert_allclose(fuse(img, loc, ll).numpy(), [[0.45, 0.05], [0.2, 0.8]], rtol=1e-6)
 
 
-@pytest.mark.parametrize("network,position", [("ffn", "gridcell"), ("fcnet", "wrap")])
-def test_keras_file_round_trip(tmp_path, network, position):
-    m = _model(network=network, position=position)
+def _perturb(model, seed):
+    """Seeded noise on EVERY variable: a reload that rebuilds the seeded initial weights instead
+    of reading the file's can no longer match."""
+    rng = np.random.default_rng(seed)
+    for v in model.weights:
+        x = v.numpy()
+        v.assign(x + rng.normal(scale=0.3, size=x.shape).astype(x.dtype))
+
+
+@pytest.mark.parametrize("network,position,loss", [("ffn", "gridcell", "contsoftmax"),
+                                                   ("fcnet", "wrap", "l2regress"),
+                                                   ("fcnet", "gridcell", "contsoftmax")])
+def test_keras_file_round_trip(tmp_path, network, position, loss):
+    """Every network and head survives ``.keras`` save/load with CHANGED weights: the location
+    encoder (FFN, FCNet with its residual blocks), class head, img_dec / loc_dec and the image
+    classifier."""
+    m = _model(pretrain_loss=loss, network=network, position=position)
+    fresh = _model(pretrain_loss=loss, network=network, position=position)
+    _perturb(m, seed=11)
     path = os.path.join(tmp_path, "m.keras")
     m.save(path)
     r = keras.saving.load_model(path)
-    inputs = {"lon_lat": tf.constant([[10.0, 20.0], [-170.0, 80.0]]),
-              "image_features": tf.random.stateless_normal([2, 16], seed=[1, 1])}
-    np.testing.assert_allclose(m(inputs).numpy(), r(inputs).numpy(), atol=1e-6)
     assert isinstance(r, CSPModel)
+    saved = {v.path: v.numpy() for v in m.weights}
+    loaded = {v.path: v.numpy() for v in r.weights}
+    assert set(loaded) == set(saved)
+    initial = {v.path: v.numpy() for v in fresh.weights}
+    for name, value in saved.items():
+        np.testing.assert_array_equal(loaded[name], value, err_msg=name)
+        assert not np.allclose(value, initial[name]), f"{name} was not perturbed"
+    heads = {"class_head", "image_classifier", "img_dec" if loss != "l2regress" else "loc_dec"}
+    assert heads <= {name.split("/")[0] for name in saved}, sorted(saved)
+    if network == "fcnet":
+        assert sum("location_encoder" in name for name in saved) > 6  # residual blocks too
+    ll = tf.constant([[10.0, 20.0], [-170.0, 80.0]])
+    feats = tf.random.stateless_normal([2, 16], seed=[1, 1])
+    inputs = {"lon_lat": ll, "image_features": feats}
+    np.testing.assert_allclose(m(inputs).numpy(), r(inputs).numpy(), atol=1e-6)
+    assert not np.allclose(m(inputs).numpy(), fresh(inputs).numpy(), atol=1e-4)
+    for method, arg in (("location_embedding", ll), ("location_probs", ll),
+                        ("image_probs", feats)):
+        np.testing.assert_allclose(getattr(m, method)(arg).numpy(),
+                                   getattr(r, method)(arg).numpy(), atol=1e-6, err_msg=method)
+    decoder = m.img_dec if m.img_dec is not None else m.loc_dec
+    reloaded = r.img_dec if r.img_dec is not None else r.loc_dec
+    x = feats if m.img_dec is not None else m.location_embedding(ll)
+    np.testing.assert_allclose(decoder(x).numpy(), reloaded(x).numpy(), atol=1e-6)
