@@ -95,7 +95,9 @@ def cmd_pretrain(args) -> int:
     cfg = resolve_data_shapes(load_config(args), args.data_root)
     if args.epochs is not None:
         cfg.pretrain.epochs = args.epochs
-    result = pretrain(cfg, pretrain_input(cfg, args.data_root), args.out, max_steps=args.max_steps)
+    from csp_tf.train.selection_data import feature_stats
+    result = pretrain(cfg, pretrain_input(cfg, args.data_root), args.out, max_steps=args.max_steps,
+                      feature_stats=feature_stats(args.data_root))
     _report(result, args.out)
     return 0
 
@@ -109,9 +111,10 @@ def cmd_finetune(args) -> int:
         cfg.finetune.label_ratio = args.label_ratio
     if args.epochs is not None:
         cfg.finetune.epochs = args.epochs
+    from csp_tf.train.selection_data import finetune_extras
     loc, img = finetune_inputs(cfg, args.data_root)
     result = finetune(cfg, loc, img, args.out, base_model_dir=args.base_model,
-                      max_steps=args.max_steps)
+                      max_steps=args.max_steps, **finetune_extras(cfg, args.data_root))
     _report(result, args.out)
     return 0
 

@@ -104,6 +104,25 @@ class FinetuneConfig:
     over ([QUIRK], default True); False starts fine-tuning with a fresh optimizer.
     ``image_classifier_labels``: which labels train the image classifier used for fusion:
     ``fewshot`` (the same label ratio, fMoW script) or ``full`` (all train labels, iNat script).
+
+    Natural-data recipe (the defaults) vs the reference recipe (``inat2018`` / ``fmow`` presets):
+
+    * ``location_loss``: ``softmax`` = softmax cross-entropy over classes with a class-head bias,
+      so P(y|loc) keeps the empirical class prior; ``presence`` = the reference's per-class
+      sigmoid "full loss" with random background locations (SPEC §7.5), which is right for a
+      class-balanced evaluation and throws the prior away otherwise.
+    * ``sampler``: ``shuffle`` = every labeled row once per epoch (natural frequencies);
+      ``balanced`` = the reference's ≤ max_num_exs_per_class rows per class per epoch.
+    * ``min_steps``: raise the epoch count until the stage runs at least this many steps (a 5 %
+      label subset is 20× smaller than 100 %, so a fixed epoch count under-trains it).
+    * ``lr_schedule``: ``exp`` = lr·lr_decay^epoch (reference); ``cosine`` = cosine decay to 0
+      over the stage's epochs.
+    * ``image_classifier_solver``: ``fullbatch`` = the linear probe fitted to convergence on the
+      whole labeled set (full-batch Adam, L2 weight chosen on val from
+      ``image_classifier_l2_grid``); ``minibatch`` = the reference-like mini-batch epochs.
+    * ``fusion``: ``product`` = P(y|img)·P(y|loc) (SPEC §9); ``calibrated`` = softmax of
+      α·log P(y|img) + β·log P(y|loc) − γ·log P(y) with (α, β, γ) chosen on val (the grid holds
+      (1,0,0) and (0,1,0), so on val the fused score is never below the better of its parts).
     """
 
     lr: float = 1e-3
@@ -113,13 +132,21 @@ class FinetuneConfig:
     label_ratio: float = 1.0
     rand_sample_weight: float = 1.0
     neg_rand_type: str = "spherical"
-    sampler: str = "balanced"  # balanced | shuffle
+    sampler: str = "shuffle"  # shuffle | balanced (reference)
     max_num_exs_per_class: int = 100
     carry_optimizer_state: bool = True
     image_classifier_labels: str = "fewshot"
     image_classifier_epochs: int = 30
     image_classifier_lr: float = 1e-3
     eval_frequency: int = 5
+    location_loss: str = "softmax"
+    min_steps: int = 0
+    lr_schedule: str = "exp"
+    image_classifier_solver: str = "fullbatch"
+    image_classifier_l2: float = 1e-4
+    image_classifier_l2_grid: str = "1e-5,1e-4,1e-3,1e-2"
+    image_classifier_steps: int = 300
+    fusion: str = "calibrated"
 
 
 @dataclass
@@ -129,6 +156,10 @@ class DataConfig:
     data_root: str = ""
     feature_dim: int = 0  # 0 = read from the data root's metadata.json
     num_classes: int = 0  # 0 = read from the data root's metadata.json
+    # Standardise image features inside the model with the per-dimension mean/std the ingest
+    # computed over every row (metadata.json): the SavedModel applies them too, so there is no
+    # train/serve skew. False = raw features, as the reference (parity presets).
+    standardize_features: bool = True
     shuffle_buffer: int = 10000
     deterministic: bool = True  # a fixed read order is what lets a run resume mid-epoch exactly
 
@@ -257,6 +288,15 @@ class ExperimentConfig:
         _choice("finetune.neg_rand_type", ft.neg_rand_type, NEG_RAND_TYPES)
         _choice("finetune.sampler", ft.sampler, ("shuffle", "balanced"))
         _choice("finetune.image_classifier_labels", ft.image_classifier_labels, ("fewshot", "full"))
+        _choice("finetune.location_loss", ft.location_loss, LOCATION_LOSSES)
+        _non_negative("finetune.min_steps", ft.min_steps)
+        _choice("finetune.lr_schedule", ft.lr_schedule, ("exp", "cosine"))
+        _choice("finetune.image_classifier_solver", ft.image_classifier_solver,
+                ("fullbatch", "minibatch"))
+        _non_negative("finetune.image_classifier_l2", ft.image_classifier_l2)
+        parse_float_list("finetune.image_classifier_l2_grid", ft.image_classifier_l2_grid)
+        _positive("finetune.image_classifier_steps", ft.image_classifier_steps)
+        _choice("finetune.fusion", ft.fusion, FUSIONS)
         _non_negative("data.feature_dim", self.data.feature_dim)
         _non_negative("data.num_classes", self.data.num_classes)
         rt = self.runtime
@@ -269,6 +309,19 @@ class ExperimentConfig:
 PRETRAIN_LOSSES = ("contsoftmax", "contsoftmaxsym", "imgcontloss", "imgcontlossnolocneg",
                    "imgcontlosssimcse", "l2regress", "none")
 NEG_RAND_TYPES = ("uniform", "spherical", "sphericalold", "spherical_fixed")
+LOCATION_LOSSES = ("softmax", "presence")
+FUSIONS = ("calibrated", "product")
+
+
+def parse_float_list(name: str, text: str) -> list:
+    """``"1e-4,1e-3"`` → [1e-4, 1e-3]; ConfigError naming the field otherwise (each ≥ 0)."""
+    try:
+        values = [float(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"{name}={text!r}: expected comma-separated numbers") from None
+    if not values or any(not math.isfinite(v) or v < 0 for v in values):
+        raise ConfigError(f"{name}={text!r}: give at least one finite number >= 0")
+    return values
 
 
 def _positive(name: str, value: float) -> None:

@@ -134,6 +134,14 @@ def full_loss(probs: tf.Tensor, labels: tf.Tensor, rand_probs: tf.Tensor, *,
     return total, {"loss_pos": loss_pos, "loss_bg": loss_bg}
 
 
+def softmax_location_loss(logits: tf.Tensor, labels: tf.Tensor) -> LossOut:
+    """Softmax cross-entropy of the location classifier (natural-data fine-tuning): with shuffled
+    epochs its optimum is the posterior P(y|x), class prior included."""
+    loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=tf.cast(labels, tf.int32), logits=tf.cast(logits, tf.float32)))
+    return loss, {"loss_location": loss}
+
+
 def image_classifier_loss(logits: tf.Tensor, labels: tf.Tensor) -> LossOut:
     """Softmax cross-entropy of the linear image classifier (Img-only baseline)."""
     loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(

@@ -20,7 +20,7 @@ def read_curve(cell_dir: str, key: str) -> Optional[Tuple[np.ndarray, np.ndarray
     with open(path) as f:
         history = json.load(f)
     points = [(h["epoch"], h[key]) for h in history
-              if h.get("stage") != "image_classifier" and key in h]
+              if h.get("stage") != "image_classifier" and key in h and "epoch" in h]
     if not points:
         return None
     epochs, values = zip(*points)

@@ -47,6 +47,8 @@ class Method:
       radians: the encoder's radii are in radians (Sphere2Vec): the base ``min_radius`` in
         degrees becomes min_radius·π/180 and ``max_radius`` becomes 1 (one period per 360°), so
         the finest scale matches the gridcell methods'.
+      baseline: for the scikit-learn baselines (``csp_tf.experiments.baselines``), which score
+        they report: ``location``, ``image`` or ``fused``; empty for csp-tf models.
     """
 
     name: str
@@ -57,16 +59,24 @@ class Method:
     image_only: bool = False
     overrides: Mapping[str, Any] = field(default_factory=dict)
     radians: bool = False
+    baseline: str = ""
 
     @property
     def pretrains(self) -> bool:
         return self.pretrain_loss != "none"
 
     @property
+    def score(self) -> str:
+        """Which predictor the headline columns report: fused, image or location."""
+        if self.baseline:
+            return self.baseline
+        return "image" if self.image_only else "fused"
+
+    @property
     def encoder_label(self) -> str:
         """``gridcell``, ``wrap+fcnet``, ... for the results table."""
-        if self.image_only:
-            return "-"
+        if self.image_only or self.baseline:
+            return self.encoder
         return self.encoder if self.network == "ffn" else f"{self.encoder}+{self.network}"
 
 
@@ -86,10 +96,18 @@ METHODS: Dict[str, Method] = {m.name: m for m in (
            overrides={"pretrain.temperature_mode": "multiply"}),
     Method("csp_tau1", "CSP-MC-BLD (τ1 = 1)", "gridcell", pretrain_loss="contsoftmax",
            overrides={"pretrain.temp_inbatch": 1.0}),
+    # scikit-learn baselines on the same labels and splits (csp_tf.experiments.baselines)
+    Method("knn_sphere", "*kNN on the sphere*", "sklearn", baseline="location"),
+    Method("lr_sincos", "*LR on sin/cos(lon, lat)*", "sklearn", baseline="location"),
+    Method("lr_image", "*LR on standardised image features*", "sklearn", baseline="image"),
+    Method("lr_image_x_knn", "*LR(image) × kNN*", "sklearn", baseline="fused"),
+    Method("lr_image_x_lr_sincos", "*LR(image) × LR(sin/cos)*", "sklearn", baseline="fused"),
 )}
 
+BASELINE_METHODS = ("knn_sphere", "lr_sincos", "lr_image", "lr_image_x_knn",
+                    "lr_image_x_lr_sincos")
 DEFAULT_METHODS = ("img_only", "sup_wrap", "sup_grid", "sup_theory", "sup_spherem_plus", "mse",
-                   "nce", "csp")
+                   "nce", "csp") + BASELINE_METHODS
 DEFAULT_RATIOS = (0.05, 0.1, 0.2, 1.0)
 DEFAULT_SEEDS = (0, 1, 2)
 
@@ -107,6 +125,12 @@ def parse_methods(text: Optional[str]) -> List[Method]:
     if len(set(names)) != len(names):
         raise ConfigError(f"--methods {text!r} names a method twice")
     return [get_method(n) for n in names]
+
+
+def with_baselines(methods: Sequence[Method]) -> List[Method]:
+    """``methods`` plus every baseline not already in it: every table carries them."""
+    names = {m.name for m in methods}
+    return list(methods) + [METHODS[n] for n in BASELINE_METHODS if n not in names]
 
 
 def parse_ratios(text: Optional[str]) -> List[float]:
@@ -150,6 +174,8 @@ def method_config(base: ExperimentConfig, method: Method, seed: int,
     if ratio is not None:
         cfg.finetune.label_ratio = float(ratio)
     cfg.pretrain.loss = method.pretrain_loss
+    if method.baseline:
+        return cfg.validate()  # scikit-learn: no csp-tf model is built
     if method.image_only:
         cfg.finetune.epochs = 0  # no location model: only the image classifier is trained
     else:
@@ -177,7 +203,8 @@ def config_fingerprint(cfg: ExperimentConfig, ignore: Sequence[str] = ()) -> Dic
 
 def describe(methods: Sequence[Method]) -> str:
     """One line per method: key, label, encoder, pre-training."""
-    rows = [f"  {m.name:<18} {m.label:<28} {m.encoder_label:<12} pretrain={m.pretrain_loss}"
+    rows = [f"  {m.name:<20} {m.label.strip('*'):<36} {m.encoder_label:<12} "
+            + (f"baseline ({m.baseline})" if m.baseline else f"pretrain={m.pretrain_loss}")
             for m in methods]
     return "\n".join(rows)
 

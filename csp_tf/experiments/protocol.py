@@ -50,7 +50,8 @@ class Protocol:
       out_dir: where stages, ``results.csv`` and ``results.md`` go.
       base_config: the preset + overrides every method starts from.
       methods / ratios / seeds: the grid.
-      split: the evaluation split (the paper reports ``val``).
+      split: the evaluation split (``test``; whatever is chosen on data — the probe's L2, the
+        fusion weights, the baselines' k and C — is chosen on ``val``).
       config_name: how the base config is named in ``results.md`` (e.g. ``demo``).
       eval_every: > 0 records a learning curve: every that many fine-tuning epochs, the
         location-only top-1 on the evaluation split, and the fused top-1 when the Img-only
@@ -64,7 +65,7 @@ class Protocol:
     methods: Sequence[Method]
     ratios: Sequence[float]
     seeds: Sequence[int]
-    split: str = "val"
+    split: str = "test"
     config_name: str = "custom"
     eval_every: int = 0
 
@@ -107,6 +108,19 @@ class _Data:
     @property
     def evaluation(self) -> Dict[str, np.ndarray]:
         return self._load(self.split)
+
+    @property
+    def validation(self) -> Dict[str, np.ndarray]:
+        """The split every data-driven choice is made on (never the evaluation split's job)."""
+        return self._load("val")
+
+    @property
+    def feature_stats(self):
+        """(mean, std) of image_features from the ingest (metadata.json); None if absent."""
+        from csp_tf.data.reader import read_metadata
+
+        meta = read_metadata(self.data_root)
+        return None if meta.feature_mean is None else (meta.feature_mean, meta.feature_std)
 
     def labeled(self, ratio: float) -> Dict[str, np.ndarray]:
         """The stratified label-ratio subset of train (nested across ratios, docs/architecture.md)."""
@@ -183,7 +197,7 @@ def _run_pretrain(p: Protocol, cfg: ExperimentConfig, method: Method, seed: int,
         stage_input = from_arrays(data.pretrain_pool(), pc.batch_size, sampler="shuffle",
                                   seed=seed, keys=("lon_lat", "image_features"))
     t0 = time.time()
-    result = pretrain(cfg, stage_input, out)
+    result = pretrain(cfg, stage_input, out, feature_stats=data.feature_stats)
     seconds = time.time() - t0
     if not result.completed:
         raise RuntimeError(f"pre-training in {out} did not complete")
@@ -247,7 +261,9 @@ def _run_finetune(p: Protocol, cfg: ExperimentConfig, method: Method, ratio: flo
     history_path = os.path.join(out, "history.json")
     history = open(history_path).read() if done and os.path.exists(history_path) else None
     t0 = time.time()
-    result = finetune(cfg, loc, img, out, base_model_dir=base_dir, on_epoch_end=callback)
+    result = finetune(cfg, loc, img, out, base_model_dir=base_dir, on_epoch_end=callback,
+                      feature_stats=data.feature_stats, image_arrays=image_rows,
+                      validation=data.validation)
     seconds = time.time() - t0
     if not result.completed:
         raise RuntimeError(f"fine-tuning in {out} did not complete")
@@ -293,6 +309,7 @@ def run_protocol(p: Protocol, echo: Echo = print) -> List[Dict[str, object]]:
     by_key = {res.cell_key(str(r["method"]), float(r["ratio"]), int(r["seed"])): r  # type: ignore[arg-type]
               for r in rows if str(r.get("split", p.split)) == p.split}
     data = _Data(p.data_root, p.split)
+    baselines: Dict[float, object] = {}
     echo(f"experiment: {len(p.methods)} methods × {len(p.ratios)} ratios × {len(p.seeds)} seeds "
          f"= {p.total_cells} cells -> {p.out_dir}")
     index, ran, t_run = 0, 0, 0.0
@@ -315,6 +332,13 @@ def run_protocol(p: Protocol, echo: Echo = print) -> List[Dict[str, object]]:
                     echo(f"{tag}: done earlier (top1 {float(old['top1']):.2f}), skipped")  # type: ignore[arg-type]
                     continue
                 t0 = time.time()
+                if method.baseline:
+                    row = _baseline_row(p, method, ratio, seed, data, baselines, digest)
+                    by_key[res.cell_key(method.name, ratio, seed)] = row
+                    _write_tables(p, list(by_key.values()))
+                    ran += 1
+                    echo(f"{tag}: {row['score']} top1 {row['top1']:.2f} | {time.time() - t0:.0f} s")
+                    continue
                 base_dir = None
                 if method.pretrains:
                     if np.isnan(pre_seconds):
@@ -353,6 +377,29 @@ def run_protocol(p: Protocol, echo: Echo = print) -> List[Dict[str, object]]:
     echo(f"experiment: {ran} cell(s) run, {p.total_cells - ran} reused; wrote {p.results_csv} "
          f"and {p.results_md}")
     return rows
+
+
+def _baseline_row(p: Protocol, method: Method, ratio: float, seed: int, data: _Data,
+                  cache: Dict[float, object], digest: str) -> Dict[str, object]:
+    """Fits (once per ratio: they are deterministic) and scores the scikit-learn baselines."""
+    from csp_tf.data.reader import read_metadata
+    from csp_tf.evaluate import ranking_metrics
+    from csp_tf.experiments.baselines import BaselineSuite, located_labeled
+
+    if ratio not in cache:
+        t0 = time.time()
+        stats = data.feature_stats
+        suite = BaselineSuite(read_metadata(p.data_root).num_classes,
+                              *(stats if stats is not None else (None, None)))
+        suite.fit(located_labeled(data.labeled(ratio)), located_labeled(data.validation))
+        ev = located_labeled(data.evaluation)
+        cache[ratio] = (suite, ev, suite.scores(ev), time.time() - t0)
+    suite, ev, scores, seconds = cache[ratio]  # type: ignore[misc]
+    metrics = {method.baseline: ranking_metrics(scores[method.name], ev["label"])}
+    return res.metrics_row(
+        method, ratio, seed, p.split, metrics, train_rows=len(data.labeled(ratio)["label"]),
+        pretrain_s=float("nan"), finetune_s=seconds, eval_s=0.0, config_hash=digest,
+        finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
 
 def _release(model) -> None:

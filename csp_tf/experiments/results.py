@@ -38,18 +38,19 @@ def cell_key(method: str, ratio: float, seed: int) -> Key:
 
 def metrics_row(method: Method, ratio: float, seed: int, split: str,
                 metrics: Mapping[str, Mapping[str, float]], **extra) -> Dict[str, object]:
-    """A results.csv row from ``evaluate_model``'s output."""
-    headline = metrics["image"] if method.image_only else metrics["fused"]
+    """A results.csv row from ``evaluate_model``'s output (a baseline: only its own part)."""
+    headline = metrics[method.score]
     row: Dict[str, object] = {
         "method": method.name, "label": method.label, "encoder": method.encoder_label,
         "pretrain_loss": method.pretrain_loss, "ratio": float(ratio), "seed": int(seed),
-        "split": split, "score": "image" if method.image_only else "fused",
+        "split": split, "score": method.score,
         "top1": headline["top1"], "top3": headline["top3"], "top5": headline["top5"],
         "mrr": headline["mrr"], "count": int(headline["count"])}
     for part in ("fused", "location", "image"):
         for m in ("top1", "top3", "mrr"):
             # Img. Only trains no location model: its location columns would be a random init.
-            value = metrics[part][m] if not (method.image_only and part != "image") else math.nan
+            missing = (method.image_only and part != "image") or part not in metrics
+            value = math.nan if missing else metrics[part][m]
             row[f"{part}_{m}"] = value
     row.update(extra)
     return row
@@ -158,7 +159,8 @@ def render_markdown(rows: Sequence[Mapping[str, object]], methods: Sequence[Meth
         f"* config: {preset}; seeds {', '.join(map(str, seeds))}; "
         f"cells finished: {done} / {total_cells}",
         "* score: fused P(y|img)·P(y|loc) (SPEC §9); Img. Only: P(y|img) alone, the linear image "
-        "classifier trained on the same labels ('fewshot')",
+        "classifier trained on the same labels ('fewshot'); *italic* rows are scikit-learn "
+        "baselines on the same labels (location-only ones report P(y|loc))",
         "* mean ± sample std over seeds (the label subset is fixed; the seed changes the "
         "initialisation, dropout, negatives and batch order); best mean per column in bold; "
         "`(n=k)` marks a cell with fewer seeds than asked",
@@ -167,8 +169,9 @@ def render_markdown(rows: Sequence[Mapping[str, object]], methods: Sequence[Meth
         "## Top-3 accuracy (%)", "", markdown_table(rows, "top3", methods, ratios, len(seeds)), "",
         "## MRR", "", markdown_table(rows, "mrr", methods, ratios, len(seeds), digits=3), "",
         "## Location only: top-1 of P(y|loc) (%)", "",
-        markdown_table(rows, "location_top1", [m for m in methods if not m.image_only], ratios,
-                       len(seeds)),
+        markdown_table(rows, "location_top1",
+                       [m for m in methods if not m.image_only and m.baseline in ("", "location")],
+                       ratios, len(seeds)),
         "",
     ]
     return "\n".join(parts)

@@ -1,15 +1,23 @@
 """The CSP model: location encoder + heads, used by both stages and exported for serving.
 
-* ``class_head``: Linear(D → C, no bias) → per-class sigmoid P(y|loc) (SPEC §3.2).
+* ``class_head``: Linear(D → C) → P(y|loc): per-class sigmoid, no bias (``location_head=
+  "sigmoid"``, SPEC §3.2, the reference) or softmax with a bias that carries the class prior
+  (``"softmax"``, the natural-data default).
 * ``img_dec``: Linear(F → D, bias) on raw image features, for the contrastive losses (§3.3, §4).
 * ``loc_dec``: Linear(D → F, bias), for the l2regress (MSE) baseline (§3.3).
 * ``image_classifier``: Linear(F → C) softmax P(y|img). The reference loads stored image
   predictions; csp-tf trains this linear probe on the frozen features so the exported model
   answers P(y|img, loc) ∝ P(y|img)·P(y|loc) on its own (SPEC §9).
+* feature standardisation: ``(f − mean) / std`` with the ingest's statistics, held as weights so
+  every consumer of image features (probe, img_dec, loc_dec target, the SavedModel) sees the
+  same inputs (``standardize_features``).
+* fusion: ``product`` (SPEC §9) or ``calibrated``: softmax(α·log P(y|img) + β·log P(y|loc) −
+  γ·log P(y)), (α, β, γ) and log P(y) held as weights set by ``csp_tf.calibration``.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Dict, Optional
 
 import keras
@@ -34,6 +42,25 @@ def fuse(image_probs: tf.Tensor, location_probs: tf.Tensor, lon_lat: tf.Tensor) 
     return image_probs * tf.where(missing, tf.ones_like(location_probs), location_probs)
 
 
+_LOG_FLOOR = 1e-12  # keeps log P finite where a probability underflows to 0
+
+
+def fuse_calibrated(image_probs: tf.Tensor, location_probs: tf.Tensor, lon_lat: tf.Tensor,
+                    weights: tf.Tensor, log_prior: tf.Tensor) -> tf.Tensor:
+    """softmax(α·log P_img + β·log P_loc − γ·log P(y)); P_img alone where location is NaN.
+
+    With a softmax location head and α = β = γ = 1 this is Bayes' rule for two conditionally
+    independent views, P(y|i,x) ∝ P(y|i)P(y|x)/P(y); α, β act as inverse temperatures.
+    """
+    log_img = tf.math.log(tf.maximum(image_probs, _LOG_FLOOR))
+    log_loc = tf.math.log(tf.maximum(location_probs, _LOG_FLOOR))
+    w = tf.cast(weights, tf.float32)
+    score = w[0] * log_img + w[1] * log_loc - w[2] * log_prior[None, :]
+    fused = tf.nn.softmax(score, axis=-1)
+    missing = missing_location_mask(lon_lat)[:, None]
+    return tf.where(missing, image_probs, fused)
+
+
 @keras.saving.register_keras_serializable(package="csp_tf")
 class CSPModel(keras.Model):
     """Location encoder, class head, image projection/decoder and image classifier.
@@ -43,8 +70,15 @@ class CSPModel(keras.Model):
     """
 
     def __init__(self, location_encoder: Dict[str, Any], num_classes: int, feature_dim: int,
-                 pretrain_loss: str = "contsoftmax", seed: int = 0, **kwargs):
+                 pretrain_loss: str = "contsoftmax", seed: int = 0, location_head: str = "sigmoid",
+                 standardize_features: bool = False, fusion: str = "product", **kwargs):
         super().__init__(**kwargs)
+        if location_head not in ("sigmoid", "softmax"):
+            raise ValueError(f"location_head={location_head!r} is not 'sigmoid' or 'softmax'")
+        if fusion not in ("product", "calibrated"):
+            raise ValueError(f"fusion={fusion!r} is not 'product' or 'calibrated'")
+        self.location_head, self.fusion = location_head, fusion
+        self.standardize_features = bool(standardize_features)
         self.location_encoder_config = (location_encoder if isinstance(location_encoder, dict)
                                         else _asdict(location_encoder))
         self.num_classes, self.feature_dim = int(num_classes), int(feature_dim)
@@ -53,14 +87,24 @@ class CSPModel(keras.Model):
         self.location_encoder = build_location_encoder(le_cfg, seed=self.seed)
         d = self.location_encoder.embedding_dim
         self.embedding_dim = d
-        self.class_head = torch_linear(self.num_classes, d, use_bias=False, seed=self.seed + 1000,
-                                       name="class_head")
+        self.class_head = torch_linear(self.num_classes, d, use_bias=location_head == "softmax",
+                                       seed=self.seed + 1000, name="class_head")
         self.img_dec = (torch_linear(d, self.feature_dim, seed=self.seed + 2000, name="img_dec")
                         if pretrain_loss in CONTRASTIVE_LOSSES else None)
         self.loc_dec = (torch_linear(self.feature_dim, d, seed=self.seed + 3000, name="loc_dec")
                         if pretrain_loss == "l2regress" else None)
         self.image_classifier = torch_linear(self.num_classes, self.feature_dim,
                                              seed=self.seed + 4000, name="image_classifier")
+        # Statistics and fusion parameters are set from data, never trained by gradients.
+        f, c = self.feature_dim, self.num_classes
+        self.feature_mean = self.add_weight(shape=(f,), initializer="zeros", trainable=False,
+                                            name="feature_mean")
+        self.feature_std = self.add_weight(shape=(f,), initializer="ones", trainable=False,
+                                           name="feature_std")
+        self.fusion_weights = self.add_weight(shape=(3,), trainable=False, name="fusion_weights",
+                                              initializer=keras.initializers.Constant([1.0, 1.0, 0.0]))
+        self.log_prior = self.add_weight(shape=(c,), trainable=False, name="log_prior",
+                                         initializer=keras.initializers.Constant(-math.log(c)))
         self._build_all()
 
     def _build_all(self) -> None:
@@ -85,16 +129,37 @@ class CSPModel(keras.Model):
         return self.class_head(self.location_embedding(lon_lat, training, seed))
 
     def location_probs(self, lon_lat, training: bool = False, seed=None):
-        return tf.sigmoid(tf.cast(self.location_logits(lon_lat, training, seed), tf.float32))
+        logits = tf.cast(self.location_logits(lon_lat, training, seed), tf.float32)
+        if self.location_head == "softmax":
+            return tf.nn.softmax(logits, axis=-1)
+        return tf.sigmoid(logits)
+
+    def prepare_features(self, image_features):
+        """Raw features → what every image-side layer consumes (standardised if configured)."""
+        f = tf.cast(image_features, tf.float32)
+        if self.standardize_features:
+            f = (f - self.feature_mean) / self.feature_std
+        return f
+
+    def set_feature_stats(self, mean, std) -> None:
+        """Stores the ingest's per-dimension mean/std (std floored at 1e-6)."""
+        import numpy as np
+        mean = np.asarray(mean, np.float32).reshape(-1)
+        std = np.maximum(np.asarray(std, np.float32).reshape(-1), 1e-6)
+        if mean.shape != (self.feature_dim,) or std.shape != (self.feature_dim,):
+            raise ValueError(f"feature statistics have width {mean.shape[0]}/{std.shape[0]}, "
+                             f"the model's feature_dim is {self.feature_dim}")
+        self.feature_mean.assign(mean)
+        self.feature_std.assign(std)
 
     def image_logits(self, image_features):
-        return self.image_classifier(tf.cast(image_features, tf.float32))
+        return self.image_classifier(self.prepare_features(image_features))
 
     def image_probs(self, image_features):
         return tf.nn.softmax(tf.cast(self.image_logits(image_features), tf.float32), axis=-1)
 
     def image_embedding(self, image_features):
-        return self.img_dec(tf.cast(image_features, tf.float32))
+        return self.img_dec(self.prepare_features(image_features))
 
     def predict_all(self, lon_lat, image_features) -> Dict[str, tf.Tensor]:
         """Evaluation-mode outputs: fused, image-only and location-only class scores."""
@@ -102,7 +167,11 @@ class CSPModel(keras.Model):
         safe = tf.where(tf.math.is_nan(lon_lat), tf.zeros_like(lon_lat), lon_lat)
         loc = self.location_probs(safe)
         img = self.image_probs(image_features)
-        return {"probabilities": fuse(img, loc, lon_lat), "image_probabilities": img,
+        if self.fusion == "calibrated":
+            fused = fuse_calibrated(img, loc, lon_lat, self.fusion_weights, self.log_prior)
+        else:
+            fused = fuse(img, loc, lon_lat)
+        return {"probabilities": fused, "image_probabilities": img,
                 "location_probabilities": loc}
 
     def call(self, inputs, training=False):
@@ -111,7 +180,9 @@ class CSPModel(keras.Model):
     def get_config(self) -> Dict[str, Any]:
         return {"location_encoder": self.location_encoder_config, "num_classes": self.num_classes,
                 "feature_dim": self.feature_dim, "pretrain_loss": self.pretrain_loss,
-                "seed": self.seed, "name": self.name}
+                "seed": self.seed, "location_head": self.location_head,
+                "standardize_features": self.standardize_features, "fusion": self.fusion,
+                "name": self.name}
 
 
 def _asdict(cfg) -> Dict[str, Any]:
@@ -125,4 +196,7 @@ def build_csp_model(config, num_classes: Optional[int] = None,
     return CSPModel(_asdict(config.location_encoder),
                     num_classes=num_classes or config.data.num_classes,
                     feature_dim=feature_dim or config.data.feature_dim,
-                    pretrain_loss=config.pretrain.loss, seed=config.runtime.seed, name="csp")
+                    pretrain_loss=config.pretrain.loss, seed=config.runtime.seed,
+                    location_head="softmax" if config.finetune.location_loss == "softmax" else "sigmoid",
+                    standardize_features=config.data.standardize_features,
+                    fusion=config.finetune.fusion, name="csp")

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
+
+import numpy as np
 
 import keras
 import tensorflow as tf
@@ -30,6 +33,8 @@ from csp_tf.train.steps import (TrainStep, finetune_variables, make_finetune_los
                                 make_image_classifier_loss, make_pretrain_loss, pretrain_variables)
 
 log = logging.getLogger("csp_tf")
+Arrays = Dict[str, np.ndarray]
+FeatureStats = Tuple[np.ndarray, np.ndarray]  # per-dimension (mean, std) of image_features
 
 CONFIG_FILE, KERAS_FILE, HISTORY_FILE = "config.yaml", "model.keras", "history.json"
 _SALT_PRETRAIN, _SALT_FINETUNE, _SALT_IMAGE = 1, 2, 3
@@ -58,7 +63,8 @@ def _set_lr(optimizer, lr: float) -> float:
 class _Session:
     """Runtime setup common to both stages: seeds, precision, strategy, model, optimizer."""
 
-    def __init__(self, config: ExperimentConfig, output_dir: str, lr: float):
+    def __init__(self, config: ExperimentConfig, output_dir: str, lr: float,
+                 feature_stats: Optional[FeatureStats] = None):
         self.config = config.validate()
         if not config.data.num_classes or not config.data.feature_dim:
             raise ConfigError("data.num_classes and data.feature_dim must be set (read them from "
@@ -74,6 +80,13 @@ class _Session:
         self.chief = runtime.is_chief()
         with self.strategy.scope():
             self.model = build_csp_model(config)
+            if config.data.standardize_features:
+                if feature_stats is None:
+                    log.warning("data.standardize_features is on but no feature statistics were "
+                                "given (data root without feature_stats?): features pass "
+                                "unstandardised; re-ingest or set it to false")
+                else:
+                    self.model.set_feature_stats(*feature_stats)
             self.optimizer = make_optimizer(lr, self.policy)
             # Built over every location-side variable so its state carries across stages
             # (one Adam for both stages in the reference, SPEC §7.2).
@@ -104,10 +117,12 @@ class _Session:
 
 
 def pretrain(config: ExperimentConfig, stage_input: StageInput, output_dir: str, *,
-             max_steps: Optional[int] = None) -> StageResult:
-    """Self-supervised pre-training with ``config.pretrain.loss``; resumes from ``output_dir``."""
+             max_steps: Optional[int] = None,
+             feature_stats: Optional[FeatureStats] = None) -> StageResult:
+    """Self-supervised pre-training with ``config.pretrain.loss``; resumes from ``output_dir``.
+    ``feature_stats``: (mean, std) of the image features (the data root's metadata)."""
     pc = config.pretrain
-    s = _Session(config, output_dir, pc.lr)
+    s = _Session(config, output_dir, pc.lr, feature_stats)
     stage_input.check_feature_dim(config.data.feature_dim, "pretrain")
     state = LoopState()
     ckpt = tf.train.Checkpoint(model=s.model, optimizer=s.optimizer, pretrain_state=_state_obj(state))
@@ -134,22 +149,30 @@ def finetune(config: ExperimentConfig, stage_input: StageInput, image_input: Sta
              output_dir: str, *, base_model_dir: Optional[str] = None,
              max_steps: Optional[int] = None,
              on_epoch_end: Optional[Callable[[CSPModel, int], Dict[str, float]]] = None,
+             feature_stats: Optional[FeatureStats] = None,
+             image_arrays: Optional[Arrays] = None, validation: Optional[Arrays] = None,
              ) -> StageResult:
-    """Fine-tunes the location encoder + class head on labels, then fits the image classifier.
+    """Fine-tunes the location encoder + class head on labels, then fits the image classifier
+    and (``finetune.fusion='calibrated'``) the fusion weights.
 
     ``base_model_dir``: a pre-training output dir. Its weights (and, with
     ``finetune.carry_optimizer_state``, its Adam state, the reference's [QUIRK]) are loaded;
     nothing is frozen and ``class_head`` starts from its initial value (SPEC §7.5). Without it
     the location encoder trains from scratch (the Sup-only baseline).
+    ``image_arrays``: the image probe's labeled rows as arrays, for the ``fullbatch`` solver
+    (without them it falls back to ``minibatch`` epochs over ``image_input``).
+    ``validation``: labeled val rows: choose the probe's L2 weight and the fusion on them.
     """
     fc = config.finetune
-    s = _Session(config, output_dir, fc.lr)
+    s = _Session(config, output_dir, fc.lr, feature_stats)
     for inp in (stage_input, image_input):
         inp.check_feature_dim(config.data.feature_dim, "finetune")
     state, image_state = LoopState(), LoopState()
+    post_fit_done = tf.Variable(0, dtype=tf.int64, trainable=False)
     image_opt = make_optimizer(fc.image_classifier_lr, s.policy)
     ckpt = tf.train.Checkpoint(model=s.model, optimizer=s.optimizer, image_optimizer=image_opt,
-                               finetune_state=_state_obj(state), image_state=_state_obj(image_state))
+                               finetune_state=_state_obj(state), image_state=_state_obj(image_state),
+                               post_fit_done=post_fit_done)
     manager = tf.train.CheckpointManager(ckpt, s.checkpoint_dir(), max_to_keep=2)
     if not _restore(manager, "finetune") and base_model_dir:
         load_base_model(s.model, s.optimizer if fc.carry_optimizer_state else None,
@@ -161,13 +184,14 @@ def finetune(config: ExperimentConfig, stage_input: StageInput, image_input: Sta
                   checkpoint_every_steps=config.runtime.checkpoint_every_steps,
                   log_every_steps=config.runtime.log_every_steps,
                   progress=config.runtime.progress and s.chief)
-    # lr = lr · lr_decay^epoch at the start of each fine-tuning epoch (SPEC §7.5).
+    epochs = finetune_epochs(fc, stage_input.steps_per_epoch)
     result = run_epochs(stage="finetune", train_step=step, stage_input=stage_input,
-                        epochs=fc.epochs, state=state, manager=manager,
-                        set_lr=lambda e: _set_lr(s.optimizer, fc.lr * fc.lr_decay ** e),
+                        epochs=epochs, state=state, manager=manager,
+                        set_lr=lambda e: _set_lr(s.optimizer, finetune_lr(fc, e, epochs)),
                         max_steps=max_steps, on_epoch_end=callback, **common)
     history = list(result.history)
-    if result.completed:
+    fullbatch = fc.image_classifier_solver == "fullbatch" and image_arrays is not None
+    if result.completed and not fullbatch:
         image_step = TrainStep(make_image_classifier_loss(s.model), image_opt,
                                s.model.image_classifier.trainable_variables, s.strategy,
                                config.runtime.seed, _SALT_IMAGE, s.jit)
@@ -179,10 +203,67 @@ def finetune(config: ExperimentConfig, stage_input: StageInput, image_input: Sta
         history += [dict(h, stage="image_classifier") for h in img.history]
         result = LoopResult(history, img.completed, result.steps_run + img.steps_run,
                             result.seconds + img.seconds)
+    if result.completed and not int(post_fit_done.numpy()):
+        history += _post_fit(s, fc, image_arrays if fullbatch else None, validation)
+        post_fit_done.assign(1)
+        if s.chief:
+            manager.save(checkpoint_number=int(state.global_step.numpy()) + 1)
     history = _merge_history(output_dir, LoopResult(history, result.completed, 0, 0))
     if result.completed:
         s.save_artifacts(history)
     return StageResult(s.model, output_dir, history, result.completed)
+
+
+def finetune_epochs(fc, steps_per_epoch: int) -> int:
+    """``finetune.epochs``, raised so the stage runs at least ``finetune.min_steps`` steps."""
+    if fc.epochs == 0 or fc.min_steps <= 0:
+        return fc.epochs
+    return max(fc.epochs, -(-fc.min_steps // max(steps_per_epoch, 1)))
+
+
+def finetune_lr(fc, epoch: int, epochs: int) -> float:
+    """``exp``: lr · lr_decay^epoch (SPEC §7.5); ``cosine``: cosine decay to 0 over ``epochs``."""
+    if fc.lr_schedule == "cosine":
+        return fc.lr * 0.5 * (1.0 + math.cos(math.pi * epoch / max(epochs, 1)))
+    return fc.lr * fc.lr_decay ** epoch
+
+
+def _post_fit(s: "_Session", fc, image_arrays: Optional[Arrays],
+              validation: Optional[Arrays]) -> List[Dict[str, float]]:
+    """Fits what is chosen on val after the location model: the full-batch image probe and the
+    calibrated fusion. Returns history entries describing the choices."""
+    from csp_tf.calibration import calibrate_fusion
+    from csp_tf.configs import parse_float_list
+    from csp_tf.train.linear_probe import fit_linear_probe
+
+    out: List[Dict[str, float]] = []
+    val = _labeled(validation) if validation is not None else None
+    if image_arrays is not None:
+        rows = _labeled(image_arrays)
+        grid = ([fc.image_classifier_l2] if val is None
+                else parse_float_list("finetune.image_classifier_l2_grid", fc.image_classifier_l2_grid))
+        fit = fit_linear_probe(
+            s.model, rows["image_features"], rows["label"], l2_grid=grid,
+            steps=fc.image_classifier_steps, seed=s.config.runtime.seed,
+            val_features=None if val is None else val["image_features"],
+            val_labels=None if val is None else val["label"])
+        out.append({"stage": "image_probe", "l2": fit.l2, "val_top1": fit.val_top1})
+    if fc.fusion == "calibrated" and fc.epochs > 0:
+        if val is None:
+            log.warning("finetune.fusion='calibrated' but no validation rows were given: the "
+                        "fusion keeps α = β = 1, γ = 0 (the plain product)")
+        else:
+            prior_rows = image_arrays if image_arrays is not None else val
+            choice = calibrate_fusion(s.model, val, _labeled(prior_rows)["label"])
+            out.append(dict({k: v for k, v in choice.items() if isinstance(v, (int, float))},
+                            stage="fusion"))
+    return out
+
+
+def _labeled(arrays: Arrays) -> Arrays:
+    keep = np.asarray(arrays["label"]) >= 0
+    return {k: np.asarray(v)[keep] for k, v in arrays.items()
+            if k in ("lon_lat", "image_features", "label")}
 
 
 def load_base_model(model: CSPModel, optimizer, base_model_dir: str,

@@ -57,7 +57,7 @@ def make_pretrain_loss(model: CSPModel, cfg: PretrainConfig) -> LossFn:
         x, f = batch["lon_lat"], batch["image_features"]
         e = model.location_embedding(x, training=True, seed=fold_seed(seed, _PASS_REAL))
         if loss_name == "l2regress":
-            return losses.l2regress_loss(model.loc_dec(e), f)
+            return losses.l2regress_loss(model.loc_dec(e), model.prepare_features(f))
         v = model.image_embedding(f)
         r = e_pos = None
         if use_rand:
@@ -82,7 +82,15 @@ def make_pretrain_loss(model: CSPModel, cfg: PretrainConfig) -> LossFn:
 
 
 def make_finetune_loss(model: CSPModel, cfg: FinetuneConfig) -> LossFn:
-    """The "full loss" with one forward pass on [x; x̃] (SPEC §7.5)."""
+    """``presence``: the "full loss" with one forward pass on [x; x̃] (SPEC §7.5);
+    ``softmax``: cross-entropy of softmax(W e(x) + b), no random background locations."""
+    if cfg.location_loss == "softmax":
+        def softmax_loss_fn(batch: Batch, seed: tf.Tensor):
+            logits = model.location_logits(tf.cast(batch["lon_lat"], tf.float32), training=True,
+                                           seed=fold_seed(seed, _PASS_REAL))
+            return losses.softmax_location_loss(logits, batch["label"])
+
+        return softmax_loss_fn
 
     def loss_fn(batch: Batch, seed: tf.Tensor):
         x, y = batch["lon_lat"], batch["label"]

@@ -23,7 +23,7 @@ def test_results_csv_has_one_row_per_cell(experiment_run):
     assert [(r["method"], float(r["ratio"]), int(r["seed"])) for r in rows] == [
         ("sup_grid", 0.5, 0), ("csp", 0.5, 0)]
     for r in rows:
-        assert r["score"] == "fused" and r["split"] == "val"
+        assert r["score"] == "fused" and r["split"] == "test"
         for col in ("top1", "top3", "mrr", "fused_top1", "location_top1", "image_top1"):
             assert r[col] != ""
         assert 0.0 <= float(r["top1"]) <= float(r["top3"]) <= 100.0

@@ -1,0 +1,153 @@
+"""Simple baselines every results table carries beside the paper's methods, fitted on the same
+label subsets and splits (hyperparameters chosen on ``val``, scores on the evaluation split).
+
+| key | what | score |
+|---|---|---|
+| ``knn_sphere`` | k-nearest neighbours on the unit sphere (k, weights chosen on val) | location |
+| ``lr_sincos`` | multinomial logistic regression on multi-scale sin/cos of lon/lat | location |
+| ``lr_image`` | multinomial logistic regression on standardised image features | image |
+| ``lr_image_x_knn`` | P_lr_image · P_knn | fused |
+| ``lr_image_x_lr_sincos`` | P_lr_image · P_lr_sincos | fused |
+
+They are deterministic given the labeled subset (scikit-learn, lbfgs), so every seed of a ratio
+gets the same numbers. No TensorFlow here.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+log = logging.getLogger("csp_tf")
+Arrays = Mapping[str, np.ndarray]
+
+KNN_KS = (1, 3, 5, 10, 20, 50)
+LR_CS = (0.1, 1.0, 10.0)
+SINCOS_SCALES = 16
+SINCOS_MIN_DEG = 1.0  # finest wavelength of the sin/cos features, degrees
+
+
+@dataclass(frozen=True)
+class Baseline:
+    name: str
+    label: str
+    score: str  # location | image | fused
+
+
+BASELINES: Dict[str, Baseline] = {b.name: b for b in (
+    Baseline("knn_sphere", "kNN on the sphere (location)", "location"),
+    Baseline("lr_sincos", "LR on multi-scale sin/cos (location)", "location"),
+    Baseline("lr_image", "LR on standardised image features", "image"),
+    Baseline("lr_image_x_knn", "LR(image) × kNN", "fused"),
+    Baseline("lr_image_x_lr_sincos", "LR(image) × LR(sin/cos)", "fused"),
+)}
+DEFAULT_BASELINES = tuple(BASELINES)
+
+
+def unit_sphere(lon_lat: np.ndarray) -> np.ndarray:
+    """(N, 2) degrees → (N, 3) points on the unit sphere (chord distance is monotone in the
+    great-circle distance, so Euclidean kNN there is kNN on the globe)."""
+    lon, lat = np.radians(lon_lat[:, 0].astype(np.float64)), np.radians(lon_lat[:, 1].astype(np.float64))
+    return np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=1)
+
+
+def multiscale_sincos(lon_lat: np.ndarray, scales: int = SINCOS_SCALES,
+                      min_deg: float = SINCOS_MIN_DEG, max_deg: float = 360.0) -> np.ndarray:
+    """sin/cos of lon and lat at ``scales`` geometric wavelengths in [min_deg, max_deg]."""
+    ll = lon_lat.astype(np.float64)
+    lams = min_deg * (max_deg / min_deg) ** (np.arange(scales) / max(scales - 1, 1))
+    angles = ll[:, :, None] * (2 * np.pi / lams)[None, None, :]  # (N, 2, S)
+    return np.concatenate([np.sin(angles), np.cos(angles)], axis=1).reshape(len(ll), -1)
+
+
+def _full_proba(model, x: np.ndarray, num_classes: int) -> np.ndarray:
+    """predict_proba with a column for every class (classes absent from training get 0)."""
+    p = model.predict_proba(x)
+    out = np.zeros((len(x), num_classes), np.float64)
+    out[:, model.classes_] = p
+    return out
+
+
+def _top1(probs: np.ndarray, labels: np.ndarray) -> float:
+    true = probs[np.arange(len(labels)), labels]
+    return float(100.0 * np.mean(np.sum(probs >= true[:, None], axis=1) == 1))
+
+
+def _select(fit: Callable[[object], object], grid: Sequence[object], predict: Callable,
+            val_labels: np.ndarray) -> Tuple[object, object, float]:
+    best = None
+    for h in grid:
+        model = fit(h)
+        acc = _top1(predict(model), val_labels)
+        if best is None or acc > best[2]:
+            best = (h, model, acc)
+    return best  # type: ignore[return-value]
+
+
+class BaselineSuite:
+    """Fits the baselines for one labeled subset; ``scores(arrays)`` → probabilities per key."""
+
+    def __init__(self, num_classes: int, feature_mean: Optional[np.ndarray] = None,
+                 feature_std: Optional[np.ndarray] = None):
+        self.num_classes = num_classes
+        self.feature_mean, self.feature_std = feature_mean, feature_std
+        self.chosen: Dict[str, object] = {}
+        self.seconds: Dict[str, float] = {}
+
+    def _image_x(self, feats: np.ndarray) -> np.ndarray:
+        f = feats.astype(np.float64)
+        if self.feature_mean is None:
+            return f
+        return (f - self.feature_mean) / np.maximum(self.feature_std, 1e-6)
+
+    def fit(self, train: Arrays, val: Arrays) -> "BaselineSuite":
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.neighbors import KNeighborsClassifier
+
+        c = self.num_classes
+        y, yv = np.asarray(train["label"]), np.asarray(val["label"])
+        t0 = time.time()
+        xs, xsv = unit_sphere(train["lon_lat"]), unit_sphere(val["lon_lat"])
+        grid = [(k, w) for k in KNN_KS if k <= len(y) for w in ("uniform", "distance")]
+        h, self.knn, acc = _select(
+            lambda hw: KNeighborsClassifier(hw[0], weights=hw[1]).fit(xs, y), grid,
+            lambda m: _full_proba(m, xsv, c), yv)
+        self.chosen["knn_sphere"] = {"k": h[0], "weights": h[1], "val_top1": acc}
+        self.seconds["knn_sphere"] = time.time() - t0
+
+        def lr(cval):
+            return LogisticRegression(C=cval, max_iter=300, tol=1e-4)
+
+        t0 = time.time()
+        xf, xfv = multiscale_sincos(train["lon_lat"]), multiscale_sincos(val["lon_lat"])
+        h, self.lr_loc, acc = _select(lambda cv: lr(cv).fit(xf, y), LR_CS,
+                                      lambda m: _full_proba(m, xfv, c), yv)
+        self.chosen["lr_sincos"] = {"C": h, "val_top1": acc}
+        self.seconds["lr_sincos"] = time.time() - t0
+        t0 = time.time()
+        xi, xiv = self._image_x(train["image_features"]), self._image_x(val["image_features"])
+        h, self.lr_img, acc = _select(lambda cv: lr(cv).fit(xi, y), LR_CS,
+                                      lambda m: _full_proba(m, xiv, c), yv)
+        self.chosen["lr_image"] = {"C": h, "val_top1": acc}
+        self.seconds["lr_image"] = time.time() - t0
+        log.info("baselines chosen on val: %s", self.chosen)
+        return self
+
+    def scores(self, arrays: Arrays) -> Dict[str, np.ndarray]:
+        c = self.num_classes
+        p_knn = _full_proba(self.knn, unit_sphere(arrays["lon_lat"]), c)
+        p_loc = _full_proba(self.lr_loc, multiscale_sincos(arrays["lon_lat"]), c)
+        p_img = _full_proba(self.lr_img, self._image_x(arrays["image_features"]), c)
+        return {"knn_sphere": p_knn, "lr_sincos": p_loc, "lr_image": p_img,
+                "lr_image_x_knn": p_img * p_knn, "lr_image_x_lr_sincos": p_img * p_loc}
+
+
+def located_labeled(arrays: Arrays) -> Dict[str, np.ndarray]:
+    """Rows with a label and both coordinates (what the baselines can score)."""
+    labels = np.asarray(arrays["label"])
+    keep = (labels >= 0) & ~np.isnan(np.asarray(arrays["lon_lat"], np.float64)).any(axis=1)
+    return {k: np.asarray(arrays[k])[keep] for k in ("lon_lat", "image_features", "label")}
