@@ -35,9 +35,12 @@ root DIR/data (metadata.json, summary.json, pretrain/ train/ val/ test/ shards, 
 
 INGEST_EPILOG = """\
 manifest columns: id, lon, lat (degrees), optional label (class name; empty = unlabeled),
-optional date, user, and one of: features (JSON list or space-separated floats),
-features_path (.npy file), image_path (image file; needs --backbone). Relative paths are
-relative to the manifest. Bad rows go to OUT/dead_letter/rejected-*.jsonl with their reason.
+optional split (train/val/test/pretrain: replaces the hash split) and subset (train rows: the
+smallest label ratio in (0, 1] whose subset holds the row), optional date, user, and one of:
+features (JSON list or space-separated floats), features_path (.npy file), image_path (image
+file; needs --backbone). Relative paths are relative to the manifest. Bad rows go to
+OUT/dead_letter/rejected-*.jsonl with their reason; a damaged file stops the ingest, naming it.
+OUT is replaced only once the new data root is complete (a failed run leaves it as it was).
 
 examples:
   csp-tf ingest --manifest data/obs.csv --out data/root --feature-dim 2048 --labels data/labels.txt
@@ -59,7 +62,7 @@ def add_generate_parser(subparsers) -> argparse.ArgumentParser:
 
     p = subparsers.add_parser(
         "generate", help="write a generated world (manifest + true ranges), optionally ingested",
-        description="Generate a world of look-alike species with disjoint ranges on land, a long "
+        description="Generate a world of look-alike species with mostly disjoint ranges on land, a long "
                     "tail and observer bias: a realistic stand-in for iNat to run csp-tf end to end.",
         epilog=GENERATE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, metavar="DIR", help="directory to write the world into")
@@ -72,6 +75,9 @@ def add_generate_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--feature-dim", type=int, default=64, help="image-feature width F (default 64)")
     p.add_argument("--num-species", type=int, help="override the size's number of species")
     p.add_argument("--num-groups", type=int, help="override the number of look-alike groups")
+    p.add_argument("--range-overlap", type=float, default=0.3,
+                   help="probability that a look-alike shares its range with another (default 0.3; "
+                        "0 = all look-alikes far apart, the pre-0.3 world)")
     p.add_argument("--num-unlabeled", type=int, help="override the unlabeled pool size")
     p.add_argument("--num-labeled", type=int, help="override the labeled set size")
     p.add_argument("--inject-bad-rows", action="store_true",
@@ -119,7 +125,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-shards", type=int, default=4, help="TFRecord shards per split (default 4)")
     p.add_argument("--in-process", action="store_true",
                    help="run the DirectRunner in this process (fast start for small inputs)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing data root")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing data root (swapped in only after a successful run)")
     p.add_argument("beam_args", nargs=argparse.REMAINDER,
                    help="after --: Beam pipeline options, e.g. -- --runner=DataflowRunner ...")
 
@@ -142,7 +149,7 @@ def _generate(args: argparse.Namespace) -> None:
         args.out, args.size, num_species=args.num_species, num_groups=args.num_groups,
         feature_dim=args.feature_dim, num_unlabeled=args.num_unlabeled,
         num_labeled=args.num_labeled, seed=args.seed, manifest_format=args.manifest_format,
-        inject_bad_rows=args.inject_bad_rows)
+        inject_bad_rows=args.inject_bad_rows, range_overlap=args.range_overlap)
     print(f"world: {len(world['class_names'])} species, {world['rows']} rows"
           + (f" + {sum(world['bad_rows'].values())} bad" if world["bad_rows"] else "")
           + f" -> {world['manifest']}")
