@@ -100,3 +100,21 @@ def test_classify_needs_features(capsys, server):
     code, _, err = _run(capsys, "query", "classify", "--address", server.address,
                         "--lon", "1", "--lat", "2")
     assert code == 2 and "image features" in json.loads(err)["error"]
+
+
+def test_query_labels_uses_the_classify_rpc(capsys, server, tmp_path):
+    path = tmp_path / "points.csv"
+    rows = ["lon,lat," + ",".join(f"f{i}" for i in range(8))]
+    rows += [f"{lon},{lat}," + ",".join(["0.5"] * 8) for lon, lat in
+             ((2.35, 48.86), ("nan", "nan"))]
+    path.write_text("\n".join(rows) + "\n")
+    code, out, _ = _run(capsys, "query", "labels", "--address", server.address, "--csv", str(path))
+    assert code == 0
+    results = json.loads(out)["results"]
+    assert results[1]["lon"] is None  # both NaN: no location, image-only
+    for row in results:
+        assert len(row[contract.CLASSES]) == len(row[contract.SCORES]) == 3
+        assert all(c.startswith("standin_class_") for c in row[contract.CLASSES])
+    path.write_text("lon,lat,f0\nnan,45,0.5\n")
+    code, _, err = _run(capsys, "query", "labels", "--address", server.address, "--csv", str(path))
+    assert code == 2 and "row 0: lon is nan" in json.loads(err)["error"]
