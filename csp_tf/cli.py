@@ -24,6 +24,7 @@ EXTENSIONS = [  # (module, function adding sub-commands)
     ("csp_tf.datasets.cli", "add_dataset_parser"),
     ("csp_tf.experiments.cli", "add_experiment_parser"),
     ("csp_tf.experiments.cli", "add_map_parser"),
+    ("csp_tf.experiments.cli", "add_tune_parser"),
     ("tfx_pipeline.cli", "add_pipeline_parser"),
     ("serving.cli", "add_query_parser"),
     ("serving.cli", "add_serve_parser"),
@@ -149,6 +150,22 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_export_encoder(args) -> int:
+    from csp_tf.configs import ExperimentConfig
+    from csp_tf.pretrained import export_location_encoder
+
+    model = load_keras_model(args.model)
+    cfg_path = os.path.join(args.model, "config.yaml")
+    cfg = ExperimentConfig.load(cfg_path) if os.path.exists(cfg_path) else None
+    card = json.load(open(args.card)) if args.card else {}
+    card.setdefault("source_stage", os.path.abspath(args.model))
+    sources = open(args.sources).read() if args.sources else None
+    out = export_location_encoder(model, args.out, config=cfg, card=card, sources_md=sources)
+    size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(out) for f in fs)
+    print(f"wrote {out} ({size / 1e6:.2f} MB)")
+    return 0
+
+
 def cmd_embed(args) -> int:
     import numpy as np
     import pandas as pd
@@ -232,6 +249,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", type=int, help="version number (default: Unix time)")
     p.add_argument("--top-k", type=int, default=5)
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("export-encoder",
+                       help="write the location encoder alone (.keras + SavedModel) for reuse",
+                       description="Writes OUT/location_encoder.keras (lon/lat degrees -> "
+                       "embedding), OUT/saved_model (signature location_embedding), config.yaml, "
+                       "card.json and, with --sources, SOURCES.md; both files are reloaded and "
+                       "checked against the trained model. Load with "
+                       "csp_tf.pretrained.load_location_encoder(OUT).")
+    p.add_argument("--model", required=True, help="a pretrain / finetune stage dir")
+    p.add_argument("--out", required=True)
+    p.add_argument("--sources", default=None, help="a SOURCES.md to copy (data provenance)")
+    p.add_argument("--card", default=None, help="a JSON file of facts to record in card.json")
+    p.set_defaults(func=cmd_export_encoder)
 
     p = sub.add_parser("embed", help="CSV of lon,lat → CSV with location embeddings")
     p.add_argument("--model", required=True)

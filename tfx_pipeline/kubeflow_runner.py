@@ -15,7 +15,7 @@ import os
 from typing import Optional, Sequence
 
 from tfx_pipeline import configs
-from tfx_pipeline.local_runner import SCHEMA_SUBDIR, code_version, prepare
+from tfx_pipeline.local_runner import SCHEMA_SUBDIR, code_version, feature_stats, prepare
 
 
 def compile_kubeflow(pipeline_root: str, data_root: str, serving_dir: str, config,
@@ -52,7 +52,7 @@ def compile_kubeflow(pipeline_root: str, data_root: str, serving_dir: str, confi
         beam_pipeline_args=list(configs.KUBEFLOW_BEAM_ARGS if beam_args is None else beam_args),
         metadata_connection_config=None, min_top1=min_top1,
         top1_change_tolerance=top1_change_tolerance,
-        code_version=f"{image}@{code_version()}")
+        code_version=f"{image}@{code_version()}", feature_stats=feature_stats(data_root))
     output_path = os.path.abspath(output_path)
     os.makedirs(os.path.dirname(output_path), exist_ok=True)
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(

@@ -24,7 +24,8 @@ def create_pipeline(*, pipeline_name: str, pipeline_root: str, data_root: str, s
                     enable_cache: bool = True,
                     min_top1: float = configs.MIN_TOP1_ACCURACY,
                     top1_change_tolerance: float = configs.TOP1_CHANGE_TOLERANCE,
-                    code_version: str = "", splits: Sequence[str] = configs.SPLITS):
+                    code_version: str = "", splits: Sequence[str] = configs.SPLITS,
+                    feature_stats: Optional[Any] = None):
     """Returns the ``tfx.dsl.Pipeline``.
 
     Args:
@@ -65,7 +66,7 @@ def create_pipeline(*, pipeline_name: str, pipeline_root: str, data_root: str, s
     # Stops the run with the list of anomalies (ExampleValidator alone never fails).
     gate = AnomaliesGate(anomalies=example_validator.outputs["anomalies"])
 
-    custom_config = make_custom_config(experiment, list(class_names), code_version)
+    custom_config = make_custom_config(experiment, list(class_names), code_version, feature_stats)
     # Self-supervised pre-training on pretrain + train (labels unused).
     pretrain = tfx.components.Trainer(
         run_fn=configs.PRETRAIN_RUN_FN, examples=example_gen.outputs["examples"],

@@ -41,7 +41,13 @@ def run_fn(fn_args) -> None:
         base = trainer_util.stage_workdir(fn_args.model_run_dir, "base")
         trainer_util.copy_stage_files(fn_args.base_model, base, ("config.yaml", "checkpoints"))
     loc, img = examples.finetune_inputs(cfg, splits)
-    result = finetune(cfg, loc, img, stage_dir, base_model_dir=base)
+    # The probe's L2 and the fusion weights are chosen on the eval split (val), as in the CLI.
+    eval_files = [f for name in sorted(eval_splits) for f in eval_splits[name]]
+    validation = examples.load_arrays(eval_files, cfg.data.feature_dim)
+    result = finetune(cfg, loc, img, stage_dir, base_model_dir=base,
+                      feature_stats=trainer_util.read_feature_stats(fn_args.custom_config),
+                      image_arrays=examples.image_classifier_rows(cfg, splits),
+                      validation=validation)
     if not result.completed:
         raise RuntimeError(f"fine-tuning stopped before its last epoch; its checkpoints are in "
                            f"{stage_dir}, a re-run resumes from them")
@@ -53,8 +59,7 @@ def run_fn(fn_args) -> None:
         write_saved_model(result.model, serving, config=cfg, class_names=class_names or None,
                           top_k=cfg.runtime.top_k)
         trainer_util.copy_tree(serving, fn_args.serving_model_dir)
-        eval_files = [f for name in sorted(eval_splits) for f in eval_splits[name]]
-        metrics = evaluate_model(result.model, examples.load_arrays(eval_files, cfg.data.feature_dim))
+        metrics = evaluate_model(result.model, validation)
         run_dir = fn_args.model_run_dir
         trainer_util.write_json(os.path.join(run_dir, METRICS_FILE),
                                 {"splits": sorted(eval_splits), "label_ratio": cfg.finetune.label_ratio,

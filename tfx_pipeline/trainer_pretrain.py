@@ -30,7 +30,8 @@ def run_fn(fn_args) -> None:
     log.info("pretrain Trainer: runtime %s", info)
     splits = examples.files_by_split(fn_args.train_files)
     stage_dir = trainer_util.stage_workdir(fn_args.model_run_dir, "stage")
-    result = pretrain(cfg, examples.pretrain_input(cfg, splits), stage_dir)
+    result = pretrain(cfg, examples.pretrain_input(cfg, splits), stage_dir,
+                      feature_stats=trainer_util.read_feature_stats(fn_args.custom_config))
     if not result.completed:
         raise RuntimeError(f"pre-training stopped before its last epoch; its checkpoints are "
                            f"in {stage_dir}, a re-run resumes from them")

@@ -32,11 +32,29 @@ STAGE_FILES = ("config.yaml", "model.keras", "history.json", "checkpoints")
 RUNTIME_FILE = "runtime.json"
 
 
+FEATURE_STATS_KEY = "feature_stats"  # {"mean": [...], "std": [...]} from the ingest's metadata
+
+
 def make_custom_config(experiment: Dict[str, Any], class_names: List[str],
-                       code_version: str) -> Dict[str, Any]:
-    """The Trainers' ``custom_config``: the experiment dict, the label names, the code version."""
-    return {EXPERIMENT_KEY: experiment, CLASS_NAMES_KEY: list(class_names),
-            CODE_VERSION_KEY: code_version}
+                       code_version: str, feature_stats: Optional[Any] = None) -> Dict[str, Any]:
+    """The Trainers' ``custom_config``: the experiment dict, the label names, the code version
+    and the image-feature statistics the model standardises with (None: not available)."""
+    out = {EXPERIMENT_KEY: experiment, CLASS_NAMES_KEY: list(class_names),
+           CODE_VERSION_KEY: code_version}
+    if feature_stats is not None:
+        out[FEATURE_STATS_KEY] = {"mean": [float(v) for v in feature_stats[0]],
+                                  "std": [float(v) for v in feature_stats[1]]}
+    return out
+
+
+def read_feature_stats(custom_config: Dict[str, Any]):
+    """(mean, std) arrays from ``custom_config``; None when the data root had none."""
+    import numpy as np
+
+    stats = (custom_config or {}).get(FEATURE_STATS_KEY)
+    if not stats:
+        return None
+    return np.asarray(stats["mean"], np.float64), np.asarray(stats["std"], np.float64)
 
 
 def read_custom_config(custom_config: Dict[str, Any]) -> Tuple[ExperimentConfig, List[str]]:

@@ -97,6 +97,44 @@ def add_map_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
+def add_tune_parser(subparsers) -> argparse.ArgumentParser:
+    """Registers ``tune``: a budgeted random search on val for one method and label ratio."""
+    p = subparsers.add_parser(
+        "tune", help="budgeted random search on the val split (min_radius, lr, steps, dropout, "
+                     "width, temperature) -> best.yaml",
+        description="Trains one method at one label ratio for each of --budget configurations "
+                    "(trial 0 = the base config), scores each on the val split (never test) and "
+                    "writes OUT/tune.csv and OUT/best.yaml for `csp-tf experiment --config`.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-root", required=True, help="output dir of `csp-tf ingest`")
+    p.add_argument("--out", required=True, help="tuning dir (trials, tune.csv, best.yaml)")
+    p.add_argument("--method", default="sup_grid", help="method key (default sup_grid)")
+    p.add_argument("--ratio", type=float, default=0.05, help="label ratio (default 0.05)")
+    p.add_argument("--budget", type=int, default=8, help="number of trials (default 8)")
+    p.add_argument("--seed", type=int, default=0, help="search and training seed")
+    p.add_argument("--objective", default="fused", choices=["fused", "location"],
+                   help="val top-1 to maximise (default fused)")
+    g = p.add_argument_group("configuration")
+    g.add_argument("--preset", default=None, help="named config (default: demo)")
+    g.add_argument("--config", default=None, help="YAML/JSON config file")
+    g.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config value for every trial")
+    p.set_defaults(func=cmd_tune)
+    return p
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from csp_tf.cli import load_config
+    from csp_tf.experiments.tune import run_tune
+
+    _quiet(bool(getattr(args, "verbose", False)))
+    cfg = load_config(args)
+    cfg.runtime.progress = False
+    run_tune(args.data_root, args.out, cfg, args.method, args.ratio, max(1, args.budget),
+             seed=args.seed, objective=args.objective, echo=lambda line: print(line, flush=True))
+    return 0
+
+
 def _quiet(verbose: bool) -> None:
     """Per-epoch stage logs only with -v: the protocol prints one line per cell."""
     if not verbose:

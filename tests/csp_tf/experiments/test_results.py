@@ -44,3 +44,15 @@ def test_markdown_table_bolds_the_best_and_marks_missing_seeds():
     assert table[0] == "| Method | encoder | pre-training | 5% | 100% |"
     assert table[2] == "| Sup. Only (grid) | gridcell | none | 31.00 ± 1.41 | – |"
     assert table[3] == "| CSP-MC-BLD | gridcell | contsoftmax | **35.00** (n=1) | – |"
+
+
+def test_gain_table_pairs_seeds_and_quotes_the_paper():
+    from csp_tf.experiments.results import gain_table, paired_gain
+    rows = ([dict(method="csp", ratio=0.05, seed=s, top1=50.0 + s, location_top1=40.0)
+             for s in range(3)]
+            + [dict(method="sup_grid", ratio=0.05, seed=s, top1=45.0 + 0.5 * s, location_top1=40.0)
+               for s in range(3)])
+    g = paired_gain(rows, "csp", "sup_grid", "top1")[0.05]
+    assert g[3] == 3 and abs(g[1] - 5.5) < 1e-9 and abs(g[0] - 100 * 5.5 / 45.5) < 1e-9
+    table = gain_table(rows)
+    assert "+10.4 %" in table and "+12.1 %" in table and "–" in table
