@@ -96,13 +96,20 @@ def finetune_inputs(config: ExperimentConfig,
     labeled = load_arrays(train, dim, fc.label_ratio)
     loc = from_arrays(labeled, fc.batch_size, sampler=fc.sampler, seed=seed,
                       max_per_class=fc.max_num_exs_per_class)
-    if fc.image_classifier_labels == "fewshot":
-        image_rows = labeled
-    else:
-        full = load_arrays(train, dim)
-        image_rows = {k: v[full["label"] >= 0] for k, v in full.items()}
-    img = from_arrays(image_rows, fc.batch_size, sampler="shuffle", seed=seed + 1)
+    img = from_arrays(image_classifier_rows(config, splits, labeled), fc.batch_size,
+                      sampler="shuffle", seed=seed + 1)
     return loc, img
+
+
+def image_classifier_rows(config: ExperimentConfig, splits: Dict[str, List[str]],
+                          labeled: Optional[Dict[str, np.ndarray]] = None) -> Dict[str, np.ndarray]:
+    """The image probe's labeled train rows: the label-ratio subset (``fewshot``) or all."""
+    fc, dim = config.finetune, config.data.feature_dim
+    train = _split(splits, "train")
+    if fc.image_classifier_labels == "fewshot":
+        return labeled if labeled is not None else load_arrays(train, dim, fc.label_ratio)
+    full = load_arrays(train, dim)
+    return {k: v[full["label"] >= 0] for k, v in full.items()}
 
 
 def _split(splits: Dict[str, List[str]], name: str) -> List[str]:
