@@ -9,7 +9,7 @@ masks an uninterrupted run would, and the step compiles under XLA.
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Optional, Sequence
 
 import keras
 import tensorflow as tf
@@ -51,16 +51,46 @@ def torch_linear(units: int, fan_in: int, *, use_bias: bool = True, xavier: bool
                               bias_initializer=bias, name=name)
 
 
-def stateless_dropout(x: tf.Tensor, rate: float, seed: Optional[tf.Tensor]) -> tf.Tensor:
-    """Inverted dropout with a [2]-int seed; identity when ``seed`` is None or rate == 0."""
+class SegmentSeeds:
+    """Per-row-segment dropout seeds for one forward pass over concatenated inputs.
+
+    ``SegmentSeeds([s_a, s_b], [n_a, n_b])`` on rows ``[x_a; x_b]`` draws, for every dropout
+    layer, exactly the mask that a separate pass on ``x_a`` with seed ``s_a`` and one on ``x_b``
+    with seed ``s_b`` would draw: the mask of segment j is ``uniform([n_j, ...], fold(s_j, …))``,
+    the same counter-based draws, concatenated along rows. ``rows`` may be ints or scalar tensors.
+    """
+
+    def __init__(self, seeds: Sequence[tf.Tensor], rows: Sequence):
+        if len(seeds) != len(rows):
+            raise ValueError(f"{len(seeds)} seeds for {len(rows)} row segments")
+        self.seeds, self.rows = list(seeds), list(rows)
+
+    def fold(self, salt: int) -> "SegmentSeeds":
+        return SegmentSeeds([fold_in(s, salt) for s in self.seeds], self.rows)
+
+    def uniform(self, shape) -> tf.Tensor:
+        """The concatenated per-segment draws for a tensor of ``shape`` ([rank] ints, rows first)."""
+        tail = tf.cast(shape, tf.int64)[1:]
+        parts = [uniform(tf.concat([[tf.cast(r, tf.int64)], tail], 0), s)
+                 for s, r in zip(self.seeds, self.rows)]
+        return parts[0] if len(parts) == 1 else tf.concat(parts, axis=0)
+
+
+def stateless_dropout(x: tf.Tensor, rate: float, seed) -> tf.Tensor:
+    """Inverted dropout with a [2]-int seed (or ``SegmentSeeds``); identity when ``seed`` is
+    None or rate == 0."""
     if seed is None or rate <= 0.0:
         return x
-    keep = uniform(tf.shape(x), seed) >= rate  # same draws with and without XLA
+    u = seed.uniform(tf.shape(x)) if isinstance(seed, SegmentSeeds) else uniform(tf.shape(x), seed)
+    keep = u >= rate  # same draws with and without XLA
     return tf.where(keep, x / tf.cast(1.0 - rate, x.dtype), tf.zeros_like(x))
 
 
-def fold_seed(seed: Optional[tf.Tensor], salt: int) -> Optional[tf.Tensor]:
-    """Derives an independent [2] seed from ``seed`` (None passes through)."""
+def fold_seed(seed, salt: int):
+    """Derives an independent [2] seed from ``seed`` (None passes through; ``SegmentSeeds``
+    folds every segment's seed)."""
     if seed is None:
         return None
+    if isinstance(seed, SegmentSeeds):
+        return seed.fold(salt)
     return fold_in(seed, salt)

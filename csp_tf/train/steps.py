@@ -17,7 +17,7 @@ import tensorflow as tf
 from csp_tf import losses
 from csp_tf.configs import FinetuneConfig, PretrainConfig
 from csp_tf.models import CSPModel
-from csp_tf.models.layers import fold_seed
+from csp_tf.models.layers import SegmentSeeds, fold_seed
 from csp_tf.negatives import sample_random_locations
 
 Batch = Dict[str, tf.Tensor]
@@ -41,8 +41,49 @@ def finetune_variables(model: CSPModel) -> List[tf.Variable]:
         model.class_head.trainable_variables)
 
 
-def make_pretrain_loss(model: CSPModel, cfg: PretrainConfig) -> LossFn:
-    """Returns loss(batch, seed) for ``cfg.loss`` (SPEC §5); ``seed`` is a [2] int tensor."""
+def merged_location_passes(model: CSPModel, x: tf.Tensor, xr, use_pos: bool, seed: tf.Tensor,
+                           k: int = 1):
+    """The step's location-encoder passes (real, K·B random, SimCSE positive) as ONE network call
+    on the concatenated rows, with per-segment dropout seeds (``SegmentSeeds``): every pass gets
+    exactly the mask of a separate call with its own seed, so the math is that of three calls,
+    with matmuls three times as tall. The real points' position features are computed once and
+    reused for the positive pass (the position encoder has no randomness).
+
+    Returns (e, r, e_pos): r is (K, B, D) or None, e_pos None without the positive pass.
+    """
+    le = model.location_encoder
+    b = tf.shape(x)[0]
+    px = le.position_encoder(tf.cast(x, tf.float32))
+    feats, seeds, rows = [px], [fold_seed(seed, _PASS_REAL)], [b]
+    if xr is not None:
+        feats.append(le.position_encoder(tf.cast(xr, tf.float32)))
+        seeds.append(fold_seed(seed, _PASS_RAND))
+        rows.append(k * b)
+    if use_pos:
+        feats.append(px)
+        seeds.append(fold_seed(seed, _PASS_POS))
+        rows.append(b)
+    if len(feats) == 1:
+        return le.network(px, training=True, seed=seeds[0]), None, None
+    out = le.network(tf.concat(feats, axis=0), training=True, seed=SegmentSeeds(seeds, rows))
+    parts = tf.split(out, tf.stack(rows), num=len(rows), axis=0)
+    e, rest = parts[0], parts[1:]
+    r = e_pos = None
+    if xr is not None:
+        r, rest = rest[0], rest[1:]
+        r = tf.reshape(r, tf.stack([k, b, tf.shape(r)[-1]]))
+    if use_pos:
+        e_pos = rest[0]
+    return e, r, e_pos
+
+
+def make_pretrain_loss(model: CSPModel, cfg: PretrainConfig, merge_passes: bool = True) -> LossFn:
+    """Returns loss(batch, seed) for ``cfg.loss`` (SPEC §5); ``seed`` is a [2] int tensor.
+
+    ``merge_passes`` (default): one location-encoder call for all passes of the step
+    (``merged_location_passes``; same masks, same negatives, same terms). False keeps one call
+    per pass (the original formulation, kept for the equivalence tests).
+    """
     loss_name = cfg.loss
     if loss_name == "none":
         raise ValueError("pretrain.loss='none' has no pre-training stage; skip pretrain()")
@@ -55,19 +96,24 @@ def make_pretrain_loss(model: CSPModel, cfg: PretrainConfig) -> LossFn:
 
     def loss_fn(batch: Batch, seed: tf.Tensor):
         x, f = batch["lon_lat"], batch["image_features"]
-        e = model.location_embedding(x, training=True, seed=fold_seed(seed, _PASS_REAL))
         if loss_name == "l2regress":
+            e = model.location_embedding(x, training=True, seed=fold_seed(seed, _PASS_REAL))
             return losses.l2regress_loss(model.loc_dec(e), model.prepare_features(f))
         v = model.image_embedding(f)
-        r = e_pos = None
-        if use_rand:
-            b = tf.shape(x)[0]
-            # One call samples K·B locations; row r belongs to (k, i) = (r // B, r % B).
-            xr = sample_random_locations(k * b, cfg.neg_rand_type, fold_seed(seed, _PASS_RAND_SAMPLE))
-            r = model.location_embedding(xr, training=True, seed=fold_seed(seed, _PASS_RAND))
-            r = tf.reshape(r, tf.stack([k, b, tf.shape(r)[-1]]))
-        if use_pos:
-            e_pos = model.location_embedding(x, training=True, seed=fold_seed(seed, _PASS_POS))
+        b = tf.shape(x)[0]
+        # One call samples K·B locations; row r belongs to (k, i) = (r // B, r % B).
+        xr = (sample_random_locations(k * b, cfg.neg_rand_type, fold_seed(seed, _PASS_RAND_SAMPLE))
+              if use_rand else None)
+        if merge_passes:
+            e, r, e_pos = merged_location_passes(model, x, xr, use_pos, seed, k)
+        else:
+            e = model.location_embedding(x, training=True, seed=fold_seed(seed, _PASS_REAL))
+            r = e_pos = None
+            if use_rand:
+                r = model.location_embedding(xr, training=True, seed=fold_seed(seed, _PASS_RAND))
+                r = tf.reshape(r, tf.stack([k, b, tf.shape(r)[-1]]))
+            if use_pos:
+                e_pos = model.location_embedding(x, training=True, seed=fold_seed(seed, _PASS_POS))
         if loss_name in ("contsoftmax", "contsoftmaxsym"):
             return losses.contsoftmax_loss(
                 e, v, r, e if e_pos is None else e_pos, temp_inbatch=cfg.temp_inbatch,
