@@ -94,16 +94,45 @@ def _tfx_cmds(json_path: str, work: str, quick: bool) -> List[List[str]]:
 
 BENCHMARKS: Tuple[Benchmark, ...] = (
     Benchmark(
-        "train_step", "Pre-training step: XLA on vs off (benchmarks/train_step.py)",
+        "train_step", "Pre-training step: fp32/bf16 x XLA on/off vs the GEMM peak (benchmarks/train_step.py)",
         "benchmarks/train_step.py", _train_step_cmds,
         rows=(Row("device", "setup.device", None), Row("batch", "setup.batch", "{:d}"),
-              Row("step, XLA off (ms)", "xla_off.step_ms", "{:.1f}"),
-              Row("step, XLA on (ms)", "xla_on.step_ms", "{:.1f}"),
-              Row("examples/s, XLA off", "xla_off.examples_per_s", "{:.0f}"),
-              Row("examples/s, XLA on", "xla_on.examples_per_s", "{:.0f}"),
-              Row("GFLOP/s of the step, XLA on", "xla_on.step_gflops", "{:.1f}"),
+              Row("load average (1 min) at start", "setup.load_avg_1m_at_start", "{:.2f}"),
+              Row("load average (1 min) at end", "setup.load_avg_1m_at_end", "{:.2f}"),
+              Row("step FLOPs (GFLOP, forward + backward matmuls)", "step_gflop", "{:.2f}"),
+              Row("fp32 GEMM peak (GFLOP/s, best of numpy / tf.linalg.matmul, 2048^2 and the step's shapes)",
+                  "gemm_peak.peak_gflops", "{:.1f}"),
+              Row("  numpy 2048^2", "gemm_peak.numpy_2048", "{:.1f}"),
+              Row("  tf.linalg.matmul 2048^2", "gemm_peak.tf_2048", "{:.1f}"),
+              Row("  numpy, the step's shapes", "gemm_peak.numpy_step_shapes", "{:.1f}"),
+              Row("  tf.linalg.matmul, the step's shapes", "gemm_peak.tf_step_shapes", "{:.1f}"),
+              Row("  bf16 tf.linalg.matmul 2048^2", "gemm_peak.tf_bf16_2048", "{:.1f}"),
+              # fp32 rows read "xla_off"/"xla_on": train_step.py writes them as aliases of fp32_xla_*.
+              Row("step, fp32, XLA off (ms, best round)", "xla_off.step_ms", "{:.1f}"),
+              Row("examples/s, fp32, XLA off", "xla_off.examples_per_s", "{:.0f}"),
+              Row("GFLOP/s, fp32, XLA off", "xla_off.step_gflops", "{:.1f}"),
+              Row("fraction of the fp32 GEMM peak, fp32, XLA off", "xla_off.fraction_of_fp32_gemm_peak", "{:.2f}"),
+              Row("step, fp32, XLA on (ms, best round)", "xla_on.step_ms", "{:.1f}"),
+              Row("examples/s, fp32, XLA on", "xla_on.examples_per_s", "{:.0f}"),
+              Row("GFLOP/s, fp32, XLA on", "xla_on.step_gflops", "{:.1f}"),
+              Row("fraction of the fp32 GEMM peak, fp32, XLA on", "xla_on.fraction_of_fp32_gemm_peak", "{:.2f}"),
+              Row("step, bf16, XLA off (ms, best round)", "bf16_xla_off.step_ms", "{:.1f}"),
+              Row("examples/s, bf16, XLA off", "bf16_xla_off.examples_per_s", "{:.0f}"),
+              Row("GFLOP/s, bf16, XLA off", "bf16_xla_off.step_gflops", "{:.1f}"),
+              Row("fraction of the fp32 GEMM peak, bf16, XLA off", "bf16_xla_off.fraction_of_fp32_gemm_peak", "{:.2f}"),
+              Row("step, bf16, XLA on (ms, best round)", "bf16_xla_on.step_ms", "{:.1f}"),
+              Row("examples/s, bf16, XLA on", "bf16_xla_on.examples_per_s", "{:.0f}"),
+              Row("GFLOP/s, bf16, XLA on", "bf16_xla_on.step_gflops", "{:.1f}"),
+              Row("fraction of the fp32 GEMM peak, bf16, XLA on", "bf16_xla_on.fraction_of_fp32_gemm_peak", "{:.2f}"),
+              Row("step, fp32, XLA off, one encoder call per pass (pre-issue-12 structure) (ms, best round)", "fp32_xla_off_per_pass.step_ms", "{:.1f}"),
+              Row("examples/s, fp32, XLA off, one encoder call per pass (pre-issue-12 structure)", "fp32_xla_off_per_pass.examples_per_s", "{:.0f}"),
+              Row("GFLOP/s, fp32, XLA off, one encoder call per pass (pre-issue-12 structure)", "fp32_xla_off_per_pass.step_gflops", "{:.1f}"),
+              Row("fraction of the fp32 GEMM peak, fp32, XLA off, one encoder call per pass (pre-issue-12 structure)", "fp32_xla_off_per_pass.fraction_of_fp32_gemm_peak", "{:.2f}"),
+              Row("reference PyTorch step (ms; EXTERNAL, quoted from issue 12, not measured here)",
+                  "reference_external.step_ms", None),
               Row("peak RSS (MB)", "peak_rss_mb", "{:.0f}")),
         ratios=(Row("XLA speed-up (step time off / on)", "xla_speedup"),
+                Row("merged encoder call speed-up, XLA off (per-pass / merged)", "merged_speedup_xla_off"),
                 Row("matmul-chain time / step time, XLA off", "xla_off.ratio_to_matmul_chain",
                     note="1.0 = the step costs no more than its matmuls"),
                 Row("matmul-chain time / step time, XLA on", "xla_on.ratio_to_matmul_chain"))),
@@ -115,10 +144,13 @@ BENCHMARKS: Tuple[Benchmark, ...] = (
                   "ingest.multi_processing.rows_per_s", "{:.0f}"),
               Row("ingest wall time (s)", "ingest.multi_processing.wall_s", "{:.1f}"),
               Row("ingest rows/s (wall)", "ingest.multi_processing.rows_per_s_wall", "{:.0f}"),
-              Row("tf.data parse rate (examples/s)", "parse.examples_per_s", "{:.0f}")),
-        ratios=(Row("pipeline rows/s / wall rows/s", "@ratio:ingest.multi_processing.rows_per_s/"
-                    "ingest.multi_processing.rows_per_s_wall",
-                    note="> 1: Beam start-up and finishing cost on top of the pipeline"),)),
+              Row("tf.data parse rate (examples/s, the world's feature width)", "parse.examples_per_s", "{:.0f}"),
+              Row("feature width of those records", "parse.feature_dim", "{:d}"),
+              Row("tf.data parse rate (examples/s, the pre-training step's width)",
+                  "parse_step_width.examples_per_s", "{:.0f}"),
+              Row("feature width of those records", "parse_step_width.feature_dim", "{:d}")),
+        # No "pipeline / wall" ratio: both figures include Beam's start-up, so it could not show it.
+        ),
     Benchmark(
         "serving_load", "Serving: gRPC vs in-process (benchmarks/serving_load.py)",
         "benchmarks/serving_load.py", _serving_cmds,
@@ -319,11 +351,23 @@ def _cross_ratios(results: Dict[str, Dict[str, Any]]) -> List[str]:
     lines = ["", "## tf.data parse rate vs the pre-training step (same run)", ""]
     if step is None or ingest is None:
         return lines + ["Not measured: needs both train_step and ingest in this run."]
-    parse = lookup(ingest, "parse.examples_per_s")
-    lines += ["| quantity | value |", "|---|---|"]
-    for mode in ("xla_off", "xla_on"):
-        consume = lookup(step, f"{mode}.examples_per_s")
-        ratio = (f"{parse / consume:.1f}x" if isinstance(parse, (int, float))
+    # The same records as the step consumes: parse rate at the step's feature width.
+    try:
+        parse = lookup(ingest, "parse_step_width.examples_per_s")
+        width = lookup(ingest, "parse_step_width.feature_dim")
+    except KeyError:
+        return lines + ["Not measured: the ingest JSON has no parse rate at the step's feature width."]
+    step_width = step.get("setup", {}).get("feature_dim")
+    if step_width != width:
+        return lines + [f"Not comparable: parse rate at F={width}, step at F={step_width}."]
+    lines += [f"Both at F = {width} (the records the step consumes).", "",
+              "| quantity | value |", "|---|---|"]
+    for mode in ("fp32_xla_off", "fp32_xla_on", "bf16_xla_off", "bf16_xla_on"):
+        try:
+            consume = lookup(step, f"{mode}.examples_per_s")
+        except KeyError:
+            continue
+        ratio = (f"{parse / consume:.2f}x" if isinstance(parse, (int, float))
                  and isinstance(consume, (int, float)) and consume else NA)
         lines.append(f"| tf.data parse rate / step consumption ({mode.replace('_', ' ')}; aim >= 10x) | {ratio} |")
     return lines

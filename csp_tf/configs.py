@@ -169,7 +169,8 @@ class RuntimeConfig:
     """How training runs: seeds, XLA, precision, distribution, logging, checkpoints.
 
     ``jit_compile``: ``auto`` (on when a GPU is present), ``on`` or ``off``.
-    ``mixed_precision``: ``auto`` (mixed_float16 on GPU), ``on`` or ``off``.
+    ``mixed_precision``: ``auto`` (mixed_float16 on GPU), ``on`` (mixed_float16), ``off`` or
+    ``bfloat16`` (mixed_bfloat16: bf16 matmuls; position encoding and losses stay float32).
     ``distribution``: ``default`` | ``mirrored`` | ``multi_worker`` (reads TF_CONFIG).
     """
 
@@ -301,7 +302,7 @@ class ExperimentConfig:
         _non_negative("data.num_classes", self.data.num_classes)
         rt = self.runtime
         _choice("runtime.jit_compile", rt.jit_compile, ("auto", "on", "off"))
-        _choice("runtime.mixed_precision", rt.mixed_precision, ("auto", "on", "off"))
+        _choice("runtime.mixed_precision", rt.mixed_precision, ("auto", "on", "off", "bfloat16"))
         _choice("runtime.distribution", rt.distribution, ("default", "mirrored", "multi_worker"))
         return self
 
