@@ -27,6 +27,7 @@ Arrays = Mapping[str, np.ndarray]
 
 KNN_KS = (1, 3, 5, 10, 20, 50)
 LR_CS = (0.1, 1.0, 10.0)
+LR_MAX_ITER = 500
 SINCOS_SCALES = 16
 SINCOS_MIN_DEG = 1.0  # finest wavelength of the sin/cos features, degrees
 
@@ -105,6 +106,16 @@ class BaselineSuite:
         return (f - self.feature_mean) / np.maximum(self.feature_std, 1e-6)
 
     def fit(self, train: Arrays, val: Arrays) -> "BaselineSuite":
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+
+        with warnings.catch_warnings():
+            # lbfgs stopping at LR_MAX_ITER is recorded in ``chosen`` (iterations), not printed.
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return self._fit(train, val)
+
+    def _fit(self, train: Arrays, val: Arrays) -> "BaselineSuite":
         from sklearn.linear_model import LogisticRegression
         from sklearn.neighbors import KNeighborsClassifier
 
@@ -120,19 +131,19 @@ class BaselineSuite:
         self.seconds["knn_sphere"] = time.time() - t0
 
         def lr(cval):
-            return LogisticRegression(C=cval, max_iter=300, tol=1e-4)
+            return LogisticRegression(C=cval, max_iter=LR_MAX_ITER, tol=1e-4)
 
         t0 = time.time()
         xf, xfv = multiscale_sincos(train["lon_lat"]), multiscale_sincos(val["lon_lat"])
         h, self.lr_loc, acc = _select(lambda cv: lr(cv).fit(xf, y), LR_CS,
                                       lambda m: _full_proba(m, xfv, c), yv)
-        self.chosen["lr_sincos"] = {"C": h, "val_top1": acc}
+        self.chosen["lr_sincos"] = {"C": h, "val_top1": acc, "iterations": int(self.lr_loc.n_iter_.max())}
         self.seconds["lr_sincos"] = time.time() - t0
         t0 = time.time()
         xi, xiv = self._image_x(train["image_features"]), self._image_x(val["image_features"])
         h, self.lr_img, acc = _select(lambda cv: lr(cv).fit(xi, y), LR_CS,
                                       lambda m: _full_proba(m, xiv, c), yv)
-        self.chosen["lr_image"] = {"C": h, "val_top1": acc}
+        self.chosen["lr_image"] = {"C": h, "val_top1": acc, "iterations": int(self.lr_img.n_iter_.max())}
         self.seconds["lr_image"] = time.time() - t0
         log.info("baselines chosen on val: %s", self.chosen)
         return self

@@ -394,6 +394,9 @@ def _baseline_row(p: Protocol, method: Method, ratio: float, seed: int, data: _D
         suite.fit(located_labeled(data.labeled(ratio)), located_labeled(data.validation))
         ev = located_labeled(data.evaluation)
         cache[ratio] = (suite, ev, suite.scores(ev), time.time() - t0)
+        os.makedirs(os.path.join(p.out_dir, "baselines"), exist_ok=True)
+        with open(os.path.join(p.out_dir, "baselines", f"ratio{ratio:g}.json"), "w") as f:
+            json.dump({"chosen_on_val": suite.chosen, "fit_seconds": suite.seconds}, f, indent=2)
     suite, ev, scores, seconds = cache[ratio]  # type: ignore[misc]
     metrics = {method.baseline: ranking_metrics(scores[method.name], ev["label"])}
     return res.metrics_row(
