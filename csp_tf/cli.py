@@ -25,6 +25,7 @@ EXTENSIONS = [  # (module, function adding sub-commands)
     ("csp_tf.experiments.cli", "add_experiment_parser"),
     ("csp_tf.experiments.cli", "add_map_parser"),
     ("csp_tf.experiments.cli", "add_tune_parser"),
+    ("csp_tf.experiments.cli", "add_report_parser"),
     ("csp_tf.experiments.ablation", "add_ablation_parser"),
     ("tfx_pipeline.cli", "add_pipeline_parser"),
     ("serving.cli", "add_query_parser"),

@@ -97,6 +97,56 @@ def add_map_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
+def add_report_parser(subparsers) -> argparse.ArgumentParser:
+    """Registers ``report``: one results.md from several experiment dirs (e.g. one per seed)."""
+    p = subparsers.add_parser(
+        "report", help="merge the results.csv of several experiment dirs into one results.md",
+        description="Reads EXP/results.csv and EXP/protocol.json of each dir (same data root, "
+                    "split and base config, e.g. seeds run in parallel lanes) and writes one "
+                    "mean ± std table set to --out (results.md) and --csv.")
+    p.add_argument("experiments", nargs="+", help="experiment dirs")
+    p.add_argument("--out", required=True, help="markdown file to write")
+    p.add_argument("--csv", default=None, help="merged results.csv to write")
+    p.set_defaults(func=cmd_report)
+    return p
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    import json
+
+    from csp_tf.cli import CLIError
+    from csp_tf.experiments import results as res
+    from csp_tf.experiments.methods import METHODS, Method
+
+    rows, infos = [], []
+    for d in args.experiments:
+        path = os.path.join(d, "protocol.json")
+        if not os.path.exists(path):
+            raise CLIError(f"{d} has no protocol.json: not a `csp-tf experiment` dir")
+        infos.append(json.load(open(path)))
+        rows += res.read_results(os.path.join(d, "results.csv"))
+    keys = {(i["data_root"], i["split"]) for i in infos}
+    if len(keys) != 1:
+        raise CLIError(f"the experiments differ in data root / split: {sorted(keys)}")
+    methods: list = []
+    for info in infos:
+        for m in info["methods"]:
+            if m["name"] not in [x.name for x in methods]:
+                methods.append(METHODS.get(m["name"]) or Method(**m))
+    ratios = sorted({float(r["ratio"]) for r in rows})
+    seeds = sorted({int(r["seed"]) for r in rows})
+    data_root, split = keys.pop()
+    text = res.render_markdown(rows, methods, ratios, seeds, data_root=data_root, split=split,
+                               preset=infos[0]["config_name"],
+                               total_cells=len(methods) * len(ratios) * len(seeds))
+    with open(args.out, "w") as f:
+        f.write(text)
+    if args.csv:
+        res.write_results(args.csv, rows)
+    print(f"wrote {args.out}: {len(rows)} cells, {len(methods)} methods, seeds {seeds}")
+    return 0
+
+
 def add_tune_parser(subparsers) -> argparse.ArgumentParser:
     """Registers ``tune``: a budgeted random search on val for one method and label ratio."""
     p = subparsers.add_parser(

@@ -143,7 +143,8 @@ def markdown_table(rows: Sequence[Mapping[str, object]], column: str, methods: S
             stat = stats.get(m.name, {}).get(ratio)
             cells.append(_cell(stat, n_seeds, stat is not None and best[ratio] is not None
                                and stat[0] == best[ratio], digits))
-        lines.append(f"| {m.label} | {m.encoder_label} | {m.pretrain_loss} | " + " | ".join(cells) + " |")
+        pre = "-" if m.baseline else m.pretrain_loss
+        lines.append(f"| {m.label} | {m.encoder_label} | {pre} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
