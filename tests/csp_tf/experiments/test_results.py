@@ -56,3 +56,23 @@ def test_gain_table_pairs_seeds_and_quotes_the_paper():
     assert g[3] == 3 and abs(g[1] - 5.5) < 1e-9 and abs(g[0] - 100 * 5.5 / 45.5) < 1e-9
     table = gain_table(rows)
     assert "+10.4 %" in table and "+12.1 %" in table and "–" in table
+
+
+def test_report_merges_seed_lanes(tmp_path):
+    import json
+    from csp_tf.experiments.cli import cmd_report
+    import argparse
+    for seed, top1 in ((0, 50.0), (1, 54.0)):
+        d = tmp_path / f"seed{seed}"
+        d.mkdir()
+        (d / "protocol.json").write_text(json.dumps({
+            "data_root": "R", "split": "test", "config_name": "x",
+            "methods": [{"name": "csp"}]}))
+        res.write_results(str(d / "results.csv"),
+                          [res.metrics_row(get_method("csp"), 0.05, seed, "test", _metrics(top1))])
+    out = tmp_path / "merged.md"
+    cmd_report(argparse.Namespace(experiments=[str(tmp_path / "seed0"), str(tmp_path / "seed1")],
+                                  out=str(out), csv=str(tmp_path / "m.csv")))
+    text = out.read_text()
+    assert "52.00 ± 2.83" in text and "seeds 0, 1" in text
+    assert len(res.read_results(str(tmp_path / "m.csv"))) == 2
