@@ -41,7 +41,7 @@ def test_checked_in_schema_matches_the_feature_keys_and_regions():
 
     schema = tfdv.load_schema_text(configs.SCHEMA_TEMPLATE)
     assert {f.name for f in schema.feature} == {fk.ID, fk.LON, fk.LAT, fk.IMAGE_FEATURES, fk.LABEL,
-                                                fk.CLASS_RANK, fk.CLASS_COUNT, fk.REGION}
+                                                fk.CLASS_RANK, fk.CLASS_COUNT, fk.REGION, fk.LABEL_SUBSET}
     regions = set(schema.string_domain[0].value)
     assert set(REGIONS) | {"other"} == regions
 
