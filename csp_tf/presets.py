@@ -90,7 +90,7 @@ def natural_finetune(ft: FinetuneConfig) -> FinetuneConfig:
     defaults = FinetuneConfig()
     for name in ("location_loss", "sampler", "image_classifier_solver", "fusion"):
         setattr(ft, name, getattr(defaults, name))
-    ft.lr_schedule, ft.min_steps = "cosine", 1500
+    ft.lr_schedule, ft.min_steps = "cosine", 500
     return ft
 
 
@@ -114,10 +114,10 @@ def demo_reference() -> ExperimentConfig:
 def places() -> ExperimentConfig:
     """``demo`` with what ``csp-tf tune`` chose on the val split of the real ``places`` set
     (Sup. Only (grid), 5 % labels, 8 trials; docs/results.md): a 512-wide FFN without dropout,
-    finest scale 1°, and 10 fine-tuning epochs (at least 1500 steps)."""
+    finest scale 1°, and 10 fine-tuning epochs, raised to at least 1500 steps."""
     cfg = demo()
     cfg.location_encoder.hidden_dim = 512
     cfg.location_encoder.dropout = 0.0
     cfg.location_encoder.position.min_radius = 1.0
-    cfg.finetune.epochs = 10
+    cfg.finetune.epochs, cfg.finetune.min_steps = 10, 1500
     return cfg

@@ -265,12 +265,28 @@ def verify_files(files: Sequence[str]) -> int:
     """
     total = 0
     for path in files:
+        _check_gzip_stream(path)
         try:
             for batch in tf.data.TFRecordDataset(path, compression_type=COMPRESSION).batch(8192):
                 total += int(tf.shape(batch)[0])
         except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as exc:
             raise DataError(f"{path} is corrupt or truncated ({_first_line(exc)})") from None
     return total
+
+
+def _check_gzip_stream(path: str) -> None:
+    """DataError if the gzip stream of ``path`` stops before its end-of-stream marker or is
+    corrupt. TF's GZIP reader returns the records before a cut as if the file ended there (a
+    file truncated at a deflate flush point reads as a shorter, valid file)."""
+    import gzip
+    import zlib
+
+    try:
+        with tf.io.gfile.GFile(path, "rb") as raw, gzip.GzipFile(fileobj=raw) as f:
+            while f.read(1 << 20):
+                pass
+    except (EOFError, OSError, zlib.error) as exc:
+        raise DataError(f"{path} is corrupt or truncated (gzip: {exc})") from None
 
 
 def explain_data_loss(error: Exception, files: Sequence[str]) -> DataError:

@@ -15,7 +15,8 @@ from csp_tf.data.world import generate_world
 
 TINY = ["--set", "location_encoder.hidden_dim=32", "--set", "location_encoder.num_filts=16",
         "--set", "pretrain.batch_size=128", "--set", "finetune.batch_size=128",
-        "--set", "finetune.image_classifier_epochs=2", "--set", "runtime.progress=false"]
+        "--set", "finetune.image_classifier_epochs=2", "--set", "runtime.progress=false",
+        "--set", "finetune.min_steps=0", "--set", "finetune.image_classifier_steps=30"]
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,8 @@ TEST_BEAM_ARGS = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
 TEST_OVERRIDES: Dict[str, Any] = {
     "pretrain.epochs": 1, "pretrain.batch_size": 2048,
     "finetune.epochs": 1, "finetune.image_classifier_epochs": 1, "finetune.batch_size": 1024,
-    "finetune.label_ratio": 0.5, "finetune.sampler": "shuffle",
+    "finetune.label_ratio": 0.5, "finetune.sampler": "shuffle", "finetune.min_steps": 0,
+    "finetune.image_classifier_steps": 30,
     "location_encoder.hidden_dim": 32, "location_encoder.num_filts": 32,
     "location_encoder.position.frequency_num": 8,
     "runtime.progress": False, "runtime.top_k": 3,

@@ -124,12 +124,14 @@ def test_learning_curves_recorded_every_n_epochs(tiny_world, tmp_path):
 
     from csp_tf.experiments.methods import parse_methods
 
+    cfg = tiny_experiment_config()
+    cfg.finetune.fusion = "product"  # the curve's fused score is the product; so is the row's
     p = Protocol(data_root=tiny_world["data_root"], out_dir=str(tmp_path / "curves"),
-                 base_config=tiny_experiment_config(), methods=parse_methods("img_only,sup_grid"),
+                 base_config=cfg, methods=parse_methods("img_only,sup_grid"),
                  ratios=[0.5], seeds=[0], eval_every=1)
     rows = {r["method"]: r for r in run_protocol(p, echo=lambda _: None)}
     history = json.load(open(os.path.join(p.finetune_dir(p.methods[1], 0.5, 0), "history.json")))
-    curve = [h for h in history if h.get("stage") != "image_classifier"]
+    curve = [h for h in history if "epoch" in h and h.get("stage") != "image_classifier"]
     assert [h["epoch"] for h in curve] == [1, 2]
     assert all("val_fused_top1" in h and "val_location_top1" in h for h in curve)
     assert curve[-1]["val_fused_top1"] == pytest.approx(rows["sup_grid"]["fused_top1"], abs=1e-3)

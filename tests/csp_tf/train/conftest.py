@@ -30,6 +30,7 @@ def tiny_config():
     cfg.pretrain.epochs, cfg.pretrain.batch_size = 3, 64
     cfg.finetune.epochs, cfg.finetune.batch_size = 2, 64
     cfg.finetune.image_classifier_epochs = 2
+    cfg.finetune.min_steps, cfg.finetune.image_classifier_steps = 0, 50
     cfg.runtime.progress = False
     cfg.runtime.jit_compile = "off"
     return cfg
