@@ -50,6 +50,8 @@ STUDIES: Dict[str, List[Method]] = {
 
 
 def add_ablation_parser(subparsers) -> argparse.ArgumentParser:
+    from csp_tf.experiments.cli import add_config_args
+
     p = subparsers.add_parser(
         "ablation", help="run a named ablation study (finetune | pretrain) as protocol cells",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -59,23 +61,17 @@ def add_ablation_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--ratios", default="0.05", help="label ratios (default 0.05)")
     p.add_argument("--seeds", default="0", help="seeds (default 0)")
     p.add_argument("--split", default="test", choices=["val", "test"])
-    g = p.add_argument_group("configuration")
-    g.add_argument("--preset", default=None)
-    g.add_argument("--config", default=None)
-    g.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    add_config_args(p, "every arm")
     p.set_defaults(func=cmd_ablation)
     return p
 
 
 def cmd_ablation(args: argparse.Namespace) -> int:
-    from csp_tf.cli import load_config
-    from csp_tf.experiments.cli import _quiet
+    from csp_tf.experiments.cli import run_config
     from csp_tf.experiments.methods import parse_ratios, parse_seeds
     from csp_tf.experiments.protocol import Protocol, run_protocol
 
-    _quiet(bool(getattr(args, "verbose", False)))
-    cfg = load_config(args)
-    cfg.runtime.progress = False
+    cfg = run_config(args)
     p = Protocol(data_root=args.data_root, out_dir=args.out, base_config=cfg,
                  methods=STUDIES[args.study], ratios=parse_ratios(args.ratios),
                  seeds=parse_seeds(args.seeds), split=args.split,

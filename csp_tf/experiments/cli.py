@@ -40,6 +40,25 @@ RGB) and OUT/maps.json (per-class range AUC of the prediction, the files and the
 """
 
 
+def add_config_args(p: argparse.ArgumentParser, applies_to: str) -> None:
+    """--preset / --config / --set, shared by the protocol-running commands."""
+    g = p.add_argument_group("configuration")
+    g.add_argument("--preset", default=None, help="named config (default: demo)")
+    g.add_argument("--config", default=None, help="YAML/JSON config file")
+    g.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help=f"override one config value for {applies_to}")
+
+
+def run_config(args: argparse.Namespace):
+    """The base config of a protocol-running command: quiet logs, no progress bars."""
+    from csp_tf.cli import load_config
+
+    _quiet(bool(getattr(args, "verbose", False)))
+    cfg = load_config(args)
+    cfg.runtime.progress = bool(getattr(args, "verbose", False))
+    return cfg
+
+
 def add_experiment_parser(subparsers) -> argparse.ArgumentParser:
     """Registers ``experiment``: the methods × label ratios × seeds protocol."""
     p = subparsers.add_parser(
@@ -65,11 +84,7 @@ def add_experiment_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--eval-every", type=int, default=0, metavar="N",
                    help="learning curves: evaluate every N fine-tuning epochs (history.json, "
                         "OUT/learning_curves.png); fused top-1 needs img_only in --methods")
-    g = p.add_argument_group("configuration")
-    g.add_argument("--preset", default=None, help="named config (default: demo)")
-    g.add_argument("--config", default=None, help="YAML/JSON config file")
-    g.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one config value for every method, e.g. --set finetune.epochs=20")
+    add_config_args(p, "every method, e.g. --set finetune.epochs=20")
     p.set_defaults(func=cmd_experiment)
     return p
 
@@ -164,22 +179,15 @@ def add_tune_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="search and training seed")
     p.add_argument("--objective", default="fused", choices=["fused", "location"],
                    help="val top-1 to maximise (default fused)")
-    g = p.add_argument_group("configuration")
-    g.add_argument("--preset", default=None, help="named config (default: demo)")
-    g.add_argument("--config", default=None, help="YAML/JSON config file")
-    g.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one config value for every trial")
+    add_config_args(p, "every trial")
     p.set_defaults(func=cmd_tune)
     return p
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from csp_tf.cli import load_config
     from csp_tf.experiments.tune import run_tune
 
-    _quiet(bool(getattr(args, "verbose", False)))
-    cfg = load_config(args)
-    cfg.runtime.progress = False
+    cfg = run_config(args)
     run_tune(args.data_root, args.out, cfg, args.method, args.ratio, max(1, args.budget),
              seed=args.seed, objective=args.objective, echo=lambda line: print(line, flush=True))
     return 0
