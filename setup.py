@@ -16,7 +16,10 @@ setup(
     python_requires=">=3.10,<3.12",
     packages=find_packages(include=["csp_tf", "csp_tf.*", "tfx_pipeline", "tfx_pipeline.*",
                                     "serving", "serving.*"]),
-    package_data={"tfx_pipeline": ["schema/*.pbtxt"], "serving": ["*.config", "deploy/*"]},
+    package_data={"tfx_pipeline": ["schema/*.pbtxt"], "serving": ["*.config", "deploy/*"],
+                  # pre-trained location encoders: .keras, SavedModel, config, card, sources
+                  "csp_tf": ["pretrained_models/*/*", "pretrained_models/*/saved_model/*",
+                             "pretrained_models/*/saved_model/*/*"]},
     install_requires=[
         "tensorflow>=2.16,<2.17",
         "keras>=3.3,<3.6",
@@ -31,6 +34,7 @@ setup(
         "tqdm>=4.60",
         "matplotlib>=3.8,<3.10",
         "global-land-mask==1.0.0",
+        "scikit-learn>=1.3",  # the baselines of every experiment table
     ],
     extras_require={
         "gpu": ["tensorflow[and-cuda]>=2.16,<2.17"],
