@@ -22,7 +22,10 @@ import sys
 import time
 import warnings
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The console shows the stages and results; TF's C++ start-up chatter (CUDA plugin
+# registration on a CPU machine, TensorRT) is hidden unless -v, Python logs go to OUT/demo.log.
+_VERBOSE = "-v" in sys.argv or "--verbose" in sys.argv
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1" if _VERBOSE else "3")
 os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
 warnings.filterwarnings("ignore", category=FutureWarning)
 
@@ -40,11 +43,20 @@ def main(argv=None) -> int:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--fresh", action="store_true", help="delete --out first (default: reuse, "
                    "so a re-run shows TFX caching)")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="also show the logs (Beam, TFX, TensorFlow) on the console")
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     out = os.path.abspath(args.out)
     if args.fresh:
         shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(out, exist_ok=True)
+    log_path = os.path.join(out, "demo.log")
+    handlers: list = [logging.FileHandler(log_path)]
+    if args.verbose:
+        handlers.append(logging.StreamHandler())
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        handlers=handlers, force=True)
+    print(f"logs: {log_path}" + ("" if args.verbose else " (-v shows them here)"), flush=True)
     t_start = time.time()
 
     from csp_tf.cli import load_config
