@@ -143,9 +143,10 @@ class FinetuneConfig:
     min_steps: int = 0
     lr_schedule: str = "exp"
     image_classifier_solver: str = "fullbatch"
-    image_classifier_l2: float = 1e-4
-    image_classifier_l2_grid: str = "1e-5,1e-4,1e-3,1e-2"
-    image_classifier_steps: int = 300
+    image_classifier_l2: float = 1e-5
+    image_classifier_l2_grid: str = "1e-6,1e-5,1e-4"
+    image_classifier_steps: int = 1500
+    image_classifier_fullbatch_lr: float = 0.2
     fusion: str = "calibrated"
 
 
@@ -297,6 +298,7 @@ class ExperimentConfig:
         _non_negative("finetune.image_classifier_l2", ft.image_classifier_l2)
         parse_float_list("finetune.image_classifier_l2_grid", ft.image_classifier_l2_grid)
         _positive("finetune.image_classifier_steps", ft.image_classifier_steps)
+        _positive("finetune.image_classifier_fullbatch_lr", ft.image_classifier_fullbatch_lr)
         _choice("finetune.fusion", ft.fusion, FUSIONS)
         _non_negative("data.feature_dim", self.data.feature_dim)
         _non_negative("data.num_classes", self.data.num_classes)

@@ -81,6 +81,9 @@ def add_experiment_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--methods", default=None, help="method keys, comma-separated (see below)")
     p.add_argument("--split", default="test", choices=["val", "test"],
                    help="evaluation split (default test; selection always uses val)")
+    p.add_argument("--no-baselines", action="store_true",
+                   help="skip the scikit-learn baselines (only for a run whose results are merged "
+                        "by `csp-tf report` with one that has them)")
     p.add_argument("--eval-every", type=int, default=0, metavar="N",
                    help="learning curves: evaluate every N fine-tuning epochs (history.json, "
                         "OUT/learning_curves.png); fused top-1 needs img_only in --methods")
@@ -218,7 +221,8 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     if args.overrides:
         name += " with " + ", ".join(f"`{o}`" for o in args.overrides)
     protocol = Protocol(data_root=args.data_root, out_dir=args.out, base_config=cfg,
-                        methods=with_baselines(parse_methods(args.methods)),
+                        methods=(parse_methods(args.methods) if args.no_baselines
+                                 else with_baselines(parse_methods(args.methods))),
                         ratios=parse_ratios(args.ratios),
                         seeds=parse_seeds(args.seeds), split=args.split, config_name=name,
                         eval_every=max(0, args.eval_every))

@@ -30,7 +30,7 @@ class ProbeFit:
 
 
 def fit_linear_probe(model, features: np.ndarray, labels: np.ndarray, *,
-                     l2_grid: Sequence[float], steps: int = 300, lr: float = 0.05, seed: int = 0,
+                     l2_grid: Sequence[float], steps: int = 1500, lr: float = 0.2, seed: int = 0,
                      val_features: Optional[np.ndarray] = None,
                      val_labels: Optional[np.ndarray] = None) -> ProbeFit:
     """Fits ``model.image_classifier`` (weights replaced) for each L2 value; keeps the best on

@@ -244,7 +244,8 @@ def _post_fit(s: "_Session", fc, image_arrays: Optional[Arrays],
                 else parse_float_list("finetune.image_classifier_l2_grid", fc.image_classifier_l2_grid))
         fit = fit_linear_probe(
             s.model, rows["image_features"], rows["label"], l2_grid=grid,
-            steps=fc.image_classifier_steps, seed=s.config.runtime.seed,
+            steps=fc.image_classifier_steps, lr=fc.image_classifier_fullbatch_lr,
+            seed=s.config.runtime.seed,
             val_features=None if val is None else val["image_features"],
             val_labels=None if val is None else val["label"])
         out.append({"stage": "image_probe", "l2": fit.l2, "val_top1": fit.val_top1})
