@@ -100,8 +100,6 @@ def export_location_encoder(csp_model, out_dir: str, *, config=None,
                             sources_md: Optional[str] = None) -> str:
     """Writes ``out_dir`` (replaced) with the .keras file, the SavedModel and the metadata;
     checks that both reload to the same embeddings as ``csp_model``."""
-    import csp_tf.models  # noqa: F401
-
     if os.path.isdir(out_dir):
         shutil.rmtree(out_dir)
     os.makedirs(out_dir)

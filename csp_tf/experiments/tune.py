@@ -62,7 +62,8 @@ def run_tune(data_root: str, out_dir: str, base: ExperimentConfig, method_name: 
     method = get_method(method_name)
     if method.baseline:
         raise ValueError(f"{method_name} is a scikit-learn baseline; it tunes itself on val")
-    column = {"fused": "top1", "location": "location_top1"}[objective]
+    if objective not in ("fused", "location"):
+        raise ValueError(f"objective={objective!r} is not 'fused' or 'location'")
     os.makedirs(out_dir, exist_ok=True)
     rows: List[Dict[str, Any]] = []
     trials = sample_trials(budget, seed, method.pretrains)
