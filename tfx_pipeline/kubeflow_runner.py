@@ -15,7 +15,8 @@ import os
 from typing import Optional, Sequence
 
 from tfx_pipeline import configs
-from tfx_pipeline.local_runner import SCHEMA_SUBDIR, code_version, feature_stats, prepare
+from csp_tf.train.selection_data import feature_stats
+from tfx_pipeline.local_runner import SCHEMA_SUBDIR, code_version, prepare
 
 
 def compile_kubeflow(pipeline_root: str, data_root: str, serving_dir: str, config,

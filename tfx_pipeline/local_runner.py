@@ -40,11 +40,6 @@ def prepare(config, data_root: str, schema_dir: str):
     return cfg, names, schema
 
 
-def feature_stats(data_root: str):
-    """The ingest's (mean, std) of image_features, for the Trainers' custom_config."""
-    from csp_tf.train.selection_data import feature_stats as read
-    return read(data_root)
-
 
 def code_version() -> str:
     """SHA-256 (16 hex) of the csp_tf and tfx_pipeline sources: new code, no stale cache hits."""
@@ -94,6 +89,7 @@ def run_local(pipeline_root: str, data_root: str, serving_dir: str, config,
     """
     from tfx import v1 as tfx
 
+    from csp_tf.train.selection_data import feature_stats
     from tfx_pipeline.pipeline import create_pipeline
 
     pipeline_root = os.path.abspath(pipeline_root)
@@ -110,7 +106,7 @@ def run_local(pipeline_root: str, data_root: str, serving_dir: str, config,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path),
         enable_cache=enable_cache, min_top1=min_top1,
         top1_change_tolerance=top1_change_tolerance, code_version=code_version(),
-        feature_stats=feature_stats(os.path.abspath(data_root)))
+        feature_stats=feature_stats(os.path.abspath(data_root)))  # into custom_config
     log.info("pipeline %s: data %s -> root %s, serving %s", pipeline_name, data_root,
              pipeline_root, serving_dir)
     start = time.time()

@@ -116,11 +116,12 @@ class _Data:
 
     @property
     def feature_stats(self):
-        """(mean, std) of image_features from the ingest (metadata.json); None if absent."""
-        from csp_tf.data.reader import read_metadata
-
-        meta = read_metadata(self.data_root)
-        return None if meta.feature_mean is None else (meta.feature_mean, meta.feature_std)
+        """(mean, std) of image_features from the ingest (metadata.json), read once; None if
+        the data root has none."""
+        if "feature_stats" not in self._cache:
+            from csp_tf.train.selection_data import feature_stats
+            self._cache["feature_stats"] = feature_stats(self.data_root)  # type: ignore[assignment]
+        return self._cache["feature_stats"]
 
     def labeled(self, ratio: float) -> Dict[str, np.ndarray]:
         """The stratified label-ratio subset of train (nested across ratios, docs/architecture.md)."""
