@@ -1,24 +1,54 @@
-"""Coordinate checks for user-supplied lon/lat arrays (degrees): a clear error, never a NaN."""
+"""The one lon/lat rule (degrees): its bounds, its wording, and the numpy check.
+
+The CLI, the stage inputs and the serving client check with :func:`check_lon_lat_array`; the
+exported graphs (``csp_tf.export.check_lon_lat``, also used by the serving stand-in) build their
+in-graph check from :data:`BOUNDS` and :func:`rule`, so every error names the row, the field and
+the value in the same words.
+"""
 
 from __future__ import annotations
 
 import numpy as np
+
+FIELDS = ("lon", "lat")  # column order of a lon_lat array
+BOUNDS = {"lon": 180.0, "lat": 90.0}  # |value| <= bound
+NAMES = {"lon": "longitude", "lat": "latitude"}
+NO_LOCATION = "a row without a location has BOTH lon and lat NaN"
 
 
 class CoordinateError(ValueError):
     """Names the row, the field and the bad value."""
 
 
-def check_lon_lat_array(lon_lat: np.ndarray, source: str = "input") -> np.ndarray:
-    """Returns ``lon_lat`` as float32 (N, 2) or raises CoordinateError at the first bad row."""
-    arr = np.asarray(lon_lat, dtype=np.float64)
+def rule(field: str) -> str:
+    """What ``field`` must be, e.g. ``longitude (column 0, lon) must be finite and in [-180, 180]
+    degrees``."""
+    bound = BOUNDS[field]
+    return (f"{NAMES[field]} (column {FIELDS.index(field)}, {field}) must be finite and in "
+            f"[-{bound:g}, {bound:g}] degrees")
+
+
+def check_lon_lat_array(lon_lat, source: str = "input", allow_missing: bool = False) -> np.ndarray:
+    """Returns ``lon_lat`` as float32 (N, 2) or raises CoordinateError at the first bad row.
+
+    With ``allow_missing`` a row whose lon AND lat are both NaN ("no location") passes; a row
+    with one NaN coordinate never does.
+    """
+    try:
+        arr = np.asarray(lon_lat, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise CoordinateError(f"{source}: lon_lat must be numbers: {exc}") from exc
     if arr.ndim != 2 or arr.shape[1] != 2:
-        raise CoordinateError(f"{source}: lon_lat must have shape (N, 2), got {arr.shape}")
-    for col, (name, bound) in enumerate((("lon", 180.0), ("lat", 90.0))):
+        raise CoordinateError(f"{source}: lon_lat must have shape [N, 2] (lon, lat), got "
+                              f"{list(arr.shape)}")
+    missing = np.isnan(arr).all(axis=1) if allow_missing else np.zeros(len(arr), bool)
+    note = f" ({NO_LOCATION})" if allow_missing else ""
+    for col, field in enumerate(FIELDS):
         v = arr[:, col]
-        bad = ~np.isfinite(v) | (np.abs(v) > bound)
+        bad = ~missing & ~(np.abs(v) <= BOUNDS[field])  # NaN compares False: bad too
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise CoordinateError(f"{source}: row {row}: {name}={v[row]!r} must be finite and in "
-                                  f"[-{bound:g}, {bound:g}] degrees ({int(bad.sum())} bad rows)")
+            n = int(bad.sum())
+            raise CoordinateError(f"{source}: row {row}: {field}={float(v[row])!r}: {rule(field)}"
+                                  f"{note} ({n} bad row{'s' * (n > 1)})")
     return arr.astype(np.float32)

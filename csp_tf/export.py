@@ -31,6 +31,7 @@ from typing import Optional, Sequence
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
+from csp_tf import coords
 from csp_tf import features as fk
 from csp_tf.configs import ExperimentConfig
 from csp_tf.models import CSPModel
@@ -45,27 +46,21 @@ CLASSIFY_METHOD = "tensorflow/serving/classify"  # TF Serving's kClassifyMethodN
 def check_lon_lat(lon_lat: tf.Tensor, allow_missing: bool) -> tf.Tensor:
     """Fails with InvalidArgumentError unless every row is finite and in range (degrees).
 
+    The in-graph twin of ``csp_tf.coords.check_lon_lat_array`` (same bounds, same wording).
     With ``allow_missing`` a row whose lon AND lat are both NaN means "no location" and passes;
     a row with only one NaN coordinate still fails, naming that coordinate.
     """
-    lon, lat = lon_lat[:, 0], lon_lat[:, 1]
-    missing = tf.math.is_nan(lon) & tf.math.is_nan(lat)
-    ok_lon = tf.math.is_finite(lon) & (tf.abs(lon) <= 180.0)
-    ok_lat = tf.math.is_finite(lat) & (tf.abs(lat) <= 90.0)
-    note = ""
-    if allow_missing:
-        ok_lon, ok_lat = ok_lon | missing, ok_lat | missing
-        note = " (a row without a location has BOTH lon and lat NaN)"
-    checks = [
-        tf.debugging.Assert(tf.reduce_all(ok_lon), [
-            "lon_lat: longitude (column 0, lon) must be finite and in [-180, 180] degrees"
-            + note + "; bad rows:",
-            tf.where(~ok_lon)[:, 0], "values:", tf.boolean_mask(lon, ~ok_lon)], summarize=10),
-        tf.debugging.Assert(tf.reduce_all(ok_lat), [
-            "lon_lat: latitude (column 1, lat) must be finite and in [-90, 90] degrees"
-            + note + "; bad rows:",
-            tf.where(~ok_lat)[:, 0], "values:", tf.boolean_mask(lat, ~ok_lat)], summarize=10),
-    ]
+    missing = tf.reduce_all(tf.math.is_nan(lon_lat), axis=1)
+    note = f" ({coords.NO_LOCATION})" if allow_missing else ""
+    checks = []
+    for col, field in enumerate(coords.FIELDS):
+        value = lon_lat[:, col]
+        ok = tf.math.is_finite(value) & (tf.abs(value) <= coords.BOUNDS[field])
+        if allow_missing:
+            ok |= missing
+        checks.append(tf.debugging.Assert(tf.reduce_all(ok), [
+            f"lon_lat: {coords.rule(field)}{note}; bad rows:", tf.where(~ok)[:, 0],
+            "values:", tf.boolean_mask(value, ~ok)], summarize=10))
     with tf.control_dependencies(checks):
         return tf.identity(lon_lat)
 

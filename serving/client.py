@@ -27,6 +27,7 @@ from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
                                      prediction_service_pb2_grpc)
 from tensorflow.core.framework import types_pb2
 
+from csp_tf.coords import check_lon_lat_array
 from serving import contract
 
 _CHANNEL_OPTIONS = [("grpc.max_receive_message_length", -1),
@@ -62,7 +63,7 @@ def _invalid(message: str) -> ServingError:
 
 
 def validate_lon_lat(lon_lat, allow_missing: bool = False) -> np.ndarray:
-    """``lon_lat`` as float32 [N, 2] after checking shape, finiteness and ranges.
+    """``lon_lat`` as float32 [N >= 1, 2] after ``csp_tf.coords.check_lon_lat_array``.
 
     A single ``(lon, lat)`` pair is accepted as one row. With ``allow_missing`` a row whose lon
     AND lat are both NaN ("no location": image-only) passes; one NaN coordinate never does.
@@ -71,30 +72,13 @@ def validate_lon_lat(lon_lat, allow_missing: bool = False) -> np.ndarray:
       ServingError: naming the row and the field (``lon`` or ``lat``) that is wrong.
     """
     try:
-        arr = np.asarray(lon_lat, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise _invalid(f"lon_lat must be numbers: {exc}") from exc
-    if arr.shape == (2,):
-        arr = arr[None, :]
-    if arr.ndim != 2 or arr.shape[1] != 2 or arr.shape[0] == 0:
-        raise _invalid(f"lon_lat must have shape [N, 2] (lon, lat) with N >= 1, got "
-                       f"{list(arr.shape)}")
-    missing = np.isnan(arr).all(axis=1) if allow_missing else np.zeros(len(arr), bool)
-    for column, field, (low, high) in ((0, "lon", contract.LON_RANGE),
-                                       (1, "lat", contract.LAT_RANGE)):
-        values = np.where(missing, 0.0, arr[:, column])
-        not_finite = np.flatnonzero(~np.isfinite(values))
-        if not_finite.size:
-            row = int(not_finite[0])
-            hint = (" (a row without a location has BOTH lon and lat NaN)" if allow_missing
-                    else "")
-            raise _invalid(f"row {row}: {field} is {values[row]}, it must be a finite "
-                           f"number{hint}")
-        outside = np.flatnonzero((values < low) | (values > high))
-        if outside.size:
-            row = int(outside[0])
-            raise _invalid(f"row {row}: {field}={values[row]:g} is outside [{low:g}, {high:g}]")
-    return arr.astype(np.float32)
+        arr = check_lon_lat_array([lon_lat] if np.ndim(lon_lat) == 1 else lon_lat,
+                                  contract.LON_LAT, allow_missing)
+    except ValueError as exc:  # CoordinateError, or a ragged list
+        raise _invalid(str(exc)) from exc
+    if not len(arr):
+        raise _invalid("lon_lat must have shape [N, 2] (lon, lat) with N >= 1, got no rows")
+    return arr
 
 
 def validate_image_features(image_features, rows: int) -> np.ndarray:

@@ -54,10 +54,6 @@ SIGNATURE_OUTPUTS = {
     CLASSIFY: (CLASSES, SCORES),
 }
 
-# Valid coordinate ranges, degrees (checked in the graph and, by the client, before sending).
-LON_RANGE = (-180.0, 180.0)
-LAT_RANGE = (-90.0, 90.0)
-
 # TF Serving layout inside a version directory.
 WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
 MAX_WARMUP_RECORDS = 1000  # TF Serving reads at most this many records

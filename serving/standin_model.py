@@ -4,8 +4,8 @@ This is NOT the CSP model and has nothing learned in it: a fixed random linear m
 (seeded, deterministic) behind exactly the five signatures of docs/architecture.md —
 ``serving_default``, ``predict_features``, ``location_embedding``, ``location_prior`` and
 ``classify`` (method ``tensorflow/serving/classify``) — with the same input/output names and
-dtypes, and the same in-graph coordinate checks (``InvalidArgumentError`` naming ``lon`` or
-``lat``; a row without a location has BOTH lon and lat NaN, one NaN is an error). It lets the serving stack (client,
+dtypes, and the export's own in-graph coordinate check (``csp_tf.export.check_lon_lat``: a
+row without a location has BOTH lon and lat NaN, one NaN is an error). It lets the serving stack (client,
 development server, warmup, benchmark) be tested without a trained export;
 ``csp_tf.export.export_saved_model`` writes the real one in the same layout.
 """
@@ -20,27 +20,13 @@ import numpy as np
 import tensorflow as tf
 
 from csp_tf import features
+from csp_tf.export import check_lon_lat, set_classify_method_name
 from serving import contract, warmup
 
 FEATURE_DIM = 8
 NUM_CLASSES = 5
 EMBED_DIM = 4
 TOP_K = 3
-
-
-def _check_lon_lat(lon: tf.Tensor, lat: tf.Tensor) -> list[tf.Operation]:
-    """Assertions that fail with InvalidArgumentError naming the offending field."""
-    finite = [tf.debugging.assert_all_finite(lon, "lon must be finite, got NaN or inf"),
-              tf.debugging.assert_all_finite(lat, "lat must be finite, got NaN or inf")]
-    with tf.control_dependencies(finite):
-        lo_lon, hi_lon = contract.LON_RANGE
-        lo_lat, hi_lat = contract.LAT_RANGE
-        return [
-            tf.debugging.assert_greater_equal(lon, lo_lon, message="lon must be in [-180, 180]"),
-            tf.debugging.assert_less_equal(lon, hi_lon, message="lon must be in [-180, 180]"),
-            tf.debugging.assert_greater_equal(lat, lo_lat, message="lat must be in [-90, 90]"),
-            tf.debugging.assert_less_equal(lat, hi_lat, message="lat must be in [-90, 90]"),
-        ]
 
 
 class StandInCSP(tf.Module):
@@ -96,25 +82,20 @@ class StandInCSP(tf.Module):
 
     # Signatures.
     def _location_prior(self, lon_lat: tf.Tensor) -> dict[str, tf.Tensor]:
-        lon, lat = self._split(lon_lat)
-        with tf.control_dependencies(_check_lon_lat(lon, lat)):
-            return {contract.PROBABILITIES: tf.identity(self._prior(lon, lat))}
+        return {contract.PROBABILITIES: self._prior(*self._split(check_lon_lat(lon_lat, False)))}
 
     def _location_embedding(self, lon_lat: tf.Tensor) -> dict[str, tf.Tensor]:
-        lon, lat = self._split(lon_lat)
-        with tf.control_dependencies(_check_lon_lat(lon, lat)):
-            return {contract.EMBEDDING: tf.identity(self._embed(lon, lat))}
+        return {contract.EMBEDDING: self._embed(*self._split(check_lon_lat(lon_lat, False)))}
 
     def _predict_features(self, image_features: tf.Tensor,
                           lon_lat: tf.Tensor) -> dict[str, tf.Tensor]:
-        lon, lat = self._split(lon_lat)
         # A row whose lon and lat are both NaN falls back to the image classifier (SPEC §9);
-        # a single NaN coordinate fails the finiteness check naming that field.
+        # a single NaN coordinate fails the check naming that field.
+        lon, lat = self._split(check_lon_lat(lon_lat, allow_missing=True))
         no_location = tf.math.is_nan(lon) & tf.math.is_nan(lat)
         lon = tf.where(no_location, 0.0, lon)
         lat = tf.where(no_location, 0.0, lat)
-        with tf.control_dependencies(_check_lon_lat(lon, lat)):
-            prior = tf.where(no_location[:, None], 1.0, self._prior(lon, lat))
+        prior = tf.where(no_location[:, None], 1.0, self._prior(lon, lat))
         return self._classify(image_features, prior)
 
     def _parse(self, examples: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -166,8 +147,6 @@ def export_standin(base_dir: str, version: int = 1, seed: int | None = None,
                   for name in contract.SIGNATURES}
     try:
         tf.saved_model.save(module, staging, signatures=signatures)
-        from csp_tf.export import set_classify_method_name
-
         set_classify_method_name(staging, contract.CLASSIFY)
         extra = os.path.join(staging, "assets.extra")
         os.makedirs(extra, exist_ok=True)
