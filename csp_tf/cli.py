@@ -191,13 +191,8 @@ def cmd_embed(args) -> int:
 
 def load_keras_model(model_dir: str):
     """A stage output dir (or a .keras file) → CSPModel."""
-    import keras
-    import csp_tf.models  # noqa: F401  registers the custom classes
-
-    path = model_dir if model_dir.endswith(".keras") else os.path.join(model_dir, "model.keras")
-    if not os.path.exists(path):
-        raise CLIError(f"no Keras model at {path}: pass a pretrain/finetune output dir")
-    return keras.saving.load_model(path)
+    from csp_tf.models.loading import load_csp_model
+    return load_csp_model(model_dir)
 
 
 def _report(result, out: str) -> None:

@@ -41,14 +41,14 @@ def available() -> Dict[str, str]:
 
 def load_location_encoder(name_or_path: str = "places") -> keras.Model:
     """A shipped encoder by name (``available()``) or an exported directory; eval mode."""
-    import csp_tf.models  # noqa: F401  registers the custom layers
+    from csp_tf.models.loading import load_csp_model
 
     path = available().get(name_or_path, name_or_path)
     file = os.path.join(path, KERAS_FILE)
     if not os.path.exists(file):
         raise FileNotFoundError(f"no pre-trained location encoder {name_or_path!r}: {file} does "
                                 f"not exist; shipped: {', '.join(available()) or 'none'}")
-    return keras.saving.load_model(file)
+    return load_csp_model(file)
 
 
 @keras.saving.register_keras_serializable(package="csp_tf")

@@ -40,12 +40,10 @@ def accuracy_by_label_count(exp_dir: str, methods: Sequence[str], ratio: float,
     """{"bins": [...], "rows_per_bin": [...], "classes_per_bin": [...],
     "methods": {name: {"mean": [...], "std": [...], "seeds": n}}}: fused top-1 (%) of the
     evaluation rows whose class had that many labels (Img. Only: P(y|img))."""
-    import keras
-
-    import csp_tf.models  # noqa: F401 - registers CSPModel for keras.saving.load_model
     from csp_tf.configs import ExperimentConfig
     from csp_tf.experiments.methods import get_method
     from csp_tf.experiments.protocol import Protocol, _Data
+    from csp_tf.models.loading import load_csp_model
 
     with open(os.path.join(exp_dir, "protocol.json")) as f:
         info = json.load(f)
@@ -72,7 +70,7 @@ def accuracy_by_label_count(exp_dir: str, methods: Sequence[str], ratio: float,
                 continue
             # model.keras holds every trained weight, FCNet's residual blocks included
             # (perturbed-weight round trips in tests/csp_tf/test_models.py).
-            model = keras.saving.load_model(os.path.join(cell, "model.keras"))
+            model = load_csp_model(cell)
             score = "image_probabilities" if method.image_only else "probabilities"
             correct = correct_by_class(model, ev, score)
             per_seed.append([100.0 * correct[row_bins == b].mean() if (row_bins == b).any()

@@ -147,16 +147,6 @@ def _style(ax, title: str) -> None:
     ax.set_title(title, fontsize=8)
 
 
-def _load_model(model_dir: str):
-    import keras
-    import csp_tf.models  # noqa: F401  registers the custom classes
-
-    path = model_dir if model_dir.endswith(".keras") else os.path.join(model_dir, "model.keras")
-    if not os.path.exists(path):
-        raise MapError(f"no model at {path}: pass a `csp-tf finetune` (or experiment cell) dir")
-    return keras.saving.load_model(path)
-
-
 def _model_context(model_dir: str):
     """(config or None, data root or None) saved beside the model."""
     from csp_tf.configs import ExperimentConfig
@@ -250,7 +240,9 @@ def render_maps(model_dir: str, out_dir: str, classes: Optional[Sequence[int]] =
     summary (also in maps.json): files with pixel sizes, and per class its range AUC.
     ``embedding_only``: just embedding_pca.png (e.g. for a pre-training stage, whose class
     head was never trained)."""
-    model = _load_model(model_dir)
+    from csp_tf.models.loading import load_csp_model
+
+    model = load_csp_model(model_dir)
     cfg, data_root = _model_context(model_dir)
     if world_dir is None and data_root is not None:
         world_dir = find_world_dir(data_root)

@@ -177,9 +177,8 @@ def _write_seconds(stage_dir: str, seconds: float) -> None:
 
 
 def _load_model(stage_dir: str):
-    import keras
-    import csp_tf.models  # noqa: F401  registers the custom classes
-    return keras.saving.load_model(os.path.join(stage_dir, "model.keras"))
+    from csp_tf.models.loading import load_csp_model
+    return load_csp_model(stage_dir)
 
 
 def _run_pretrain(p: Protocol, cfg: ExperimentConfig, method: Method, seed: int,

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from csp_tf.experiments import maps
+from csp_tf.models.loading import ModelLoadError
 
 
 def test_map_command_writes_pngs_of_the_expected_size(experiment_run, tiny_world, tmp_path, capsys):
@@ -43,7 +44,7 @@ def test_default_classes_are_one_look_alike_group_and_bad_ones_fail(experiment_r
     assert len(set(world["group"][classes])) == 1 and len(classes) >= 2
     with pytest.raises(maps.MapError, match="class indices"):
         maps.render_maps(model, str(tmp_path), classes=[99], resolution=2)
-    with pytest.raises(maps.MapError, match="no model"):
+    with pytest.raises(ModelLoadError, match="no Keras model at"):
         maps.render_maps(str(tmp_path), str(tmp_path))
 
 
