@@ -67,19 +67,3 @@ def evaluate_model(model: CSPModel, arrays: Mapping[str, np.ndarray],
         "image": ranking_metrics(scores["image_probabilities"], labels, ks),
         "location": ranking_metrics(scores["location_probabilities"][has_loc], labels[has_loc], ks),
     }
-
-
-def metrics_by_slice(model: CSPModel, arrays: Mapping[str, np.ndarray], slice_key: str = "region",
-                     ks: Iterable[int] = (1, 3)) -> Dict[str, Dict[str, float]]:
-    """Fused metrics per value of ``slice_key`` (e.g. region)."""
-    labels = np.asarray(arrays["label"])
-    scores = predict_arrays(model, np.asarray(arrays["lon_lat"], np.float32),
-                            np.asarray(arrays["image_features"], np.float32))["probabilities"]
-    out = {}
-    slices = np.asarray(arrays[slice_key])
-    for value in np.unique(slices):
-        m = (slices == value) & (labels >= 0)
-        if m.any():
-            name = value.decode() if isinstance(value, bytes) else str(value)
-            out[name] = ranking_metrics(scores[m], labels[m], ks)
-    return out

@@ -84,11 +84,6 @@ def format_report(summary: Dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def print_report(summary: Dict[str, Any]) -> None:
-    """Prints ``format_report(summary)``."""
-    print(format_report(summary))
-
-
 def _slice_value(key) -> str:
     which = key.WhichOneof("kind")
     value = getattr(key, which) if which else ""

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -73,31 +72,27 @@ def pca_rgb(embedding: np.ndarray) -> np.ndarray:
 
 def range_auc(pred: np.ndarray, true_density: np.ndarray, land: np.ndarray) -> Optional[float]:
     """AUC of ``pred`` separating in-range land cells (density > 0) from out-of-range land
-    cells (Mann–Whitney U, ties count half); None if either set is empty."""
+    cells (ties count half); None if either set is empty."""
+    from sklearn.metrics import roc_auc_score
+
     on_land = land > 0
-    pos = pred[on_land & (true_density > 0)]
-    neg = pred[on_land & (true_density <= 0)]
-    if len(pos) == 0 or len(neg) == 0:
+    in_range = true_density[on_land] > 0
+    if in_range.all() or not in_range.any():
         return None
-    values = np.concatenate([pos, neg])
-    order = np.argsort(values, kind="mergesort")
-    ranks = np.empty(len(values))
-    sorted_v = values[order]
-    # average ranks for ties
-    uniq, start, counts = np.unique(sorted_v, return_index=True, return_counts=True)
-    avg = start + (counts - 1) / 2.0 + 1.0
-    ranks[order] = np.repeat(avg, counts)
-    u = ranks[:len(pos)].sum() - len(pos) * (len(pos) + 1) / 2.0
-    return float(u / (len(pos) * len(neg)))
+    return float(roc_auc_score(in_range, pred[on_land]))
 
 
 def png_size(path: str) -> Tuple[int, int]:
-    """(width, height) from a PNG's IHDR chunk."""
-    with open(path, "rb") as f:
-        head = f.read(24)
-    if head[:8] != b"\x89PNG\r\n\x1a\n":
-        raise MapError(f"{path} is not a PNG file")
-    return struct.unpack(">II", head[16:24])
+    """(width, height) of a PNG file."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            if image.format == "PNG":
+                return image.size
+    except UnidentifiedImageError:
+        pass
+    raise MapError(f"{path} is not a PNG file")
 
 
 def load_world(world_dir: str) -> Dict[str, np.ndarray]:
@@ -292,16 +287,6 @@ def render_maps(model_dir: str, out_dir: str, classes: Optional[Sequence[int]] =
     with open(os.path.join(out_dir, "maps.json"), "w") as f:
         json.dump(summary, f, indent=2)
     return summary
-
-
-def expected_class_map_size(num_classes: int, with_world: bool) -> Tuple[int, int]:
-    """Pixel (width, height) of class_maps.png for ``num_classes`` rows."""
-    ncols = 2 if with_world else 1
-    return (round(PANEL_W_IN * ncols * DPI), round((PANEL_H_IN * num_classes + TITLE_H_IN) * DPI))
-
-
-def expected_embedding_map_size() -> Tuple[int, int]:
-    return (round(EMBED_W_IN * DPI), round(EMBED_H_IN * DPI))
 
 
 def _describe(cfg, model_dir: str, with_ratio: bool = True) -> str:

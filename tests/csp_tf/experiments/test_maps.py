@@ -25,8 +25,11 @@ def test_map_command_writes_pngs_of_the_expected_size(experiment_run, tiny_world
     assert args.func(args) == 0
     class_png = os.path.join(out, "class_maps.png")
     embed_png = os.path.join(out, "embedding_pca.png")
-    assert maps.png_size(class_png) == maps.expected_class_map_size(2, with_world=True)
-    assert maps.png_size(embed_png) == maps.expected_embedding_map_size()
+    # Two classes, each with its prediction and true-range panel, under a title strip.
+    assert maps.png_size(class_png) == (round(maps.PANEL_W_IN * 2 * maps.DPI),
+                                        round((maps.PANEL_H_IN * 2 + maps.TITLE_H_IN) * maps.DPI))
+    assert maps.png_size(embed_png) == (round(maps.EMBED_W_IN * maps.DPI),
+                                        round(maps.EMBED_H_IN * maps.DPI))
     assert os.path.getsize(class_png) > 20_000 and os.path.getsize(embed_png) > 20_000
     printed = capsys.readouterr().out
     assert "range AUC" in printed and "class_maps.png" in printed
@@ -55,8 +58,30 @@ def test_range_auc_and_pca_rgb():
     assert maps.range_auc(np.array([0.9, 0.8, 0.2, 0.1, 0.0]), truth, land) == 0.0
     assert maps.range_auc(np.ones(5), truth, land) == 0.5
     assert maps.range_auc(np.ones(5), np.zeros(5), land) is None
+    assert maps.range_auc(np.ones(5), np.ones(5), land) is None
     rgb = maps.pca_rgb(np.random.default_rng(0).normal(size=(200, 8)))
     assert rgb.shape == (200, 3) and rgb.min() >= 0.0 and rgb.max() <= 1.0
+
+
+def test_range_auc_counts_ties_half():
+    # In range: 0.5, 0.9; out of range: 0.1, 0.5, 0.7; the sea cell (99) is ignored.
+    # Pairs (in, out) ranked right: 0.5>0.1, 0.5=0.5 (half), 0.9>all three → 4.5 of 6.
+    pred = np.array([0.5, 0.9, 0.1, 0.5, 0.7, 99.0])
+    truth = np.array([2.0, 1.0, 0.0, 0.0, 0.0, 1.0])
+    land = np.array([1, 1, 1, 1, 1, 0])
+    assert maps.range_auc(pred, truth, land) == 0.75
+
+
+def test_png_size_reads_pngs_only(tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (37, 11)).save(tmp_path / "a.png")
+    assert maps.png_size(str(tmp_path / "a.png")) == (37, 11)
+    Image.new("RGB", (5, 5)).save(tmp_path / "b.jpg")
+    (tmp_path / "c.png").write_bytes(b"\x89PNG not really")
+    for name in ("b.jpg", "c.png"):
+        with pytest.raises(maps.MapError, match=f"{name} is not a PNG file"):
+            maps.png_size(str(tmp_path / name))
 
 
 def test_grid_points_cover_the_globe_row_major():
