@@ -86,16 +86,13 @@ def accuracy_by_label_count(exp_dir: str, methods: Sequence[str], ratio: float,
 
 def to_markdown(result: Dict[str, object]) -> str:
     """The result as a markdown table: methods × label-count bins."""
-    bins = result["bins"]  # type: ignore[index]
-    head = "| Method | " + " | ".join(f"{b} labels" for b in bins) + " |"  # type: ignore[union-attr]
-    lines = [head, "|---|" + "---|" * len(bins),  # type: ignore[arg-type]
-             "| classes (val rows) | " + " | ".join(
-                 f"{c} ({r})" for c, r in zip(result["classes_per_bin"], result["rows_per_bin"])) + " |"]  # type: ignore[call-overload]
-    for m in result["methods"].values():  # type: ignore[union-attr]
-        cells = [f"{mu:.2f}" + (f" ± {sd:.2f}" if np.isfinite(sd) else "")
-                 for mu, sd in zip(m["mean"], m["std"])]
-        lines.append(f"| {m['label']} (n={m['seeds']}) | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    from csp_tf.experiments.results import markdown, mean_std
+
+    rows = [["classes (val rows)"] + [f"{c} ({r})" for c, r in zip(
+        result["classes_per_bin"], result["rows_per_bin"])]]  # type: ignore[call-overload]
+    rows += [[f"{m['label']} (n={m['seeds']})"] + [mean_std(mu, sd) for mu, sd in zip(
+        m["mean"], m["std"])] for m in result["methods"].values()]  # type: ignore[union-attr]
+    return markdown(["Method"] + [f"{b} labels" for b in result["bins"]], rows)  # type: ignore[union-attr]
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -11,10 +11,11 @@ from __future__ import annotations
 import csv
 import math
 import os
-from collections import OrderedDict
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Mapping, Sequence, Tuple
 
 import numpy as np
+import pandas as pd
+from tabulate import tabulate
 
 from csp_tf.experiments.methods import Method
 
@@ -93,59 +94,37 @@ def _fmt(v: object) -> object:
     return v
 
 
-def summarize(rows: Iterable[Mapping[str, object]], column: str
-              ) -> "OrderedDict[str, Dict[float, Tuple[float, float, int]]]":
-    """{method: {ratio: (mean, sample std, n seeds)}} of ``column``, in row order."""
-    groups: "OrderedDict[str, Dict[float, List[float]]]" = OrderedDict()
-    for r in rows:
-        v = float(r[column])  # type: ignore[arg-type]
-        if math.isnan(v):
-            continue
-        groups.setdefault(str(r["method"]), {}).setdefault(float(r["ratio"]), []).append(v)  # type: ignore[arg-type]
-    out: "OrderedDict[str, Dict[float, Tuple[float, float, int]]]" = OrderedDict()
-    for m, by_ratio in groups.items():
-        out[m] = {}
-        for ratio, values in by_ratio.items():
-            a = np.asarray(values)
-            std = float(a.std(ddof=1)) if len(a) > 1 else math.nan
-            out[m][ratio] = (float(a.mean()), std, len(a))
-    return out
+def summarize(rows: Iterable[Mapping[str, object]], column: str) -> pd.DataFrame:
+    """``mean``, sample ``std`` (NaN for one seed) and ``count`` of ``column`` per (method,
+    ratio), in row order; NaN values (a metric a method does not have) are left out."""
+    df = pd.DataFrame(list(rows), columns=["method", "ratio", column]).dropna()
+    return df.groupby(["method", "ratio"], sort=False)[column].agg(["mean", "std", "count"])
 
 
-def _cell(stat: Optional[Tuple[float, float, int]], n_expected: int, bold: bool,
-          digits: int = 2) -> str:
-    if stat is None:
-        return "–"
-    mean, std, n = stat
-    text = f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if not math.isnan(std) else "")
-    if bold:
-        text = f"**{text}**"
-    if n != n_expected:
-        text += f" (n={n})"
-    return text
+def markdown(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A GitHub markdown table; cells are shown as given (no number re-formatting)."""
+    return tabulate(rows, headers=list(header), tablefmt="github", disable_numparse=True)
+
+
+def mean_std(mean: float, std: float, digits: int = 2) -> str:
+    return f"{mean:.{digits}f}" + ("" if math.isnan(std) else f" ± {std:.{digits}f}")
 
 
 def markdown_table(rows: Sequence[Mapping[str, object]], column: str, methods: Sequence[Method],
                    ratios: Sequence[float], n_seeds: int, digits: int = 2) -> str:
-    """Methods × ratios of ``column`` as mean ± std; the best mean per ratio in bold."""
+    """Methods × ratios of ``column`` as mean ± std; the best mean per ratio in bold; ``(n=k)``
+    marks a cell with fewer (or more) seeds than ``n_seeds``."""
     stats = summarize(rows, column)
-    best = {}
-    for ratio in ratios:
-        means = [stats[m.name][ratio][0] for m in methods
-                 if m.name in stats and ratio in stats[m.name]]
-        best[ratio] = max(means) if means else None
-    head = "| Method | encoder | pre-training | " + " | ".join(f"{r * 100:g}%" for r in ratios) + " |"
-    sep = "|---|---|---|" + "---|" * len(ratios)
-    lines = [head, sep]
-    for m in methods:
-        cells = []
-        for ratio in ratios:
-            stat = stats.get(m.name, {}).get(ratio)
-            cells.append(_cell(stat, n_seeds, stat is not None and best[ratio] is not None
-                               and stat[0] == best[ratio], digits))
-        pre = "-" if m.baseline else m.pretrain_loss
-        lines.append(f"| {m.label} | {m.encoder_label} | {pre} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    stats = stats[stats.index.get_level_values("method").isin([m.name for m in methods])]
+    best = stats["mean"] == stats.groupby(level="ratio")["mean"].transform("max")
+    cells = {}
+    for key, s in stats.iterrows():
+        text = mean_std(s["mean"], s["std"], digits)
+        cells[key] = (f"**{text}**" if best[key] else text) + (
+            "" if s["count"] == n_seeds else f" (n={int(s['count'])})")
+    return markdown(["Method", "encoder", "pre-training"] + [f"{r * 100:g}%" for r in ratios],
+                    [[m.label, m.encoder_label, "-" if m.baseline else m.pretrain_loss]
+                     + [cells.get((m.name, r), "–") for r in ratios] for m in methods])
 
 
 # The paper's relative top-1 gains of CSP-MC-BLD over Sup. Only (grid) on iNat2018 (Table 1).
@@ -179,22 +158,17 @@ def paired_gain(rows: Sequence[Mapping[str, object]], method: str, reference: st
 def gain_table(rows: Sequence[Mapping[str, object]], method: str = "csp",
                reference: str = "sup_grid") -> str:
     """CSP's gain over Sup-only (grid), fused and location-only, beside the paper's figures."""
-    lines = ["| score | " + " | ".join(f"{r * 100:g}%" for r in sorted(PAPER_RELATIVE_GAIN)) + " |",
-             "|---|" + "---|" * len(PAPER_RELATIVE_GAIN)]
-    for column, name in (("top1", "fused top-1"), ("location_top1", "location-only top-1")):
-        gains = paired_gain(rows, method, reference, column)
-        cells = []
-        for ratio in sorted(PAPER_RELATIVE_GAIN):
-            g = gains.get(ratio)
-            if g is None:
-                cells.append("–")
-            else:
-                std = "" if math.isnan(g[2]) else f" ± {g[2]:.2f}"
-                cells.append(f"{g[0]:+.1f} % ({g[1]:+.2f}{std} pts, n={g[3]})")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines.append("| paper (iNat2018, Table 1) | " + " | ".join(
-        f"+{PAPER_RELATIVE_GAIN[r]:.1f} %" for r in sorted(PAPER_RELATIVE_GAIN)) + " |")
-    return "\n".join(lines)
+    ratios = sorted(PAPER_RELATIVE_GAIN)
+
+    def cell(g: Tuple[float, float, float, int]) -> str:
+        std = "" if math.isnan(g[2]) else f" ± {g[2]:.2f}"
+        return f"{g[0]:+.1f} % ({g[1]:+.2f}{std} pts, n={g[3]})"
+
+    body = [[name] + [cell(gains[r]) if r in gains else "–" for r in ratios]
+            for column, name in (("top1", "fused top-1"), ("location_top1", "location-only top-1"))
+            for gains in [paired_gain(rows, method, reference, column)]]
+    body.append(["paper (iNat2018, Table 1)"] + [f"+{PAPER_RELATIVE_GAIN[r]:.1f} %" for r in ratios])
+    return markdown(["score"] + [f"{r * 100:g}%" for r in ratios], body)
 
 
 def render_markdown(rows: Sequence[Mapping[str, object]], methods: Sequence[Method],

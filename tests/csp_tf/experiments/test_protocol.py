@@ -39,7 +39,8 @@ def test_results_md_has_a_row_per_method_and_a_column_per_ratio(experiment_run):
     assert "## Top-1 accuracy (%)" in text and "## Top-3 accuracy (%)" in text
     top1 = text.split("## Top-1 accuracy (%)")[1].split("##")[0]
     table = [line for line in top1.splitlines() if line.startswith("|")]
-    assert table[0] == "| Method | encoder | pre-training | 50% |"
+    assert [c.strip() for c in table[0].strip("|").split("|")] == [
+        "Method", "encoder", "pre-training", "50%"]
     assert [line.split("|")[1].strip() for line in table[2:]] == ["Sup. Only (grid)", "CSP-MC-BLD"]
     assert "cells finished: 2 / 2" in text
 

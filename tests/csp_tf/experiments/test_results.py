@@ -16,6 +16,11 @@ def _metrics(top1, loc_top1=10.0):
     return {"fused": part(top1), "image": part(top1 - 3), "location": part(loc_top1)}
 
 
+def cells(line: str) -> list:
+    """The cells of one markdown table line, padding stripped."""
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
 def test_row_round_trip_and_img_only_uses_the_image_score(tmp_path):
     rows = [res.metrics_row(get_method("csp"), 0.05, 0, "val", _metrics(40.0), config_hash="abc"),
             res.metrics_row(get_method("img_only"), 0.05, 0, "val", _metrics(40.0))]
@@ -31,8 +36,12 @@ def test_row_round_trip_and_img_only_uses_the_image_score(tmp_path):
 def test_summary_is_mean_and_sample_std_over_seeds():
     rows = [res.metrics_row(get_method("csp"), 0.1, s, "val", _metrics(t))
             for s, t in enumerate([40.0, 42.0, 44.0])]
-    mean, std, n = res.summarize(rows, "top1")["csp"][0.1]
-    assert (mean, n) == (42.0, 3) and std == pytest.approx(2.0)
+    rows.append(res.metrics_row(get_method("img_only"), 0.1, 0, "val", _metrics(40.0)))
+    stats = res.summarize(rows, "top1").loc[("csp", 0.1)]
+    assert (stats["mean"], stats["count"]) == (42.0, 3) and stats["std"] == pytest.approx(2.0)
+    # One seed: no std. A metric the method has not got (NaN) is no sample at all.
+    assert math.isnan(res.summarize(rows, "top1").loc[("img_only", 0.1), "std"])
+    assert ("img_only", 0.1) not in res.summarize(rows, "location_top1").index
 
 
 def test_markdown_table_bolds_the_best_and_marks_missing_seeds():
@@ -41,9 +50,10 @@ def test_markdown_table_bolds_the_best_and_marks_missing_seeds():
             res.metrics_row(methods[0], 0.05, 1, "val", _metrics(32.0)),
             res.metrics_row(methods[1], 0.05, 0, "val", _metrics(35.0))]
     table = res.markdown_table(rows, "top1", methods, [0.05, 1.0], n_seeds=2).splitlines()
-    assert table[0] == "| Method | encoder | pre-training | 5% | 100% |"
-    assert table[2] == "| Sup. Only (grid) | gridcell | none | 31.00 ± 1.41 | – |"
-    assert table[3] == "| CSP-MC-BLD | gridcell | contsoftmax | **35.00** (n=1) | – |"
+    assert cells(table[0]) == ["Method", "encoder", "pre-training", "5%", "100%"]
+    assert set(table[1]) == {"|", "-"}
+    assert cells(table[2]) == ["Sup. Only (grid)", "gridcell", "none", "31.00 ± 1.41", "–"]
+    assert cells(table[3]) == ["CSP-MC-BLD", "gridcell", "contsoftmax", "**35.00** (n=1)", "–"]
 
 
 def test_gain_table_pairs_seeds_and_quotes_the_paper():
@@ -54,8 +64,11 @@ def test_gain_table_pairs_seeds_and_quotes_the_paper():
                for s in range(3)])
     g = paired_gain(rows, "csp", "sup_grid", "top1")[0.05]
     assert g[3] == 3 and abs(g[1] - 5.5) < 1e-9 and abs(g[0] - 100 * 5.5 / 45.5) < 1e-9
-    table = gain_table(rows)
-    assert "+10.4 %" in table and "+12.1 %" in table and "–" in table
+    table = gain_table(rows).splitlines()
+    assert cells(table[0]) == ["score", "5%", "10%", "20%"]
+    assert cells(table[2]) == ["fused top-1", "+12.1 % (+5.50 ± 0.50 pts, n=3)", "–", "–"]
+    assert cells(table[3]) == ["location-only top-1", "+0.0 % (+0.00 ± 0.00 pts, n=3)", "–", "–"]
+    assert cells(table[4]) == ["paper (iNat2018, Table 1)", "+10.4 %", "+34.3 %", "+16.6 %"]
 
 
 def test_report_merges_seed_lanes(tmp_path):
