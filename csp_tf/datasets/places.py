@@ -153,13 +153,17 @@ def _format_subset(value: float) -> str:
 
 def write_manifest(path: str, places: Places, matrix: np.ndarray, split: np.ndarray,
                    subset: np.ndarray) -> None:
-    """The CSV contract: id,lon,lat,label,features (space-separated, 5 significant digits),split,subset."""
+    """The CSV contract: id,lon,lat,label,features (space-separated, 5 significant digits),split,subset.
+
+    A field holding a comma or a quote is quoted (RFC 4180), one row per line.
+    """
     with open(path, "w", encoding="utf-8", newline="") as f:
-        f.write(",".join(MANIFEST_COLUMNS) + "\n")
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(MANIFEST_COLUMNS)
         for i, row_id in enumerate(places.ids):
             feats = " ".join(f"{v:.5g}" for v in matrix[i].tolist())
-            f.write(f"{row_id},{places.lon_text[i]},{places.lat_text[i]},{places.cc[i]},{feats},"
-                    f"{split[i]},{_format_subset(subset[i])}\n")
+            writer.writerow([row_id, places.lon_text[i], places.lat_text[i], places.cc[i], feats,
+                             split[i], _format_subset(subset[i])])
 
 
 def _sources_md(described: Sequence[Mapping[str, object]]) -> str:

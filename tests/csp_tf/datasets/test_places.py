@@ -170,3 +170,23 @@ def test_real_build(tmp_path):
     assert info["rows"] > 140_000 and info["num_classes"] >= 190 and info["feature_dim"] == places.FEATURE_DIM
     with open(tmp_path / "sources.json") as f:
         assert [s["package"] for s in json.load(f)] == [s.package for s in sources.PLACES_SOURCES]
+
+
+def test_manifest_fields_with_commas_and_quotes_round_trip_through_ingest(tmp_path):
+    """write_manifest quotes what needs it; the ingest's CSV reader gets the fields back."""
+    from csp_tf.data import validation
+
+    ids, labels = ['Paris, "la ville"', "plain"], ['FR,"x"', "DE"]
+    pl = places.Places(ids, ["2.35", "13.4"], ["48.86", "52.52"], labels)
+    matrix = np.array([[1.0, 2.5], [0.0, -3.0]])
+    path = str(tmp_path / "manifest.csv")
+    places.write_manifest(path, pl, matrix, np.array(["train", "test"]), np.array([0.5, np.nan]))
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    assert len(lines) == 3 and lines[2] == "plain,13.4,52.52,DE,0 -3,test,"
+    header = validation.split_header(lines[0])
+    for line, row_id, label, feats in zip(lines[1:], ids, labels, matrix):
+        raw = validation.parse_csv_line(line, header)
+        rec = validation.validate_row(raw, 2, None, str(tmp_path))
+        assert (rec["id"], rec["label"]) == (row_id, label)
+        np.testing.assert_array_equal(rec["features"], feats)
