@@ -8,14 +8,16 @@ Built on tensorflow-serving-api's own stubs (``PredictionServiceStub``,
         out = client.classify(image_features, lon_lat)          # predict_features outputs
         top = client.top_labels(image_features, lon_lat)        # Classify RPC: [[(label, score)]]
 
-Every call has a deadline (``timeout_s``); UNAVAILABLE (server down or restarting) is retried
-``retries`` times with exponential backoff, nothing else is. Failures raise
+Every call has a deadline (``timeout_s``, all attempts included); UNAVAILABLE (server down or
+restarting) is retried up to ``retries`` times with exponential backoff by gRPC itself (a
+service-config ``retryPolicy`` on the channel), nothing else is. Failures raise
 :class:`ServingError` saying what was wrong: unknown model/version/label/signature, bad
 shapes or dtypes, bad coordinates (checked here before sending too, naming row and field).
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 
@@ -32,6 +34,7 @@ from serving import contract
 
 _CHANNEL_OPTIONS = [("grpc.max_receive_message_length", -1),
                     ("grpc.max_send_message_length", -1)]
+MAX_RETRIES = 4  # gRPC caps a retryPolicy at 5 attempts
 _WHAT_WENT_WRONG = {
     grpc.StatusCode.NOT_FOUND: "unknown model or version, or the version is not loaded",
     grpc.StatusCode.FAILED_PRECONDITION: "unknown signature",
@@ -98,6 +101,16 @@ def validate_image_features(image_features, rows: int) -> np.ndarray:
     return arr
 
 
+def _retry_options(retries: int, backoff_s: float) -> list[tuple[str, object]]:
+    """Channel options for gRPC's own retries of UNAVAILABLE (gRFC A6 service config)."""
+    if not retries:
+        return [("grpc.enable_retries", 0)]
+    policy = {"maxAttempts": retries + 1, "initialBackoff": f"{backoff_s:.3f}s", "maxBackoff": "2s",
+              "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}
+    config = {"methodConfig": [{"name": [{}], "retryPolicy": policy}]}  # [{}]: every method
+    return [("grpc.enable_retries", 1), ("grpc.service_config", json.dumps(config))]
+
+
 def _tensor_info(info) -> dict:
     return {"dtype": types_pb2.DataType.Name(info.dtype),
             "shape": [d.size for d in info.tensor_shape.dim]}
@@ -111,9 +124,9 @@ class CSPServingClient:
       model_name: model name in the server's config.
       version: pin a version number (ModelSpec.version); None serves the latest.
       version_label: or pin a label such as ``stable``/``canary`` (ModelSpec.version_label).
-      timeout_s: deadline of each RPC attempt.
-      retries: extra attempts after UNAVAILABLE; other errors are not retried.
-      backoff_s: first retry delay, doubled per attempt (capped at 2 s).
+      timeout_s: deadline of each call, its retries included.
+      retries: extra attempts after UNAVAILABLE (0 to ``MAX_RETRIES``); nothing else is retried.
+      backoff_s: bound of the first retry's random delay, doubled per attempt (capped at 2 s).
     """
 
     def __init__(self, address: str = f"localhost:{contract.GRPC_PORT}",
@@ -122,13 +135,15 @@ class CSPServingClient:
                  backoff_s: float = 0.1):
         if version is not None and version_label:
             raise ValueError("give version or version_label, not both")
-        if timeout_s <= 0 or retries < 0:
-            raise ValueError(f"need timeout_s > 0 and retries >= 0, got {timeout_s}, {retries}")
+        if timeout_s <= 0 or not 0 <= retries <= MAX_RETRIES or backoff_s < 1e-3:
+            raise ValueError(f"need timeout_s > 0, 0 <= retries <= {MAX_RETRIES} and backoff_s "
+                             f">= 0.001, got {timeout_s}, {retries}, {backoff_s}")
         self.address, self.model_name = address, model_name
         self.version, self.version_label = version, version_label
         self.timeout_s, self.retries, self.backoff_s = timeout_s, retries, backoff_s
         self.last_version: int | None = None  # version that answered the last predict()
-        self._channel = grpc.insecure_channel(address, options=_CHANNEL_OPTIONS)
+        self._channel = grpc.insecure_channel(address, options=_CHANNEL_OPTIONS + _retry_options(
+            retries, backoff_s))
         self._prediction = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
         self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
 
@@ -150,24 +165,21 @@ class CSPServingClient:
             spec.signature_name = signature
 
     def _call(self, rpc, request, what: str):
-        """``rpc(request)`` with a deadline, retrying UNAVAILABLE; errors → ServingError."""
-        for attempt in range(self.retries + 1):
-            try:
-                return rpc(request, timeout=self.timeout_s)
-            except grpc.RpcError as exc:
-                code = exc.code()
-                if code == grpc.StatusCode.UNAVAILABLE and attempt < self.retries:
-                    time.sleep(min(self.backoff_s * 2 ** attempt, 2.0))
-                    continue
-                tries = f" after {attempt + 1} attempts" if attempt else ""
-                hint = _WHAT_WENT_WRONG.get(code, "server error")
-                if code == grpc.StatusCode.INVALID_ARGUMENT and "version label" in (
-                        exc.details() or ""):
-                    hint = "unknown version label"
-                raise ServingError(f"{what} for {self._target()} at {self.address} failed"
-                                   f"{tries}: {code.name} ({hint}): {exc.details()}",
-                                   code) from exc
-        raise AssertionError("unreachable")
+        """``rpc(request)`` with the deadline (the channel retries UNAVAILABLE); errors →
+        ServingError."""
+        try:
+            return rpc(request, timeout=self.timeout_s)
+        except grpc.RpcError as exc:
+            code = exc.code()
+            tries = (f" after up to {self.retries + 1} attempts"
+                     if code == grpc.StatusCode.UNAVAILABLE and self.retries else "")
+            hint = _WHAT_WENT_WRONG.get(code, "server error")
+            if code == grpc.StatusCode.INVALID_ARGUMENT and "version label" in (
+                    exc.details() or ""):
+                hint = "unknown version label"
+            raise ServingError(f"{what} for {self._target()} at {self.address} failed"
+                               f"{tries}: {code.name} ({hint}): {exc.details()}",
+                               code) from exc
 
     # Generic calls -------------------------------------------------------------------------
     def predict(self, signature: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -117,4 +117,4 @@ def test_query_labels_uses_the_classify_rpc(capsys, server, tmp_path):
         assert all(c.startswith("standin_class_") for c in row[contract.CLASSES])
     path.write_text("lon,lat,f0\nnan,45,0.5\n")
     code, _, err = _run(capsys, "query", "labels", "--address", server.address, "--csv", str(path))
-    assert code == 2 and "row 0: lon is nan" in json.loads(err)["error"]
+    assert code == 2 and "row 0: lon=nan" in json.loads(err)["error"]

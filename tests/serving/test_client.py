@@ -1,8 +1,12 @@
 """The client against a running server: every signature, compared with the in-process model."""
 
+from concurrent import futures
+
+import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
 
 from serving import contract, warmup
 from serving.client import CSPServingClient, ServingError
@@ -109,10 +113,65 @@ def test_warmup_file_replays_against_the_server(server, stubs, standin_versions,
             np.testing.assert_allclose(tf.make_ndarray(proto), want[key], atol=ATOL)
 
 
+class _FlakyModelService(model_service_pb2_grpc.ModelServiceServicer):
+    """A real gRPC server whose first ``failures`` GetModelStatus calls answer UNAVAILABLE
+    (a model server restarting), then version 1 AVAILABLE; ``calls`` counts the attempts."""
+
+    def __init__(self, failures: int, code=grpc.StatusCode.UNAVAILABLE):
+        self.failures, self.code, self.calls = failures, code, 0
+
+    def GetModelStatus(self, request, context):
+        self.calls += 1
+        if self.calls <= self.failures:
+            context.abort(self.code, f"restarting (call {self.calls})")
+        status = get_model_status_pb2.ModelVersionStatus(
+            version=1, state=get_model_status_pb2.ModelVersionStatus.AVAILABLE)
+        return get_model_status_pb2.GetModelStatusResponse(model_version_status=[status])
+
+
+@pytest.fixture
+def flaky():
+    def start(failures: int, code=grpc.StatusCode.UNAVAILABLE):
+        service = _FlakyModelService(failures, code)
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+        model_service_pb2_grpc.add_ModelServiceServicer_to_server(service, server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        server.start()
+        servers.append(server)
+        return service, f"127.0.0.1:{port}"
+
+    servers = []
+    yield start
+    for server in servers:
+        server.stop(None)
+
+
+@pytest.mark.parametrize("retries, failures, ok", [(2, 2, True), (1, 2, False), (0, 1, False),
+                                                   (4, 4, True)])
+def test_unavailable_is_retried_by_the_channel(flaky, retries, failures, ok):
+    service, address = flaky(failures)
+    with CSPServingClient(address, retries=retries, backoff_s=0.01, timeout_s=10) as client:
+        if ok:
+            assert client.status()[0]["state"] == "AVAILABLE"
+        else:
+            with pytest.raises(ServingError, match="UNAVAILABLE.*restarting") as err:
+                client.status()
+            assert err.value.code == grpc.StatusCode.UNAVAILABLE
+    assert service.calls == min(failures, retries) + 1
+
+
+def test_other_errors_are_not_retried(flaky):
+    service, address = flaky(1, grpc.StatusCode.INTERNAL)
+    with CSPServingClient(address, retries=3, backoff_s=0.01) as client:
+        with pytest.raises(ServingError, match="INTERNAL"):
+            client.status()
+    assert service.calls == 1
+
+
 def test_unavailable_is_retried_then_reported(unused_port):
     with CSPServingClient(f"127.0.0.1:{unused_port()}", retries=2, backoff_s=0.01,
                           timeout_s=2.0) as dead:
-        with pytest.raises(ServingError, match="after 3 attempts: UNAVAILABLE") as err:
+        with pytest.raises(ServingError, match="after up to 3 attempts: UNAVAILABLE") as err:
             dead.status()
     assert err.value.code.name == "UNAVAILABLE"
 
