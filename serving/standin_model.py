@@ -5,8 +5,8 @@ This is NOT the CSP model and has nothing learned in it: a fixed random linear m
 ``serving_default``, ``predict_features``, ``location_embedding``, ``location_prior`` and
 ``classify`` (method ``tensorflow/serving/classify``) — with the same input/output names and
 dtypes, and the export's own in-graph coordinate check (``csp_tf.export.check_lon_lat``: a
-row without a location has BOTH lon and lat NaN, one NaN is an error). It lets the serving stack (client,
-development server, warmup, benchmark) be tested without a trained export;
+row without a location has BOTH lon and lat NaN, one NaN is an error). It lets the serving
+stack (client, development server, warmup, benchmark) be tested without a trained export;
 ``csp_tf.export.export_saved_model`` writes the real one in the same layout.
 """
 

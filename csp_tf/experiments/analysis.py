@@ -92,7 +92,8 @@ def to_markdown(result: Dict[str, object]) -> str:
         result["classes_per_bin"], result["rows_per_bin"])]]  # type: ignore[call-overload]
     rows += [[f"{m['label']} (n={m['seeds']})"] + [mean_std(mu, sd) for mu, sd in zip(
         m["mean"], m["std"])] for m in result["methods"].values()]  # type: ignore[union-attr]
-    return markdown(["Method"] + [f"{b} labels" for b in result["bins"]], rows)  # type: ignore[union-attr]
+    bins = result["bins"]  # type: ignore[index]
+    return markdown(["Method"] + [f"{b} labels" for b in bins], rows)  # type: ignore[union-attr]
 
 
 def main(argv: Optional[List[str]] = None) -> int:

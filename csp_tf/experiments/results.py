@@ -167,7 +167,8 @@ def gain_table(rows: Sequence[Mapping[str, object]], method: str = "csp",
     body = [[name] + [cell(gains[r]) if r in gains else "–" for r in ratios]
             for column, name in (("top1", "fused top-1"), ("location_top1", "location-only top-1"))
             for gains in [paired_gain(rows, method, reference, column)]]
-    body.append(["paper (iNat2018, Table 1)"] + [f"+{PAPER_RELATIVE_GAIN[r]:.1f} %" for r in ratios])
+    body.append(["paper (iNat2018, Table 1)"]
+                + [f"+{PAPER_RELATIVE_GAIN[r]:.1f} %" for r in ratios])
     return markdown(["score"] + [f"{r * 100:g}%" for r in ratios], body)
 
 
