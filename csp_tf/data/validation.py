@@ -24,6 +24,7 @@ from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tupl
 
 import numpy as np
 
+from csp_tf import coords
 from csp_tf.data import splits
 
 # Every reason a row can be rejected for, with what it means (docs/data.md lists the same).
@@ -133,8 +134,8 @@ def validate_row(raw: Mapping[str, Any], feature_dim: int,
     row_id = _text(raw.get("id"))
     if row_id is None:
         raise RowError("id", "missing_value")
-    lon = _coordinate(raw, "lon", 180.0)
-    lat = _coordinate(raw, "lat", 90.0)
+    lon = _coordinate(raw, "lon", coords.BOUNDS["lon"])
+    lat = _coordinate(raw, "lat", coords.BOUNDS["lat"])
     label = _text(raw.get("label"))
     if label is not None and vocabulary is not None and label not in vocabulary:
         raise RowError("label", "unknown_label", f"{label!r} is not one of the {len(vocabulary)} classes")
