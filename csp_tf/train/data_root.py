@@ -18,15 +18,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
 from csp_tf.configs import ConfigError, ExperimentConfig
 from csp_tf.data import reader, splits as label_splits
-from csp_tf.train.inputs import Arrays, from_arrays, from_tfrecords
+from csp_tf.train.inputs import Arrays, FeatureStats, from_arrays, from_tfrecords
 
-FeatureStats = Tuple[np.ndarray, np.ndarray]  # per-dimension (mean, std) of image_features
 PRETRAIN_SPLITS = ("pretrain", "train")
 _SPLIT_DIR = re.compile(r"Split-([^/\\]+)$")
 

@@ -7,7 +7,7 @@ batches it already consumed and continue on exactly the same data.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, Mapping, Optional, Sequence
+from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -15,6 +15,7 @@ import tensorflow as tf
 from csp_tf.coords import check_lon_lat_array
 
 Arrays = Dict[str, np.ndarray]
+FeatureStats = Tuple[np.ndarray, np.ndarray]  # per-dimension (mean, std) of image_features
 
 
 @dataclass
