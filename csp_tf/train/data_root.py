@@ -175,11 +175,6 @@ def stage_inputs(config: ExperimentConfig, root: DataRoot, stage: str) -> Dict[s
             "validation": root.labeled("val") if needs_val and root.rows("val") else None}
 
 
-def resolve_data_shapes(config: ExperimentConfig, data_root: str) -> ExperimentConfig:
-    """``DataRoot.open(data_root).configure(config)``: shapes from metadata.json."""
-    return DataRoot.open(data_root).configure(config)
-
-
 def _count_records(files: Sequence[str]) -> int:
     """Records in gzip TFRecord ``files`` (one pass; seconds for 10^5 rows)."""
     import tensorflow as tf

@@ -64,7 +64,7 @@ class _Session:
         self.config = config.validate()
         if not config.data.num_classes or not config.data.feature_dim:
             raise ConfigError("data.num_classes and data.feature_dim must be set (read them from "
-                              "the data root with csp_tf.train.resolve_data_shapes)")
+                              "the data with csp_tf.train.DataRoot.configure)")
         self.output_dir = output_dir
         os.makedirs(output_dir, exist_ok=True)
         rt = config.runtime

@@ -50,12 +50,12 @@ def _encoder_weights(stage_dir):
 def test_killed_pretrain_trainer_resumes_where_it_stopped(examples_artifact, tiny_data_root,
                                                            tmp_path, monkeypatch, caplog):
     import csp_tf.train
-    from csp_tf.train.data_root import resolve_data_shapes
+    from csp_tf.train.data_root import DataRoot
     from tfx_pipeline import trainer_pretrain
     from tfx_pipeline.trainer_util import make_custom_config
     from tfx_pipeline.validation import render_schema
 
-    cfg = resolve_data_shapes(tiny_config(), tiny_data_root).override({
+    cfg = DataRoot.open(tiny_data_root).configure(tiny_config()).override({
         "pretrain.epochs": 2, "pretrain.batch_size": 256, "runtime.checkpoint_every_steps": 0})
     custom = make_custom_config(cfg.to_dict(), [], "test")
     schema = render_schema(cfg.data.feature_dim, cfg.data.num_classes, str(tmp_path / "schema"))
