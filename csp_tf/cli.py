@@ -93,41 +93,40 @@ def cmd_config(args) -> int:
 
 def cmd_pretrain(args) -> int:
     from csp_tf.train import pretrain
-    from csp_tf.train.data_root import pretrain_input, resolve_data_shapes
+    from csp_tf.train.data_root import DataRoot, stage_inputs
 
-    cfg = resolve_data_shapes(load_config(args), args.data_root)
+    root = DataRoot.open(args.data_root)
+    cfg = root.configure(load_config(args))
     if args.epochs is not None:
         cfg.pretrain.epochs = args.epochs
-    from csp_tf.train.selection_data import feature_stats
-    result = pretrain(cfg, pretrain_input(cfg, args.data_root), args.out, max_steps=args.max_steps,
-                      feature_stats=feature_stats(args.data_root))
+    result = pretrain(cfg, output_dir=args.out, max_steps=args.max_steps,
+                      **stage_inputs(cfg, root, "pretrain"))
     _report(result, args.out)
     return 0
 
 
 def cmd_finetune(args) -> int:
     from csp_tf.train import finetune
-    from csp_tf.train.data_root import finetune_inputs, resolve_data_shapes
+    from csp_tf.train.data_root import DataRoot, stage_inputs
 
-    cfg = resolve_data_shapes(load_config(args, args.base_model), args.data_root)
+    root = DataRoot.open(args.data_root)
+    cfg = root.configure(load_config(args, args.base_model))
     if args.label_ratio is not None:
         cfg.finetune.label_ratio = args.label_ratio
     if args.epochs is not None:
         cfg.finetune.epochs = args.epochs
-    from csp_tf.train.selection_data import finetune_extras
-    loc, img = finetune_inputs(cfg, args.data_root)
-    result = finetune(cfg, loc, img, args.out, base_model_dir=args.base_model,
-                      max_steps=args.max_steps, **finetune_extras(cfg, args.data_root))
+    result = finetune(cfg, output_dir=args.out, base_model_dir=args.base_model,
+                      max_steps=args.max_steps, **stage_inputs(cfg, root, "finetune"))
     _report(result, args.out)
     return 0
 
 
 def cmd_evaluate(args) -> int:
     from csp_tf.evaluate import evaluate_model
-    from csp_tf.train.data_root import load_arrays
+    from csp_tf.train.data_root import DataRoot
 
     model = load_keras_model(args.model)
-    metrics = evaluate_model(model, load_arrays(args.data_root, args.split))
+    metrics = evaluate_model(model, DataRoot.open(args.data_root).labeled(args.split))
     text = json.dumps(metrics, indent=2)
     if args.out:
         with open(args.out, "w") as f:

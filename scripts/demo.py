@@ -93,11 +93,11 @@ def main(argv=None) -> int:
 
     _step("3/4 serve it and query over gRPC (tensorflow-serving-api stubs)")
     import numpy as np
-    from csp_tf.train.data_root import load_arrays
+    from csp_tf.train.data_root import DataRoot
     from serving.client import CSPServingClient
     from serving.dev_server import DevServer
 
-    val = load_arrays(data_root, "val")
+    val = DataRoot.open(data_root).labeled("val")
     with DevServer(serving_dir, model_name="csp") as server:
         with CSPServingClient(f"127.0.0.1:{server.port}", model_name="csp") as client:
             client.wait_until_available(timeout_s=120)
@@ -123,7 +123,7 @@ def main(argv=None) -> int:
     import csp_tf.models  # noqa: F401
     model = keras.saving.load_model(os.path.join(serving_dir, str(versions[-1]), "assets.extra", "model.keras"))
     # test, not val: the image probe's L2 and the fusion weights were chosen on val.
-    m = evaluate_model(model, load_arrays(data_root, "test"))
+    m = evaluate_model(model, DataRoot.open(data_root).labeled("test"))
     rows = [("Img-only (linear probe on image features)", m["image"]),
             ("Location only (CSP encoder, fine-tuned)", m["location"]),
             ("CSP fused (calibrated on val)", m["fused"])]

@@ -25,19 +25,17 @@ class PipelineRunError(RuntimeError):
 
 
 def prepare(config, data_root: str, schema_dir: str):
-    """(config with data shapes, class names, rendered schema path) for one data root.
+    """(config with data shapes, its DataRoot, rendered schema path) for one data root.
 
     Reads ``<data_root>/metadata.json`` (any tf.io.gfile filesystem, ``gs://`` included) and
     writes the pinned schema under ``schema_dir``.
     """
-    from csp_tf.data.reader import read_metadata
-    from csp_tf.train.data_root import resolve_data_shapes
+    from csp_tf.train.data_root import DataRoot
     from tfx_pipeline.validation import render_schema
 
-    cfg = resolve_data_shapes(config, data_root).validate()
-    names = read_metadata(data_root).class_names
-    schema = render_schema(cfg.data.feature_dim, cfg.data.num_classes, schema_dir)
-    return cfg, names, schema
+    root = DataRoot.open(data_root)
+    cfg = root.configure(config).validate()
+    return cfg, root, render_schema(cfg.data.feature_dim, cfg.data.num_classes, schema_dir)
 
 
 
@@ -89,24 +87,23 @@ def run_local(pipeline_root: str, data_root: str, serving_dir: str, config,
     """
     from tfx import v1 as tfx
 
-    from csp_tf.train.selection_data import feature_stats
     from tfx_pipeline.pipeline import create_pipeline
 
     pipeline_root = os.path.abspath(pipeline_root)
     os.makedirs(pipeline_root, exist_ok=True)
     metadata_path = os.path.abspath(metadata_path or os.path.join(pipeline_root, configs.LOCAL_METADATA_FILE))
     serving_dir = os.path.abspath(serving_dir)
-    cfg, names, schema_path = prepare(config, os.path.abspath(data_root),
+    cfg, root, schema_path = prepare(config, os.path.abspath(data_root),
                                       os.path.join(pipeline_root, SCHEMA_SUBDIR))
     pipeline = create_pipeline(
         pipeline_name=pipeline_name, pipeline_root=pipeline_root,
         data_root=os.path.abspath(data_root), serving_dir=serving_dir, schema_path=schema_path,
-        experiment=cfg.to_dict(), class_names=names,
+        experiment=cfg.to_dict(), class_names=root.class_names,
         beam_pipeline_args=list(configs.LOCAL_BEAM_ARGS if beam_args is None else beam_args),
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path),
         enable_cache=enable_cache, min_top1=min_top1,
         top1_change_tolerance=top1_change_tolerance, code_version=code_version(),
-        feature_stats=feature_stats(os.path.abspath(data_root)))  # into custom_config
+        feature_stats=root.feature_stats)  # into custom_config
     log.info("pipeline %s: data %s -> root %s, serving %s", pipeline_name, data_root,
              pipeline_root, serving_dir)
     start = time.time()

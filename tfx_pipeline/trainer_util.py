@@ -1,4 +1,22 @@
-"""Helpers shared by the two Trainer module files: config, stable workspace, artifact copies.
+"""The Trainers' shared ``run_fn`` scaffold (``run_stage``) and its helpers: config, data,
+stable workspace, artifact copies.
+
+A Trainer's data is a ``csp_tf.train.data_root.DataRoot`` built from ``fn_args.train_files`` +
+``eval_files`` (what ImportExampleGen wrote, so MLMD lineage is the whole truth about a model's
+data) with shapes, class names and feature statistics from ``custom_config``; its inputs come
+from ``csp_tf.train.data_root.stage_inputs``, as for the CLI and the experiment protocol.
+
+``fn_args.data_accessor`` is not used, for three reasons. (1) Its ``tf_dataset_factory``
+(tfx_bsl ``TensorFlowDatasetOptions``) offers a record shuffle buffer with one ``shuffle_seed``
+and record-level interleaving; the stage inputs need ``reader.make_dataset``'s order, a function
+of (seed, epoch) for every epoch (windowed permutations of chunks of files), which is what lets
+a killed Trainer resume mid-epoch on the same batches and what makes the inputs equal to those
+the CLI builds from the data root (tests/tfx_pipeline/test_units.py, test_trainer_resume.py).
+(2) The curated Schema has no ``shape``s (only ``value_count``s: ExampleValidator's job), so
+the accessor would parse every feature as a SparseTensor. (3) The labeled splits are read one
+file at a time so that a corrupt record raises a DataError naming its file. The Schema the
+Trainers are wired to is still read: ``check_schema`` fails the run when it does not describe
+the rows ``csp_tf.data.schema`` parses (a feature missing, another type or width).
 
 csp_tf's stages and ``write_saved_model`` write to local directories (os.makedirs, atomic
 rename), while TFX artifact URIs may be ``gs://`` on Kubeflow. A stage trains in a STABLE
@@ -16,12 +34,14 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import tempfile
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import tensorflow as tf
 
 from csp_tf.configs import ConfigError, ExperimentConfig
+from csp_tf.train.data_root import DataRoot
 
 log = logging.getLogger("tfx_pipeline")
 
@@ -30,8 +50,6 @@ CLASS_NAMES_KEY = "class_names"
 CODE_VERSION_KEY = "code_version"  # only there to key the cache on the code
 STAGE_FILES = ("config.yaml", "model.keras", "history.json", "checkpoints")
 RUNTIME_FILE = "runtime.json"
-
-
 FEATURE_STATS_KEY = "feature_stats"  # {"mean": [...], "std": [...]} from the ingest's metadata
 
 
@@ -141,3 +159,78 @@ def write_json(path: str, value: Any) -> None:
     tf.io.gfile.makedirs(os.path.dirname(path))
     with tf.io.gfile.GFile(path, "w") as f:
         f.write(json.dumps(value, indent=2, default=str))
+
+
+# Called after a stage finished, on the chief, with (fn_args, config, StageResult, DataRoot,
+# the serving dir being built): writes what is the Trainer's own (files into the serving dir,
+# metrics).
+Finish = Callable[[Any, ExperimentConfig, Any, DataRoot, str], None]
+
+
+def run_stage(fn_args, stage: str, finish: Finish, warmup: bool = True) -> None:
+    """A Trainer's ``run_fn``: the ``csp_tf.train`` ``stage`` on the examples artifact, trained
+    in ``<model_run_dir>/stage`` (resumable), exported to ``fn_args.serving_model_dir``, with
+    ``runtime.json`` in ``fn_args.model_run_dir``."""
+    import csp_tf.train
+    from csp_tf.export import write_saved_model
+    from csp_tf.train.data_root import stage_inputs
+
+    cfg, class_names = read_custom_config(fn_args.custom_config)
+    if getattr(fn_args, "schema_path", None):
+        check_schema(fn_args.schema_path, cfg.data.feature_dim)
+    root = DataRoot.from_examples(list(fn_args.train_files) + list(fn_args.eval_files or []),
+                                  cfg.data.feature_dim, cfg.data.num_classes, class_names,
+                                  read_feature_stats(fn_args.custom_config))
+    info = runtime_info(cfg)
+    log.info("%s Trainer: runtime %s, base model %s", stage, info, fn_args.base_model)
+    run_dir = fn_args.model_run_dir
+    stage_dir = stage_workdir(run_dir, "stage")
+    kwargs = stage_inputs(cfg, root, stage)
+    if stage == "finetune" and fn_args.base_model:
+        kwargs["base_model_dir"] = stage_workdir(run_dir, "base")
+        copy_stage_files(fn_args.base_model, kwargs["base_model_dir"], ("config.yaml", "checkpoints"))
+    result = getattr(csp_tf.train, stage)(cfg, output_dir=stage_dir, **kwargs)
+    if not result.completed:
+        raise RuntimeError(f"{stage} stopped before its last epoch; its checkpoints are in "
+                           f"{stage_dir}, a re-run resumes from them")
+    if not info["chief"]:
+        return
+    work = tempfile.mkdtemp(prefix=f"csp-{stage}-export-")  # the export only: not resumable
+    try:
+        serving = os.path.join(work, "serving")
+        write_saved_model(result.model, serving, config=cfg, class_names=class_names or None,
+                          top_k=cfg.runtime.top_k, warmup=warmup)
+        finish(fn_args, cfg, result, root, serving)
+        copy_tree(serving, fn_args.serving_model_dir)
+        write_json(os.path.join(run_dir, RUNTIME_FILE),
+                   dict(info, splits=sorted(root.splits), base_model=fn_args.base_model,
+                        stage_dir=stage_dir, history=result.history))
+        if local_path(run_dir) is None:  # the stage is not in the run dir itself
+            copy_stage_files(stage_dir, os.path.join(run_dir, "stage"),
+                             ("config.yaml", "history.json", "logs"))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def check_schema(schema_path: str, feature_dim: int) -> None:
+    """ConfigError unless the Schema at ``schema_path`` has every feature of
+    ``csp_tf.data.schema.feature_spec(feature_dim)`` with its type and width."""
+    import numpy as np
+    from tensorflow_metadata.proto.v0 import schema_pb2
+    from tfx.utils import io_utils
+
+    from csp_tf.data.schema import feature_spec
+
+    kinds = {tf.string: schema_pb2.BYTES, tf.float32: schema_pb2.FLOAT, tf.int64: schema_pb2.INT}
+    found = {f.name: f for f in io_utils.SchemaReader().read(schema_path).feature}
+    for name, spec in feature_spec(feature_dim).items():
+        width = int(np.prod(spec.shape))
+        f = found.get(name)
+        problem = ("is missing" if f is None else
+                   f"has type {schema_pb2.FeatureType.Name(f.type)}" if f.type != kinds[spec.dtype]
+                   else f"has {f.value_count.max} values" if f.value_count.max not in (0, width)
+                   else None)
+        if problem:
+            raise ConfigError(f"the Trainer's Schema ({schema_path}) does not describe csp-tf "
+                              f"rows: feature {name!r} {problem}; csp-tf parses it as "
+                              f"{spec.dtype.name}[{width}]")

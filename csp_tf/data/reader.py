@@ -17,7 +17,7 @@ import dataclasses
 import json
 import os
 import posixpath
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -64,7 +64,7 @@ class DatasetMetadata:
 
 def read_metadata(data_root: str) -> DatasetMetadata:
     """Reads ``<data_root>/metadata.json``; DataError if it is missing or not of this schema."""
-    path = _join(data_root, "metadata.json")
+    path = join(data_root, "metadata.json")
     if not tf.io.gfile.exists(path):
         raise DataError(f"{data_root!r} is not a csp-tf data root: {path} does not exist "
                         f"(run `csp-tf ingest` or `csp-tf generate --ingest` first)")
@@ -100,21 +100,22 @@ def _feature_stats(stats: Optional[Dict[str, Any]], feature_dim: int):
     return mean, std, int(stats["count"])
 
 
-def split_files(data_root: str, split: str) -> List[str]:
+def split_files(data_root: str, split: str,
+                meta: Optional[DatasetMetadata] = None) -> List[str]:
     """The shard files of ``split`` (full paths, sorted); DataError if the split is unknown."""
     if split not in fk.SPLITS:
         raise DataError(f"unknown split {split!r}; splits are {', '.join(fk.SPLITS)}")
-    meta = read_metadata(data_root)
-    info = meta.splits.get(split)
+    info = (meta or read_metadata(data_root)).splits.get(split)
     if info is None:
         raise DataError(f"{data_root!r} has no split {split!r}")
-    return [_join(data_root, f) for f in info.files]
+    return [join(data_root, f) for f in info.files]
 
 
 def make_dataset(files: Sequence[str], feature_dim: int, batch_size: int, shuffle: bool = True,
                  seed: int = 0, deterministic: bool = False, repeat: bool = False,
                  label_ratio: Optional[float] = None, labeled_only: bool = False,
-                 drop_remainder: bool = False, shuffle_buffer: int = 10000) -> tf.data.Dataset:
+                 drop_remainder: bool = False, shuffle_buffer: int = 10000,
+                 sizes: Optional[Mapping[str, int]] = None) -> tf.data.Dataset:
     """A batched dataset of dicts over TFRecord shards written by the ingest.
 
     Elements: ``lon_lat`` float32 (B, 2) [lon, lat degrees], ``image_features`` float32 (B, F),
@@ -141,6 +142,8 @@ def make_dataset(files: Sequence[str], feature_dim: int, batch_size: int, shuffl
       labeled_only: drop unlabeled rows (label -1).
       drop_remainder: drop the last partial batch.
       shuffle_buffer: records per shuffle window.
+      sizes: the files' sizes (``file_sizes``) for ``check_files``; None reads them from the
+        metadata.json of each file's data root.
 
     Raises:
       DataError: no files, a missing file, or a file whose size differs from metadata.json.
@@ -152,7 +155,7 @@ def make_dataset(files: Sequence[str], feature_dim: int, batch_size: int, shuffl
         raise DataError(f"batch_size={batch_size!r} must be a positive integer")
     if label_ratio is not None:
         splits.keep_count(1, label_ratio)  # validates the ratio with a DataError
-    check_files(files)
+    check_files(files, sizes)
     spec = schema.feature_spec(feature_dim)
     det = bool(deterministic)
 
@@ -198,8 +201,8 @@ def load_split_arrays(data_root: str, split: str, label_ratio: Optional[float] =
     if label_ratio is not None and split != "train":
         raise DataError(f"label_ratio applies to the train split only, not {split!r}")
     meta = read_metadata(data_root)
-    files = split_files(data_root, split)
-    check_files(files)
+    files = split_files(data_root, split, meta)
+    check_files(files, file_sizes(meta))
     arrays = read_arrays(files, meta.feature_dim, batch_size, rerun_hint=data_root)
     if label_ratio is not None:
         keep = splits.label_ratio_keep(arrays, label_ratio)
@@ -241,13 +244,14 @@ def read_arrays(files: Sequence[str], feature_dim: int, batch_size: int = 4096,
     }
 
 
-def check_files(files: Sequence[str]) -> None:
+def check_files(files: Sequence[str], sizes: Optional[Mapping[str, int]] = None) -> None:
     """DataError naming the first file that is missing or whose size differs from metadata.json.
 
-    Sizes come from the ``metadata.json`` of the data root that holds each file
-    (``<root>/<split>/part-*``); files outside a data root are only checked for existence.
+    ``sizes``: {path: bytes} (``file_sizes``); None reads the ``metadata.json`` of the data
+    root that holds each file (``<root>/<split>/part-*``). Files without a recorded size (e.g.
+    outside a data root) are only checked for existence.
     """
-    expected = _expected_sizes(files)
+    expected = _expected_sizes(files) if sizes is None else sizes
     for path in files:
         if not tf.io.gfile.exists(path):
             raise DataError(f"TFRecord file {path} does not exist")
@@ -336,16 +340,19 @@ def _expected_sizes(files: Sequence[str]) -> Dict[str, int]:
     sizes: Dict[str, int] = {}
     roots = {_dirname(_dirname(f)) for f in files}
     for root in roots:
-        if not tf.io.gfile.exists(_join(root, "metadata.json")):
+        if not tf.io.gfile.exists(join(root, "metadata.json")):
             continue
         try:
-            meta = read_metadata(root)
+            sizes.update(file_sizes(read_metadata(root)))
         except DataError:
             continue
-        for info in meta.splits.values():
-            for rel, size in zip(info.files, info.bytes):
-                sizes[_norm(_join(root, rel))] = int(size)
     return sizes
+
+
+def file_sizes(meta: DatasetMetadata) -> Dict[str, int]:
+    """{file path: bytes the ingest wrote} for every shard of a data root (``check_files``)."""
+    return {_norm(join(meta.data_root, rel)): int(size)
+            for info in meta.splits.values() for rel, size in zip(info.files, info.bytes)}
 
 
 def _empty(key: str, feature_dim: int) -> np.ndarray:
@@ -360,7 +367,7 @@ def _norm(path: str) -> str:
     return path if "://" in path else os.path.abspath(path)
 
 
-def _join(root: str, rel: str) -> str:
+def join(root: str, rel: str) -> str:
     return posixpath.join(root, rel) if "://" in root else os.path.join(root, rel)
 
 

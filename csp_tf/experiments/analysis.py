@@ -42,17 +42,18 @@ def accuracy_by_label_count(exp_dir: str, methods: Sequence[str], ratio: float,
     evaluation rows whose class had that many labels (Img. Only: P(y|img))."""
     from csp_tf.configs import ExperimentConfig
     from csp_tf.experiments.methods import get_method
-    from csp_tf.experiments.protocol import Protocol, _Data
+    from csp_tf.experiments.protocol import Protocol
     from csp_tf.models.loading import load_csp_model
+    from csp_tf.train.data_root import DataRoot
 
     with open(os.path.join(exp_dir, "protocol.json")) as f:
         info = json.load(f)
     seeds = list(seeds if seeds is not None else info["seeds"])
     base = ExperimentConfig.from_dict(info["base_config"])
     p = Protocol(info["data_root"], exp_dir, base, [], [ratio], seeds, info["split"])
-    data = _Data(info["data_root"], info["split"])
-    ev = data.evaluation
-    n_labels = np.bincount(data.labeled(ratio)["label"], minlength=int(ev["label"].max()) + 1)
+    data = DataRoot.open(info["data_root"])
+    ev = data.labeled(info["split"])
+    n_labels = np.bincount(data.labeled("train", ratio)["label"], minlength=int(ev["label"].max()) + 1)
     row_bins = np.full(len(ev["label"]), -1)
     for b, (lo, hi) in enumerate(BINS):
         row_bins[(n_labels[ev["label"]] >= lo) & (n_labels[ev["label"]] <= hi)] = b

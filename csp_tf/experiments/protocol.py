@@ -14,10 +14,9 @@ Resumable at two levels: a cell with a row in ``results.csv`` (same config finge
 skipped; a stage directory holding ``model.keras`` is reused; an interrupted stage resumes from
 its checkpoints. A stage or row made by a *different* config raises instead of being reused.
 
-The data are read once into memory: the train split (label-ratio subsets are cut with
-``csp_tf.data.splits.label_ratio_mask``, the rule ``load_split_arrays`` applies), the
-evaluation split, and for pre-training the unlabeled ``pretrain`` split plus ``train``
-(labels unused), as ``csp_tf.train.data_root.pretrain_input`` reads them.
+The data root is read once (``csp_tf.train.data_root.DataRoot``: its labeled splits stay in
+memory for the whole run) and every stage's inputs come from ``stage_inputs``, as for the CLI
+and the TFX Trainers.
 """
 
 from __future__ import annotations
@@ -36,6 +35,7 @@ import numpy as np
 from csp_tf.configs import ConfigError, ExperimentConfig
 from csp_tf.experiments import results as res
 from csp_tf.experiments.methods import Method, as_dict, config_fingerprint, method_config
+from csp_tf.train.data_root import DataRoot, stage_inputs
 
 Echo = Callable[[str], None]
 TIMING_FILE = "timing.json"
@@ -88,63 +88,6 @@ class Protocol:
         return os.path.join(self.out_dir, "finetune", method.name, f"ratio{ratio:g}", f"seed{seed}")
 
 
-class _Data:
-    """The splits, read on first use and kept for the whole run."""
-
-    def __init__(self, data_root: str, split: str):
-        self.data_root, self.split = data_root, split
-        self._cache: Dict[str, Dict[str, np.ndarray]] = {}
-
-    def _load(self, split: str) -> Dict[str, np.ndarray]:
-        if split not in self._cache:
-            from csp_tf.train.data_root import load_arrays
-            self._cache[split] = load_arrays(self.data_root, split)
-        return self._cache[split]
-
-    @property
-    def train(self) -> Dict[str, np.ndarray]:
-        return self._load("train")
-
-    @property
-    def evaluation(self) -> Dict[str, np.ndarray]:
-        return self._load(self.split)
-
-    @property
-    def validation(self) -> Dict[str, np.ndarray]:
-        """The split every data-driven choice is made on (never the evaluation split's job)."""
-        return self._load("val")
-
-    @property
-    def feature_stats(self):
-        """(mean, std) of image_features from the ingest (metadata.json), read once; None if
-        the data root has none."""
-        if "feature_stats" not in self._cache:
-            from csp_tf.train.selection_data import feature_stats
-            self._cache["feature_stats"] = feature_stats(self.data_root)  # type: ignore[assignment]
-        return self._cache["feature_stats"]
-
-    def labeled(self, ratio: float) -> Dict[str, np.ndarray]:
-        """The stratified label-ratio subset of train (nested across ratios, docs/architecture.md)."""
-        from csp_tf.data.splits import label_ratio_keep
-
-        t = self.train
-        keep = label_ratio_keep(t, ratio)
-        return {k: v[keep] for k, v in t.items()}
-
-    def pretrain_pool(self) -> Dict[str, np.ndarray]:
-        """Every location-image pair of ``pretrain`` + ``train``; labels are not used."""
-        if "pool" not in self._cache:
-            from csp_tf.data.reader import read_metadata
-
-            parts = [self.train]
-            info = read_metadata(self.data_root).splits.get("pretrain")
-            if info is not None and info.rows > 0:
-                parts.insert(0, self._load("pretrain"))
-            keys = ("lon_lat", "image_features")
-            self._cache["pool"] = {k: np.concatenate([p[k] for p in parts]) for k in keys}
-        return self._cache["pool"]
-
-
 def fingerprint_hash(cfg: ExperimentConfig, ignore: Sequence[str] = ()) -> str:
     """12 hex digits identifying the result-deciding parts of a config."""
     text = json.dumps(config_fingerprint(cfg, ignore), sort_keys=True, default=str)
@@ -182,22 +125,15 @@ def _load_model(stage_dir: str):
 
 
 def _run_pretrain(p: Protocol, cfg: ExperimentConfig, method: Method, seed: int,
-                  data: _Data) -> float:
+                  data: DataRoot) -> float:
     """Pre-trains (or reuses) the encoder of (method, seed); returns its training seconds."""
-    from csp_tf.train import from_arrays, pretrain
+    from csp_tf.train import pretrain
 
     out = p.pretrain_dir(method, seed)
     if stage_done(out, cfg, ignore=("finetune",)):  # fine-tuning settings do not change it
         return _read_seconds(out)
-    pc = cfg.pretrain
-    if pc.sampler == "balanced":  # the reference's label-balanced pre-training (SPEC §7.1)
-        stage_input = from_arrays(data.train, pc.batch_size, sampler="balanced", seed=seed,
-                                  max_per_class=pc.max_num_exs_per_class)
-    else:
-        stage_input = from_arrays(data.pretrain_pool(), pc.batch_size, sampler="shuffle",
-                                  seed=seed, keys=("lon_lat", "image_features"))
     t0 = time.time()
-    result = pretrain(cfg, stage_input, out, feature_stats=data.feature_stats)
+    result = pretrain(cfg, output_dir=out, **stage_inputs(cfg, data, "pretrain"))
     seconds = time.time() - t0
     if not result.completed:
         raise RuntimeError(f"pre-training in {out} did not complete")
@@ -205,7 +141,7 @@ def _run_pretrain(p: Protocol, cfg: ExperimentConfig, method: Method, seed: int,
     return seconds
 
 
-def _image_probs(p: Protocol, ratio: float, seed: int, data: _Data) -> Optional[np.ndarray]:
+def _image_probs(p: Protocol, ratio: float, seed: int, data: DataRoot) -> Optional[np.ndarray]:
     """P(y|img) on the evaluation split from the Img-only cell of (ratio, seed), if it exists."""
     from csp_tf.evaluate import predict_arrays
     from csp_tf.experiments.methods import get_method
@@ -213,18 +149,17 @@ def _image_probs(p: Protocol, ratio: float, seed: int, data: _Data) -> Optional[
     cell = p.finetune_dir(get_method("img_only"), ratio, seed)
     if not os.path.exists(os.path.join(cell, "model.keras")):
         return None
-    ev = data.evaluation
+    ev = data.labeled(p.split)
     out = predict_arrays(_load_model(cell), ev["lon_lat"], ev["image_features"])
     return out["image_probabilities"]
 
 
-def _curve_callback(p: Protocol, data: _Data, image_probs: Optional[np.ndarray]):
+def _curve_callback(p: Protocol, data: DataRoot, image_probs: Optional[np.ndarray]):
     """on_epoch_end for ``finetune``: val location (and fused) top-1 every ``p.eval_every`` epochs."""
     from csp_tf.evaluate import predict_arrays, ranking_metrics
 
-    ev = data.evaluation
-    keep = ev["label"] >= 0
-    labels, lon_lat, feats = ev["label"][keep], ev["lon_lat"][keep], ev["image_features"][keep]
+    ev = data.labeled(p.split)
+    labels, lon_lat, feats = ev["label"], ev["lon_lat"], ev["image_features"]
 
     def callback(model, epoch: int) -> Dict[str, float]:
         if (epoch + 1) % p.eval_every:
@@ -233,7 +168,7 @@ def _curve_callback(p: Protocol, data: _Data, image_probs: Optional[np.ndarray])
         missing = np.isnan(lon_lat).any(axis=1)[:, None]
         out = {"val_location_top1": ranking_metrics(loc[~missing[:, 0]], labels[~missing[:, 0]])["top1"]}
         if image_probs is not None:
-            fused = image_probs[keep] * np.where(missing, 1.0, loc)
+            fused = image_probs * np.where(missing, 1.0, loc)
             out["val_fused_top1"] = ranking_metrics(fused, labels)["top1"]
         return out
 
@@ -241,29 +176,22 @@ def _curve_callback(p: Protocol, data: _Data, image_probs: Optional[np.ndarray])
 
 
 def _run_finetune(p: Protocol, cfg: ExperimentConfig, method: Method, ratio: float, seed: int,
-                  data: _Data, base_dir: Optional[str]):
+                  data: DataRoot, base_dir: Optional[str]):
     """Fine-tunes (or reloads) one cell; returns (model, seconds, labeled rows)."""
-    from csp_tf.train import finetune, from_arrays
+    from csp_tf.train import finetune
 
     out = p.finetune_dir(method, ratio, seed)
-    labeled = data.labeled(ratio)
+    n_labeled = len(data.labeled("train", ratio)["label"])
     # A finished stage is restored by ``finetune`` from its checkpoint (no epoch is run again).
     done = stage_done(out, cfg)
-    fc = cfg.finetune
-    # As csp_tf.train.data_root.finetune_inputs, from the arrays already in memory.
-    loc = from_arrays(labeled, fc.batch_size, sampler=fc.sampler, seed=seed,
-                      max_per_class=fc.max_num_exs_per_class)
-    image_rows = labeled if fc.image_classifier_labels == "fewshot" else data.train
-    img = from_arrays(image_rows, fc.batch_size, sampler="shuffle", seed=seed + 1)
     callback = None
     if p.eval_every > 0 and not method.image_only and not done:
         callback = _curve_callback(p, data, _image_probs(p, ratio, seed, data))
     history_path = os.path.join(out, "history.json")
     history = open(history_path).read() if done and os.path.exists(history_path) else None
     t0 = time.time()
-    result = finetune(cfg, loc, img, out, base_model_dir=base_dir, on_epoch_end=callback,
-                      feature_stats=data.feature_stats, image_arrays=image_rows,
-                      validation=data.validation)
+    result = finetune(cfg, output_dir=out, base_model_dir=base_dir, on_epoch_end=callback,
+                      **stage_inputs(cfg, data, "finetune"))
     seconds = time.time() - t0
     if not result.completed:
         raise RuntimeError(f"fine-tuning in {out} did not complete")
@@ -271,9 +199,9 @@ def _run_finetune(p: Protocol, cfg: ExperimentConfig, method: Method, ratio: flo
         if history is not None:  # a no-op re-run saves an empty history over the real one
             with open(history_path, "w") as f:
                 f.write(history)
-        return result.model, _read_seconds(out), len(labeled["label"])
+        return result.model, _read_seconds(out), n_labeled
     _write_seconds(out, seconds)
-    return result.model, seconds, len(labeled["label"])
+    return result.model, seconds, n_labeled
 
 
 def _write_protocol_json(p: Protocol, cfg: ExperimentConfig) -> None:
@@ -300,15 +228,13 @@ def run_protocol(p: Protocol, echo: Echo = print) -> List[Dict[str, object]]:
     Order: seeds, then methods, then ratios, so each pre-trained encoder is used for all its
     ratios right away and an interrupted run leaves complete seeds behind.
     """
-    from csp_tf.train.data_root import resolve_data_shapes
-
     os.makedirs(p.out_dir, exist_ok=True)
-    base = resolve_data_shapes(p.base_config, p.data_root).validate()
+    data = DataRoot.open(p.data_root)
+    base = data.configure(p.base_config).validate()
     _write_protocol_json(p, base)
     rows = res.read_results(p.results_csv)
     by_key = {res.cell_key(str(r["method"]), float(r["ratio"]), int(r["seed"])): r  # type: ignore[arg-type]
               for r in rows if str(r.get("split", p.split)) == p.split}
-    data = _Data(p.data_root, p.split)
     baselines: Dict[float, object] = {}
     echo(f"experiment: {len(p.methods)} methods × {len(p.ratios)} ratios × {len(p.seeds)} seeds "
          f"= {p.total_cells} cells -> {p.out_dir}")
@@ -349,7 +275,7 @@ def run_protocol(p: Protocol, echo: Echo = print) -> List[Dict[str, object]]:
                                                              base_dir)
                 t_eval = time.time()
                 from csp_tf.evaluate import evaluate_model
-                metrics = evaluate_model(model, data.evaluation)
+                metrics = evaluate_model(model, data.labeled(p.split))
                 eval_seconds = time.time() - t_eval
                 row = res.metrics_row(
                     method, ratio, seed, p.split, metrics, train_rows=n_labeled,
@@ -379,20 +305,18 @@ def run_protocol(p: Protocol, echo: Echo = print) -> List[Dict[str, object]]:
     return rows
 
 
-def _baseline_row(p: Protocol, method: Method, ratio: float, seed: int, data: _Data,
+def _baseline_row(p: Protocol, method: Method, ratio: float, seed: int, data: DataRoot,
                   cache: Dict[float, object], digest: str) -> Dict[str, object]:
     """Fits (once per ratio: they are deterministic) and scores the scikit-learn baselines."""
-    from csp_tf.data.reader import read_metadata
     from csp_tf.evaluate import ranking_metrics
     from csp_tf.experiments.baselines import BaselineSuite, located_labeled
 
     if ratio not in cache:
         t0 = time.time()
         stats = data.feature_stats
-        suite = BaselineSuite(read_metadata(p.data_root).num_classes,
-                              *(stats if stats is not None else (None, None)))
-        suite.fit(located_labeled(data.labeled(ratio)), located_labeled(data.validation))
-        ev = located_labeled(data.evaluation)
+        suite = BaselineSuite(data.num_classes, *(stats if stats is not None else (None, None)))
+        suite.fit(located_labeled(data.labeled("train", ratio)), located_labeled(data.labeled("val")))
+        ev = located_labeled(data.labeled(p.split))
         cache[ratio] = (suite, ev, suite.scores(ev), time.time() - t0)
         os.makedirs(os.path.join(p.out_dir, "baselines"), exist_ok=True)
         with open(os.path.join(p.out_dir, "baselines", f"ratio{ratio:g}.json"), "w") as f:
@@ -400,7 +324,7 @@ def _baseline_row(p: Protocol, method: Method, ratio: float, seed: int, data: _D
     suite, ev, scores, seconds = cache[ratio]  # type: ignore[misc]
     metrics = {method.baseline: ranking_metrics(scores[method.name], ev["label"])}
     return res.metrics_row(
-        method, ratio, seed, p.split, metrics, train_rows=len(data.labeled(ratio)["label"]),
+        method, ratio, seed, p.split, metrics, train_rows=len(data.labeled("train", ratio)["label"]),
         pretrain_s=float("nan"), finetune_s=seconds, eval_s=0.0, config_hash=digest,
         finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
 

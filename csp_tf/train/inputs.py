@@ -7,7 +7,7 @@ batches it already consumed and continue on exactly the same data.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional, Sequence
+from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -15,6 +15,7 @@ import tensorflow as tf
 from csp_tf.coords import check_lon_lat_array
 
 Arrays = Dict[str, np.ndarray]
+FeatureStats = Tuple[np.ndarray, np.ndarray]  # per-dimension (mean, std) of image_features
 
 
 @dataclass
@@ -89,9 +90,11 @@ def from_arrays(arrays: Arrays, batch_size: int, *, sampler: str = "shuffle", se
 
 def from_tfrecords(files: Sequence[str], feature_dim: int, batch_size: int, num_examples: int, *,
                    seed: int = 0, deterministic: bool = True, shuffle_buffer: int = 10000,
-                   drop_remainder: bool = False) -> StageInput:
-    """Streaming stage input over TFRecords (pre-training pools that do not fit in memory)."""
-    from csp_tf.data.reader import make_dataset
+                   drop_remainder: bool = False,
+                   sizes: Optional[Mapping[str, int]] = None) -> StageInput:
+    """Streaming stage input over TFRecords (pre-training pools that do not fit in memory).
+    ``sizes``: the files' expected sizes (``reader.check_files``), checked every epoch."""
+    from csp_tf.data.reader import explain_data_loss, make_dataset
 
     files = list(files)
     if not files:
@@ -100,9 +103,7 @@ def from_tfrecords(files: Sequence[str], feature_dim: int, batch_size: int, num_
     def dataset_fn(epoch: int) -> tf.data.Dataset:
         return make_dataset(files, feature_dim, batch_size, shuffle=True, seed=seed * 100003 + epoch,
                             deterministic=deterministic, shuffle_buffer=shuffle_buffer,
-                            drop_remainder=drop_remainder)
-
-    from csp_tf.data.reader import explain_data_loss
+                            drop_remainder=drop_remainder, sizes=sizes)
 
     steps = num_examples // batch_size if drop_remainder else -(-num_examples // batch_size)
     return StageInput(dataset_fn, max(steps, 1), num_examples,

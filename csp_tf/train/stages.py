@@ -17,9 +17,7 @@ import logging
 import math
 import os
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Tuple
-
-import numpy as np
+from typing import Callable, Dict, List, Optional
 
 import keras
 import tensorflow as tf
@@ -27,14 +25,12 @@ import tensorflow as tf
 from csp_tf.configs import ConfigError, ExperimentConfig
 from csp_tf.models import CSPModel, build_csp_model
 from csp_tf.train import runtime
-from csp_tf.train.inputs import StageInput
+from csp_tf.train.inputs import Arrays, FeatureStats, StageInput
 from csp_tf.train.loop import LoopResult, LoopState, run_epochs
 from csp_tf.train.steps import (TrainStep, finetune_variables, make_finetune_loss,
                                 make_image_classifier_loss, make_pretrain_loss, pretrain_variables)
 
 log = logging.getLogger("csp_tf")
-Arrays = Dict[str, np.ndarray]
-FeatureStats = Tuple[np.ndarray, np.ndarray]  # per-dimension (mean, std) of image_features
 
 CONFIG_FILE, KERAS_FILE, HISTORY_FILE = "config.yaml", "model.keras", "history.json"
 _SALT_PRETRAIN, _SALT_FINETUNE, _SALT_IMAGE = 1, 2, 3
@@ -68,7 +64,7 @@ class _Session:
         self.config = config.validate()
         if not config.data.num_classes or not config.data.feature_dim:
             raise ConfigError("data.num_classes and data.feature_dim must be set (read them from "
-                              "the data root with csp_tf.train.resolve_data_shapes)")
+                              "the data with csp_tf.train.DataRoot.configure)")
         self.output_dir = output_dir
         os.makedirs(output_dir, exist_ok=True)
         rt = config.runtime
@@ -162,6 +158,8 @@ def finetune(config: ExperimentConfig, stage_input: StageInput, image_input: Sta
     ``image_arrays``: the image probe's labeled rows as arrays, for the ``fullbatch`` solver
     (without them it falls back to ``minibatch`` epochs over ``image_input``).
     ``validation``: labeled val rows: choose the probe's L2 weight and the fusion on them.
+    Both hold labeled rows only (``DataRoot.labeled``: ``csp_tf.train.data_root.stage_inputs``
+    builds every argument here but the config and the directories).
     """
     fc = config.finetune
     s = _Session(config, output_dir, fc.lr, feature_stats)
@@ -237,13 +235,12 @@ def _post_fit(s: "_Session", fc, image_arrays: Optional[Arrays],
     from csp_tf.train.linear_probe import fit_linear_probe
 
     out: List[Dict[str, float]] = []
-    val = _labeled(validation) if validation is not None else None
+    val = validation
     if image_arrays is not None:
-        rows = _labeled(image_arrays)
         grid = ([fc.image_classifier_l2] if val is None
                 else parse_float_list("finetune.image_classifier_l2_grid", fc.image_classifier_l2_grid))
         fit = fit_linear_probe(
-            s.model, rows["image_features"], rows["label"], l2_grid=grid,
+            s.model, image_arrays["image_features"], image_arrays["label"], l2_grid=grid,
             steps=fc.image_classifier_steps, lr=fc.image_classifier_fullbatch_lr,
             seed=s.config.runtime.seed,
             val_features=None if val is None else val["image_features"],
@@ -255,16 +252,10 @@ def _post_fit(s: "_Session", fc, image_arrays: Optional[Arrays],
                         "fusion keeps α = β = 1, γ = 0 (the plain product)")
         else:
             prior_rows = image_arrays if image_arrays is not None else val
-            choice = calibrate_fusion(s.model, val, _labeled(prior_rows)["label"])
+            choice = calibrate_fusion(s.model, val, prior_rows["label"])
             out.append(dict({k: v for k, v in choice.items() if isinstance(v, (int, float))},
                             stage="fusion"))
     return out
-
-
-def _labeled(arrays: Arrays) -> Arrays:
-    keep = np.asarray(arrays["label"]) >= 0
-    return {k: np.asarray(v)[keep] for k, v in arrays.items()
-            if k in ("lon_lat", "image_features", "label")}
 
 
 def load_base_model(model: CSPModel, optimizer, base_model_dir: str,

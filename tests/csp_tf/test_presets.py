@@ -12,7 +12,7 @@ from csp_tf.configs import ConfigError, get_preset
                                   "places"])
 def test_every_preset_fits_any_feature_width(name, tmp_path):
     import json
-    from csp_tf.train.data_root import resolve_data_shapes
+    from csp_tf.train.data_root import DataRoot
 
     root = tmp_path / "root"
     root.mkdir()
@@ -21,7 +21,7 @@ def test_every_preset_fits_any_feature_width(name, tmp_path):
             "train_class_counts": [1] * 22}
     (root / "metadata.json").write_text(json.dumps(meta))
     try:
-        cfg = resolve_data_shapes(get_preset(name), str(root))
+        cfg = DataRoot.open(str(root)).configure(get_preset(name))
     except Exception as exc:  # the metadata reader may want more keys: then say which
         pytest.fail(f"{name}: {exc}")
     assert (cfg.data.feature_dim, cfg.data.num_classes) == (128, 22)
@@ -43,11 +43,11 @@ def test_set_jit_compile_works_as_written(text, want):
 
 def test_conflicting_explicit_shape_is_an_error(tmp_path):
     import json
-    from csp_tf.train.data_root import resolve_data_shapes
+    from csp_tf.train.data_root import DataRoot
     (tmp_path / "metadata.json").write_text(json.dumps(
         {"schema_version": 1, "feature_dim": 128, "num_classes": 2, "class_names": ["a", "b"],
          "splits": {}, "train_class_counts": [1, 1]}))
     cfg = get_preset("inat2018")
     cfg.data.feature_dim = 2048
     with pytest.raises(ConfigError, match="feature_dim=2048"):
-        resolve_data_shapes(cfg, str(tmp_path))
+        DataRoot.open(str(tmp_path)).configure(cfg)

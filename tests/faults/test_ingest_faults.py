@@ -221,21 +221,21 @@ def test_overwrite_keeps_files_that_are_not_the_ingests(tmp_path):
 # ----- 6. training on an empty split ------------------------------------------------------------
 def test_training_on_an_empty_split_names_the_split_and_the_root(tmp_path):
     from csp_tf.configs import ConfigError, ExperimentConfig
-    from csp_tf.train.data_root import finetune_inputs, pretrain_input
+    from csp_tf.train.data_root import DataRoot, stage_inputs
 
     lines = [l.rstrip("\n") + ",val\n" for l in _csv_lines(20)]  # every row fixed to val
     manifest = _write_csv(tmp_path / "m.csv", lines, header="id,lon,lat,label,features,split\n")
     root = str(tmp_path / "root")
     summary = run_ingest(manifest, root, 2, in_process=True, num_shards=1)
     assert summary["rows_out"] == {"pretrain": 0, "train": 0, "val": 20, "test": 0}
-    cfg = ExperimentConfig()
+    cfg, data = ExperimentConfig(), DataRoot.open(root)
     with pytest.raises(ConfigError, match=r"'pretrain' and 'train' .*root.* have 0 rows"):
-        pretrain_input(cfg, root)
+        stage_inputs(cfg, data, "pretrain")
     with pytest.raises(ConfigError, match=r"split 'train' of the data root .*root.* has 0 rows"):
-        finetune_inputs(cfg, root)
+        stage_inputs(cfg, data, "finetune")
     cfg.pretrain.sampler = "balanced"
     with pytest.raises(ConfigError, match="split 'train'"):
-        pretrain_input(cfg, root)
+        stage_inputs(cfg, data, "pretrain")
 
 
 # ----- 7. 0-byte and non-Parquet .parquet files --------------------------------------------------

@@ -33,10 +33,10 @@ def examples_artifact(tiny_data_root, tmp_path):
     return str(uri)
 
 
-def _fn_args(examples_uri, root, custom_config):
+def _fn_args(examples_uri, root, custom_config, schema_path):
     return types.SimpleNamespace(
         train_files=[os.path.join(examples_uri, f"Split-{s}", "*") for s in ("pretrain", "train")],
-        eval_files=[], custom_config=custom_config, base_model=None,
+        eval_files=[], custom_config=custom_config, base_model=None, schema_path=schema_path,
         model_run_dir=str(root / "model_run"), serving_model_dir=str(root / "model" / "serving"))
 
 
@@ -50,14 +50,16 @@ def _encoder_weights(stage_dir):
 def test_killed_pretrain_trainer_resumes_where_it_stopped(examples_artifact, tiny_data_root,
                                                            tmp_path, monkeypatch, caplog):
     import csp_tf.train
-    from csp_tf.train.data_root import resolve_data_shapes
+    from csp_tf.train.data_root import DataRoot
     from tfx_pipeline import trainer_pretrain
     from tfx_pipeline.trainer_util import make_custom_config
+    from tfx_pipeline.validation import render_schema
 
-    cfg = resolve_data_shapes(tiny_config(), tiny_data_root).override({
+    cfg = DataRoot.open(tiny_data_root).configure(tiny_config()).override({
         "pretrain.epochs": 2, "pretrain.batch_size": 256, "runtime.checkpoint_every_steps": 0})
     custom = make_custom_config(cfg.to_dict(), [], "test")
-    args = _fn_args(examples_artifact, tmp_path / "killed", custom)
+    schema = render_schema(cfg.data.feature_dim, cfg.data.num_classes, str(tmp_path / "schema"))
+    args = _fn_args(examples_artifact, tmp_path / "killed", custom, schema)
     real_pretrain = csp_tf.train.pretrain
 
     # 1. Killed after 3 steps: run_fn fails, the checkpoint stays in the run dir.
@@ -78,7 +80,7 @@ def test_killed_pretrain_trainer_resumes_where_it_stopped(examples_artifact, tin
 
     # 3. Same weights as a Trainer that was never interrupted.
     caplog.clear()
-    whole = _fn_args(examples_artifact, tmp_path / "whole", custom)
+    whole = _fn_args(examples_artifact, tmp_path / "whole", custom, schema)
     trainer_pretrain.run_fn(whole)
     assert "resumed from" not in caplog.text
     for a, b in zip(_encoder_weights(stage),

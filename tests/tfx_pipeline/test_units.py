@@ -74,29 +74,61 @@ def fake_examples_artifact(tiny_data_root, tmp_path):
     return str(uri)
 
 
-def test_trainer_inputs_from_an_examples_artifact(fake_examples_artifact, tiny_data_root):
-    from csp_tf.train.data_root import load_arrays, resolve_data_shapes
-    from tfx_pipeline import examples
+def _batches(stage_input, epoch):
+    return [{k: b[k].numpy() for k in ("lon_lat", "image_features", "label")}
+            for b in stage_input.dataset_fn(epoch)]
 
-    patterns = [os.path.join(fake_examples_artifact, f"Split-{s}", "*") for s in ("pretrain", "train")]
-    splits = examples.files_by_split(patterns)
-    assert sorted(splits) == ["pretrain", "train"]
-    meta_rows = {s: len(load_arrays(tiny_data_root, s)["label"]) for s in ("pretrain", "train")}
-    assert examples.count_rows(splits["train"]) == meta_rows["train"]
 
-    cfg = resolve_data_shapes(tiny_config(), tiny_data_root)
-    # Same label-ratio subset as csp_tf reads from the data root itself.
-    ours = examples.load_arrays(splits["train"], 64, label_ratio=0.5)
-    theirs = load_arrays(tiny_data_root, "train", label_ratio=0.5)
-    assert [i.decode() for i in ours["id"]] == list(theirs["id"])
-    np.testing.assert_array_equal(ours["label"], theirs["label"])
+def _assert_same_inputs(a, b):
+    for key in ("stage_input", "image_input"):
+        if key in a:
+            assert a[key].num_examples == b[key].num_examples
+            for epoch in (0, 1):
+                for x, y in zip(_batches(a[key], epoch), _batches(b[key], epoch), strict=True):
+                    for k in x:
+                        np.testing.assert_array_equal(x[k], y[k])
+    for key in ("image_arrays", "validation"):
+        assert (a.get(key) is None) == (b.get(key) is None)
+        for k in (a.get(key) or {}):
+            np.testing.assert_array_equal(a[key][k], b[key][k])
+    np.testing.assert_array_equal(a["feature_stats"][0], b["feature_stats"][0])
 
-    pre = examples.pretrain_input(cfg, splits)
-    assert pre.num_examples == meta_rows["pretrain"] + meta_rows["train"]
-    loc, img = examples.finetune_inputs(cfg, splits)
-    assert loc.num_examples == len(theirs["label"]) == img.num_examples
-    with pytest.raises(ValueError):
-        examples.files_by_split([os.path.join(tiny_data_root, "train", "*")])
+
+@pytest.mark.parametrize("overrides", [
+    {}, {"pretrain.sampler": "balanced", "finetune.sampler": "balanced",
+         "finetune.image_classifier_labels": "all", "finetune.image_classifier_solver": "fullbatch",
+         "finetune.fusion": "calibrated"}])
+def test_stage_inputs_from_the_data_root_and_the_examples_artifact_are_identical(
+        fake_examples_artifact, tiny_data_root, overrides):
+    """The CLI's source (metadata.json) and the Trainers' (Split-<name> files + custom_config)
+    give the same rows in the same order for a seed, epoch after epoch."""
+    from csp_tf.train.data_root import DataRoot, stage_inputs
+
+    ours = DataRoot.open(tiny_data_root)
+    cfg = ours.configure(tiny_config()).override(dict(overrides, **{"pretrain.batch_size": 128}))
+    patterns = [os.path.join(fake_examples_artifact, f"Split-{s}", "*")
+                for s in ("pretrain", "train", "val")]
+    theirs = DataRoot.from_examples(patterns, cfg.data.feature_dim, cfg.data.num_classes,
+                                    ours.class_names, ours.feature_stats)
+    assert {s: theirs.rows(s) for s in theirs.splits} == {s: ours.rows(s) for s in theirs.splits}
+    for stage in ("pretrain", "finetune"):
+        _assert_same_inputs(stage_inputs(cfg, ours, stage), stage_inputs(cfg, theirs, stage))
+    with pytest.raises(ValueError, match="not an ExampleGen split pattern"):
+        DataRoot.from_examples([os.path.join(tiny_data_root, "train", "*")], 64, 8)
+
+
+def test_trainer_checks_the_schema_it_is_wired_to(tmp_path):
+    from csp_tf.configs import ConfigError
+    from tfx_pipeline.trainer_util import check_schema
+    from tfx_pipeline.validation import render_schema
+
+    check_schema(render_schema(64, 8, str(tmp_path)), 64)
+    with pytest.raises(ConfigError, match="'image_features' has 32 values"):
+        check_schema(render_schema(32, 8, str(tmp_path)), 64)
+    text = open(render_schema(64, 8, str(tmp_path))).read().replace('name: "label"', 'name: "y"')
+    (tmp_path / "renamed.pbtxt").write_text(text)
+    with pytest.raises(ConfigError, match="'label' is missing"):
+        check_schema(str(tmp_path / "renamed.pbtxt"), 64)
 
 
 def test_import_executor_names_a_missing_split(data_root_copy):

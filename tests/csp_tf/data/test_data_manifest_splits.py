@@ -95,9 +95,8 @@ def test_label_subset_is_stored_for_train_rows_and_minus_one_elsewhere(split_roo
 @pytest.mark.parametrize("ratio", [0.05, 0.1, 0.2, 0.5, 1.0])
 def test_every_reader_keeps_the_same_label_ratio_subset(split_root, ratio):
     """Manifest subsets decide for the fixed rows, the class_rank rule for the hash-split ones;
-    load_split_arrays, data_root.load_arrays, make_dataset (the TFX Trainer's path) agree."""
-    from csp_tf.train.data_root import load_arrays
-    from tfx_pipeline.examples import load_arrays as tfx_load_arrays
+    load_split_arrays, DataRoot.labeled (every stage's path) and make_dataset agree."""
+    from csp_tf.train.data_root import DataRoot
 
     rows, root = split_root["rows"], split_root["root"]
     full = reader.load_split_arrays(root, "train")
@@ -109,9 +108,10 @@ def test_every_reader_keeps_the_same_label_ratio_subset(split_root, ratio):
             want.add(row_id)
     got = reader.load_split_arrays(root, "train", label_ratio=ratio)
     assert set(got["id"]) == want
-    assert set(load_arrays(root, "train", ratio)["id"]) == want
+    assert set(DataRoot.open(root).labeled("train", ratio)["id"]) == want
     files = reader.split_files(root, "train")
-    assert {i.decode() for i in tfx_load_arrays(files, 4, label_ratio=ratio)["id"]} == want
+    streamed = reader.make_dataset(files, 4, 1000, shuffle=False, label_ratio=ratio)
+    assert {i.decode() for b in streamed for i in b["id"].numpy()} == want
     fixed = {i for i in want if i.startswith("fixed-")}
     assert len(fixed) == {0.05: 3, 0.1: 6, 0.2: 12, 0.5: 12, 1.0: 36}[ratio]
 
