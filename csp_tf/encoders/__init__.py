@@ -1,5 +1,7 @@
 """Position encoders, one per module, reachable by reference name through ``ENCODERS``."""
 
+import dataclasses
+
 from csp_tf.encoders.base import ENCODERS, PositionEncoder, geometric_frequencies, register_encoder
 # Imported for their registration side effect.
 from csp_tf.encoders import gridcell  # noqa: F401
@@ -15,13 +17,10 @@ from csp_tf.encoders import tile  # noqa: F401
 from csp_tf.encoders import wrap  # noqa: F401
 
 
-def build_position_encoder(cfg, **kwargs) -> PositionEncoder:
-    """Builds the encoder a ``PositionEncoderConfig`` names; unknown names raise ValueError.
-
-    ``kwargs`` go to ``from_experiment_config`` of encoders that take extras: ``rbf``
-    (``anchors``: training locations) and ``tile`` (``embedding_size``).
-    """
-    return ENCODERS.lookup(cfg.type).from_experiment_config(cfg, **kwargs)
+def build_position_encoder(cfg) -> PositionEncoder:
+    """Builds the encoder a ``PositionEncoderConfig`` names from its options (their fields are
+    the encoder's constructor arguments); unknown names raise ValueError."""
+    return ENCODERS.lookup(cfg.type)(**dataclasses.asdict(cfg.options))
 
 
 __all__ = ["ENCODERS", "PositionEncoder", "build_position_encoder", "geometric_frequencies",

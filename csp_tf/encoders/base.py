@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -35,6 +36,7 @@ class PositionEncoder(keras.layers.Layer):
     """
 
     registry_name: str = ""
+    config_keys: Tuple[str, ...] = ()  # constructor arguments saved by ``get_config``
 
     def __init__(self, **kwargs):
         # Pin float32 and no input autocast: under a mixed_float16 global policy Keras would
@@ -57,10 +59,10 @@ class PositionEncoder(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.embedding_dim,)
 
-    @classmethod
-    def from_experiment_config(cls, cfg) -> "PositionEncoder":
-        """Builds from a ``PositionEncoderConfig``; subclasses pick the fields they use."""
-        return cls()
+    def get_config(self):
+        config = super().get_config()
+        config.update({k: getattr(self, k) for k in self.config_keys})
+        return config
 
 
 DEFAULT_MAP_RANGE = (-180.0, 180.0, -90.0, 90.0)

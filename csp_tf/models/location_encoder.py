@@ -5,10 +5,15 @@ Networks:
   Linear → act → Dropout → (+x if in == out and skip) → (LayerNorm if use_layn), the final
   block keeping act + dropout ([QUIRK]: the embedding is post-activation, post-dropout).
 * ``fcnet``: Mac Aodha et al.'s residual FCNet (``geo_net`` / Sup-only "wrap"), dropout 0.5 fixed.
+* ``diag``: theorydiag's block-diagonal head (SPEC §2.5), ``DiagHead``.
+* ``linear``: hexagridcell's head act(Dropout(Linear_{6S→D}(x))) (SPEC §2.6): the FFN with
+  ``num_hidden_layer=0`` (one Xavier-initialised block, no layer norm, no skip).
+``location_encoder.network=auto`` picks the encoder's own head, else ``ffn``.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Dict, List, Optional, Tuple
 
 import keras
@@ -137,6 +142,58 @@ class FCNet(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="csp_tf")
+class DiagHead(keras.layers.Layer):
+    """theorydiag's head (SPEC §2.5): the (S·6) features as (S, 6), z_s = Σ_k x_{s,k}·P_{s,k,:}
+    with a trainable P ∈ R^{S×6×(D/S)}, z flattened to D; then act(Dropout(W·Dropout(z) + b))
+    with ``use_postmat`` (W: a D×D PyTorch-default Linear), else act(Dropout(z)).
+
+    P is Xavier-uniform the PyTorch way for a 3-D tensor: fan_in = 6·D/S, fan_out = D.
+    """
+
+    def __init__(self, input_dim: int, output_dim: int, dropout: float = 0.5,
+                 activation: str = "relu", use_postmat: bool = True, seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.input_dim, self.output_dim = int(input_dim), int(output_dim)
+        self.dropout, self.activation = float(dropout), activation
+        self.use_postmat, self.seed = bool(use_postmat), int(seed)
+        self.num_scales = self.input_dim // 6
+        if self.input_dim % 6 or self.output_dim % self.num_scales:
+            raise ValueError(f"theorydiag head: input {self.input_dim} must be 6·S and num_filts "
+                             f"{self.output_dim} a multiple of S={self.num_scales}")
+        block = self.output_dim // self.num_scales
+        bound = math.sqrt(6.0 / (6 * block + self.output_dim))
+        self.proj = self.add_weight(name="proj", shape=(self.num_scales, 6, block),
+                                    initializer=keras.initializers.RandomUniform(-bound, bound, seed=self.seed))
+        self.postmat = (torch_linear(self.output_dim, self.output_dim, seed=self.seed + 1,
+                                     name="postmat") if self.use_postmat else None)
+        self._act = activation_fn(activation)
+
+    def build(self, input_shape):
+        if self.postmat is not None:
+            self.postmat.build((None, self.output_dim))
+        self.built = True
+
+    def call(self, x, training=False, seed=None):
+        seed = seed if training else None
+        lead = tf.shape(x)[:-1]
+        x = tf.reshape(tf.cast(x, self.compute_dtype), [-1, self.num_scales, 6])
+        z = tf.einsum("bsk,skd->bsd", x, tf.cast(self.proj, self.compute_dtype))
+        z = tf.reshape(z, tf.concat([lead, [self.output_dim]], 0))
+        if self.postmat is not None:
+            z = self.postmat(stateless_dropout(z, self.dropout, fold_seed(seed, 0)))
+        return self._act(stateless_dropout(z, self.dropout, fold_seed(seed, 1)))
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.output_dim,)
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        config.update(input_dim=self.input_dim, output_dim=self.output_dim, dropout=self.dropout,
+                      activation=self.activation, use_postmat=self.use_postmat, seed=self.seed)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="csp_tf")
 class LocationEncoder(keras.layers.Layer):
     """(B, 2) lon/lat degrees → (B, num_filts) location embedding e(x)."""
 
@@ -176,12 +233,16 @@ class LocationEncoder(keras.layers.Layer):
 
 
 def build_location_encoder(cfg, seed: int = 0, name: str = "location_encoder") -> LocationEncoder:
-    """From a ``LocationEncoderConfig``; ``cfg.network`` picks ffn (default) or fcnet."""
+    """From a ``LocationEncoderConfig``; ``cfg.resolved_network()`` picks the network."""
     pe = build_position_encoder(cfg.position)
-    if cfg.network == "fcnet":
-        net = FCNet(pe.embedding_dim, cfg.num_filts, seed=seed, name="fcnet")
+    d_in, net = pe.embedding_dim, cfg.resolved_network()
+    if net == "fcnet":
+        network = FCNet(d_in, cfg.num_filts, seed=seed, name="fcnet")
+    elif net == "diag":
+        network = DiagHead(d_in, cfg.num_filts, cfg.dropout, cfg.activation, cfg.use_postmat,
+                           seed=seed, name="diag")
     else:
-        net = FeedForwardNet(pe.embedding_dim, cfg.num_filts, cfg.num_hidden_layer, cfg.hidden_dim,
-                             cfg.dropout, cfg.activation, cfg.use_layn, cfg.skip_connection,
-                             seed=seed, name="ffn")
-    return LocationEncoder(pe, net, name=name)
+        network = FeedForwardNet(d_in, cfg.num_filts, 0 if net == "linear" else cfg.num_hidden_layer,
+                                 cfg.hidden_dim, cfg.dropout, cfg.activation, cfg.use_layn,
+                                 cfg.skip_connection, seed=seed, name=net)
+    return LocationEncoder(pe, network, name=name)

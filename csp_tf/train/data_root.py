@@ -12,7 +12,8 @@ from csp_tf.train.inputs import StageInput, from_arrays, from_tfrecords
 
 
 def resolve_data_shapes(config: ExperimentConfig, data_root: str) -> ExperimentConfig:
-    """Fills data.feature_dim / num_classes from metadata.json; a conflicting value raises."""
+    """Fills data.feature_dim / num_classes from metadata.json (a conflicting value raises) and
+    the anchors of an rbf encoder with ``anchors='data'`` from the train split."""
     from csp_tf.data.reader import read_metadata
 
     meta = read_metadata(data_root)
@@ -24,6 +25,11 @@ def resolve_data_shapes(config: ExperimentConfig, data_root: str) -> ExperimentC
             raise ConfigError(f"data.{name}={wanted} in the config but the data root {data_root!r} "
                               f"has {name}={actual}; set it to 0 (auto) or to {actual}")
         setattr(cfg.data, name, int(actual))
+    pos = cfg.location_encoder.position
+    if pos.type == "rbf" and pos.anchors == "data" and pos.anchor_pts is None:
+        from csp_tf.encoders.rbf import sample_rbf_anchor_pts  # M train locations (SPEC §2.8)
+        pos.anchor_pts = sample_rbf_anchor_pts(load_arrays(data_root, "train")["lon_lat"],
+                                               pos.num_rbf_anchor_pts, pos.seed).tolist()
     return cfg
 
 
