@@ -41,8 +41,7 @@ class ConfigNode:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], prefix: str = ""):
-        if not isinstance(d, Mapping):
-            raise ConfigError(f"config section {prefix or '<root>'!r} must be a mapping, got {d!r}")
+        _mapping(d, prefix)
         fields = {f.name: f for f in dataclasses.fields(cls)}
         kwargs = {}
         for key, value in d.items():
@@ -172,18 +171,15 @@ class PositionEncoderConfig:
     def __setattr__(self, name: str, value: Any) -> None:
         if name == "type":
             _check_type(value)
-            old = self.options
-            new = ENCODER_OPTIONS[value]()
+            old, new = self.options, ENCODER_OPTIONS[value]()
             for f in dataclasses.fields(new):
                 if hasattr(old, f.name):
                     setattr(new, f.name, copy.deepcopy(getattr(old, f.name)))
             object.__setattr__(self, "options", new)
-            object.__setattr__(self, "type", value)
-        elif name == "options":
-            object.__setattr__(self, name, value)
-        else:
+        elif name != "options":
             self._option(name)
-            setattr(self.options, name, value)
+            return setattr(self.options, name, value)
+        object.__setattr__(self, name, value)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_") or name in ("type", "options"):
@@ -192,14 +188,13 @@ class PositionEncoderConfig:
         return getattr(self.options, name)
 
     def _option(self, name: str) -> None:
-        if name not in {f.name for f in dataclasses.fields(self.options)}:
-            raise ConfigError(
-                f"location_encoder.position.{name}: encoder {self.type!r} has no such option; its "
-                f"options: {', '.join(f.name for f in dataclasses.fields(self.options))}")
+        names = [f.name for f in dataclasses.fields(self.options)]
+        if name not in names:
+            raise ConfigError(f"location_encoder.position.{name}: encoder {self.type!r} has no "
+                              f"such option; its options: {', '.join(names)}")
 
     def __eq__(self, other) -> bool:
-        return (isinstance(other, PositionEncoderConfig) and self.type == other.type
-                and self.options == other.options)
+        return isinstance(other, PositionEncoderConfig) and vars(self) == vars(other)
 
     def __repr__(self) -> str:
         return f"PositionEncoderConfig(type={self.type!r}, options={self.options!r})"
@@ -209,28 +204,21 @@ class PositionEncoderConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], prefix: str = "") -> "PositionEncoderConfig":
-        if not isinstance(d, Mapping):
-            raise ConfigError(f"config section {prefix!r} must be a mapping, got {d!r}")
-        d = dict(d)
+        d = dict(_mapping(d, prefix))
         kind = d.pop("type", "gridcell")
         _check_type(kind)
-        opts_cls = ENCODER_OPTIONS[kind]
-        names = {f.name for f in dataclasses.fields(opts_cls)}
-        merged = {}
-        for key, value in d.items():
-            if key in ENCODER_OPTIONS and key != kind:
+        options = ENCODER_OPTIONS[kind]
+        names = {f.name for f in dataclasses.fields(options)}
+        merged = {k: v for k, v in d.items() if k in names}  # an old flat section
+        merged.update(_mapping(d.pop(kind, {}), prefix + kind))
+        for key in d:
+            if key in ENCODER_OPTIONS:
                 raise ConfigError(f"config section {prefix + key!r} is given but {prefix}type="
                                   f"{kind!r}; set the type to {key!r} or move the options")
-            if key not in ENCODER_OPTIONS and key not in names and key not in _LEGACY_FLAT:
+            if key not in names and key not in _LEGACY_FLAT:
                 raise ConfigError(f"unknown config key {prefix + key!r} (encoder {kind!r} has: "
                                   f"{', '.join(sorted(names))})")
-            if key == kind:
-                if not isinstance(value, Mapping):
-                    raise ConfigError(f"config section {prefix + key!r} must be a mapping")
-                merged.update(value)
-            elif key in names:
-                merged.setdefault(key, value)
-        return cls(kind, opts_cls.from_dict(merged, prefix + kind + "."))
+        return cls(kind, options.from_dict(merged, prefix + kind + "."))
 
 
 def _check_type(kind: str) -> None:
@@ -456,74 +444,60 @@ class ExperimentConfig(ConfigNode):
     # ----- validation ----------------------------------------------------------------------
     def validate(self) -> "ExperimentConfig":
         """Raises ConfigError naming the field and value of the first inconsistency."""
-        # Local imports: the name lists live next to the code that uses them (TF modules).
-        from csp_tf.encoders.rff import RFF_KERNEL_MODES
-        from csp_tf.encoders.spherical_harmonics import HARMONICS_CALCULATIONS
-        from csp_tf.losses import PRETRAIN_LOSSES
-        from csp_tf.negatives import NEG_RAND_TYPES
-
-        le, pe = self.location_encoder, self.location_encoder.position
-        p = f"location_encoder.position.{pe.type}."
-        opts = pe.options.to_dict()
-        for name in ("frequency_num", "min_radius", "max_radius", "rbf_kernel_size",
-                     "num_rbf_anchor_pts", "legendre_polys", "tile_size", "embedding_size"):
-            if name in opts:
-                _positive(p + name, opts[name])
-        if opts.get("min_radius", 0) > opts.get("max_radius", math.inf):
-            raise ConfigError(f"{p}min_radius={pe.min_radius} exceeds max_radius={pe.max_radius}")
-        for name, allowed in (("freq_init", ("geometric", "nerf", "random")),
-                              ("anchors", ("data", "uniform")),
-                              ("rff_kernel_mode", RFF_KERNEL_MODES),
-                              ("harmonics_calculation", HARMONICS_CALCULATIONS)):
-            if name in opts:
-                _choice(p + name, opts[name], allowed)
-        _choice("location_encoder.network", le.network, NETWORKS)
-        net = le.resolved_network()
-        _positive("location_encoder.num_filts", le.num_filts)
-        _positive("location_encoder.hidden_dim", le.hidden_dim)
-        if net == "diag" and le.num_filts % pe.frequency_num:
+        choices = _choices()
+        for key, value in _flatten(self.to_dict()).items():
+            name = key.rsplit(".", 1)[-1]
+            number = isinstance(value, (int, float)) and math.isfinite(value)
+            if name in choices and value not in choices[name]:
+                raise ConfigError(f"{key}={value!r} is not one of {', '.join(choices[name])}")
+            if name in _POSITIVE and not (number and value > 0):
+                raise ConfigError(f"{key}={value!r} must be a finite number > 0")
+            if name in _NON_NEGATIVE and not (number and value >= 0):
+                raise ConfigError(f"{key}={value!r} must be a finite number >= 0")
+        le, pe, ft = self.location_encoder, self.location_encoder.position, self.finetune
+        if getattr(pe.options, "min_radius", 0) > getattr(pe.options, "max_radius", math.inf):
+            raise ConfigError(f"location_encoder.position.{pe.type}.min_radius={pe.min_radius} "
+                              f"exceeds max_radius={pe.max_radius}")
+        if le.resolved_network() == "diag" and le.num_filts % pe.frequency_num:
             raise ConfigError(f"location_encoder.num_filts={le.num_filts} must be a multiple of "
-                              f"{p}frequency_num={pe.frequency_num} (SPEC §2.5)")
-        _choice("location_encoder.activation", le.activation,
-                ("relu", "leakyrelu", "gelu", "sigmoid", "tanh"))
-        _unit_interval("location_encoder.dropout", le.dropout)
-        pt = self.pretrain
-        _choice("pretrain.loss", pt.loss, PRETRAIN_LOSSES)
-        _positive("pretrain.lr", pt.lr)
-        _non_negative("pretrain.epochs", pt.epochs)
-        _positive("pretrain.batch_size", pt.batch_size)
-        for name in ("temp_inbatch", "temp_negloc", "temp_simcse"):
-            _positive(f"pretrain.{name}", getattr(pt, name))
-        _choice("pretrain.temperature_mode", pt.temperature_mode, ("divide", "multiply"))
-        _positive("pretrain.num_neg_rand_loc", pt.num_neg_rand_loc)
-        _choice("pretrain.neg_rand_type", pt.neg_rand_type, NEG_RAND_TYPES)
-        _choice("pretrain.sampler", pt.sampler, ("shuffle", "balanced"))
-        ft = self.finetune
-        _positive("finetune.lr", ft.lr)
-        _non_negative("finetune.epochs", ft.epochs)
-        _positive("finetune.batch_size", ft.batch_size)
+                              f"location_encoder.position.{pe.type}.frequency_num="
+                              f"{pe.frequency_num} (SPEC §2.5)")
+        if not 0.0 <= le.dropout < 1.0:
+            raise ConfigError(f"location_encoder.dropout={le.dropout!r} must be in [0, 1)")
         if not 0.0 < ft.label_ratio <= 1.0:
             raise ConfigError(f"finetune.label_ratio={ft.label_ratio} must be in (0, 1]")
-        _choice("finetune.neg_rand_type", ft.neg_rand_type, NEG_RAND_TYPES)
-        _choice("finetune.sampler", ft.sampler, ("shuffle", "balanced"))
-        _choice("finetune.image_classifier_labels", ft.image_classifier_labels, ("fewshot", "full"))
-        _choice("finetune.location_loss", ft.location_loss, ("softmax", "presence"))
-        _non_negative("finetune.min_steps", ft.min_steps)
-        _choice("finetune.lr_schedule", ft.lr_schedule, ("exp", "cosine"))
-        _choice("finetune.image_classifier_solver", ft.image_classifier_solver,
-                ("fullbatch", "minibatch"))
-        _non_negative("finetune.image_classifier_l2", ft.image_classifier_l2)
         parse_float_list("finetune.image_classifier_l2_grid", ft.image_classifier_l2_grid)
-        _positive("finetune.image_classifier_steps", ft.image_classifier_steps)
-        _positive("finetune.image_classifier_fullbatch_lr", ft.image_classifier_fullbatch_lr)
-        _choice("finetune.fusion", ft.fusion, ("calibrated", "product"))
-        _non_negative("data.feature_dim", self.data.feature_dim)
-        _non_negative("data.num_classes", self.data.num_classes)
-        rt = self.runtime
-        _choice("runtime.jit_compile", rt.jit_compile, ("auto", "on", "off"))
-        _choice("runtime.mixed_precision", rt.mixed_precision, ("auto", "on", "off", "bfloat16"))
-        _choice("runtime.distribution", rt.distribution, ("default", "mirrored", "multi_worker"))
         return self
+
+
+# Checked by the last part of the key, in every section that has it.
+_POSITIVE = {"frequency_num", "min_radius", "max_radius", "rbf_kernel_size", "num_rbf_anchor_pts",
+             "legendre_polys", "tile_size", "embedding_size", "num_filts", "hidden_dim", "lr",
+             "batch_size", "temp_inbatch", "temp_negloc", "temp_simcse", "num_neg_rand_loc",
+             "image_classifier_steps", "image_classifier_fullbatch_lr"}
+_NON_NEGATIVE = {"epochs", "min_steps", "image_classifier_l2", "feature_dim", "num_classes"}
+
+
+def _choices() -> Dict[str, tuple]:
+    """The allowed strings; the lists owned by TF modules are imported here, so importing the
+    config stays free of TF."""
+    from csp_tf.encoders.base import FREQ_INITS
+    from csp_tf.encoders.rff import RFF_KERNEL_MODES
+    from csp_tf.encoders.spherical_harmonics import HARMONICS_CALCULATIONS
+    from csp_tf.losses import PRETRAIN_LOSSES
+    from csp_tf.models.layers import ACTIVATIONS
+    from csp_tf.negatives import NEG_RAND_TYPES
+
+    return {"freq_init": FREQ_INITS, "anchors": ("data", "uniform"),
+            "rff_kernel_mode": RFF_KERNEL_MODES, "harmonics_calculation": HARMONICS_CALCULATIONS,
+            "network": NETWORKS, "activation": tuple(ACTIVATIONS), "loss": PRETRAIN_LOSSES,
+            "temperature_mode": ("divide", "multiply"), "neg_rand_type": NEG_RAND_TYPES,
+            "sampler": ("shuffle", "balanced"), "image_classifier_labels": ("fewshot", "full"),
+            "location_loss": ("softmax", "presence"), "lr_schedule": ("exp", "cosine"),
+            "image_classifier_solver": ("fullbatch", "minibatch"),
+            "fusion": ("calibrated", "product"), "jit_compile": ("auto", "on", "off"),
+            "mixed_precision": ("auto", "on", "off", "bfloat16"),
+            "distribution": ("default", "mirrored", "multi_worker")}
 
 
 def get_preset(name: str) -> ExperimentConfig:
@@ -546,24 +520,18 @@ def parse_float_list(name: str, text: str) -> list:
     return values
 
 
-def _positive(name: str, value: float) -> None:
-    if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"{name}={value!r} must be a finite number > 0")
+def _flatten(d: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
+    out = {}
+    for key, value in d.items():
+        out.update(_flatten(value, f"{prefix}{key}.") if isinstance(value, Mapping)
+                   else {prefix + key: value})
+    return out
 
 
-def _non_negative(name: str, value: float) -> None:
-    if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ConfigError(f"{name}={value!r} must be a finite number >= 0")
-
-
-def _unit_interval(name: str, value: float) -> None:
-    if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-        raise ConfigError(f"{name}={value!r} must be in [0, 1)")
-
-
-def _choice(name: str, value: str, allowed) -> None:
-    if value not in allowed:
-        raise ConfigError(f"{name}={value!r} is not one of {', '.join(map(str, allowed))}")
+def _mapping(d: Any, prefix: str) -> Mapping[str, Any]:
+    if not isinstance(d, Mapping):
+        raise ConfigError(f"config section {prefix or '<root>'!r} must be a mapping, got {d!r}")
+    return d
 
 
 # ----- (de)serialisation helpers --------------------------------------------------------------

@@ -24,9 +24,26 @@ from csp_tf.models.layers import (LAYER_NORM_EPS, activation_fn, fold_seed, stat
                                   torch_linear)
 
 
+class _Network(keras.layers.Layer):
+    """(..., input_dim) -> (..., output_dim); ``config_keys`` are the saved constructor args."""
+
+    config_keys: Tuple[str, ...] = ()
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.output_dim,)
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        config.update({k: getattr(self, k) for k in self.config_keys})
+        return config
+
+
 @keras.saving.register_keras_serializable(package="csp_tf")
-class FeedForwardNet(keras.layers.Layer):
+class FeedForwardNet(_Network):
     """The reference FFN. ``call(x, training, seed)``: dropout needs both training and a seed."""
+
+    config_keys = ("input_dim", "output_dim", "num_hidden_layer", "hidden_dim", "dropout",
+                   "activation", "use_layn", "skip_connection", "seed")
 
     def __init__(self, input_dim: int, output_dim: int, num_hidden_layer: int = 1,
                  hidden_dim: int = 512, dropout: float = 0.5, activation: str = "relu",
@@ -80,21 +97,12 @@ class FeedForwardNet(keras.layers.Layer):
             x = norm(y) if norm is not None else y
         return x
 
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape[:-1]) + (self.output_dim,)
-
-    def get_config(self) -> Dict[str, Any]:
-        config = super().get_config()
-        config.update(input_dim=self.input_dim, output_dim=self.output_dim,
-                      num_hidden_layer=self.num_hidden_layer, hidden_dim=self.hidden_dim,
-                      dropout=self.dropout, activation=self.activation, use_layn=self.use_layn,
-                      skip_connection=self.skip_connection, seed=self.seed)
-        return config
-
 
 @keras.saving.register_keras_serializable(package="csp_tf")
-class FCNet(keras.layers.Layer):
+class FCNet(_Network):
     """Mac Aodha et al. 2019 FCNet: Linear → ReLU → 4 × ResLayer; ResLayer dropout fixed 0.5."""
+
+    config_keys = ("input_dim", "output_dim", "num_res_layers", "seed")
 
     RES_DROPOUT = 0.5
 
@@ -131,24 +139,17 @@ class FCNet(keras.layers.Layer):
             h = h + tf.nn.relu(b(y))
         return h
 
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape[:-1]) + (self.output_dim,)
-
-    def get_config(self) -> Dict[str, Any]:
-        config = super().get_config()
-        config.update(input_dim=self.input_dim, output_dim=self.output_dim,
-                      num_res_layers=self.num_res_layers, seed=self.seed)
-        return config
-
 
 @keras.saving.register_keras_serializable(package="csp_tf")
-class DiagHead(keras.layers.Layer):
+class DiagHead(_Network):
     """theorydiag's head (SPEC §2.5): the (S·6) features as (S, 6), z_s = Σ_k x_{s,k}·P_{s,k,:}
     with a trainable P ∈ R^{S×6×(D/S)}, z flattened to D; then act(Dropout(W·Dropout(z) + b))
     with ``use_postmat`` (W: a D×D PyTorch-default Linear), else act(Dropout(z)).
 
     P is Xavier-uniform the PyTorch way for a 3-D tensor: fan_in = 6·D/S, fan_out = D.
     """
+
+    config_keys = ("input_dim", "output_dim", "dropout", "activation", "use_postmat", "seed")
 
     def __init__(self, input_dim: int, output_dim: int, dropout: float = 0.5,
                  activation: str = "relu", use_postmat: bool = True, seed: int = 0, **kwargs):
@@ -182,15 +183,6 @@ class DiagHead(keras.layers.Layer):
         if self.postmat is not None:
             z = self.postmat(stateless_dropout(z, self.dropout, fold_seed(seed, 0)))
         return self._act(stateless_dropout(z, self.dropout, fold_seed(seed, 1)))
-
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape[:-1]) + (self.output_dim,)
-
-    def get_config(self) -> Dict[str, Any]:
-        config = super().get_config()
-        config.update(input_dim=self.input_dim, output_dim=self.output_dim, dropout=self.dropout,
-                      activation=self.activation, use_postmat=self.use_postmat, seed=self.seed)
-        return config
 
 
 @keras.saving.register_keras_serializable(package="csp_tf")

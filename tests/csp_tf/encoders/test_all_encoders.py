@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from csp_tf.configs import ENCODER_OPTIONS, PositionEncoderConfig
-from csp_tf.encoders import ENCODERS, PositionEncoder, build_position_encoder
+from csp_tf.encoders import ENCODERS, PositionEncoder, build_position_encoder, lookup_encoder
 
 NAMES = ["gridcell", "gridcellnorm", "theory", "theorynorm", "theorydiag", "hexagridcell", "naive", "rbf",
          "rff", "geo_net_fft", "wrap", "nerf", "sphereC", "sphereC+", "sphereM", "sphereM+", "dfs",
@@ -55,30 +55,30 @@ RANDOM_POINTS = np.stack([np.random.default_rng(0).uniform(-180, 180, 16),
 
 
 def make(name, kwargs):
-    return ENCODERS.lookup(name)(**kwargs)
+    return lookup_encoder(name)(**kwargs)
 
 
 def test_cases_cover_every_registered_name():
-    assert sorted(ENCODERS.names()) == sorted(NAMES)
+    assert sorted(ENCODERS) == sorted(NAMES)
     assert {n for n, _ in CASES} == set(NAMES)
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_registry_lookup(name):
-    cls = ENCODERS.lookup(name)
+    cls = lookup_encoder(name)
     assert issubclass(cls, PositionEncoder) and cls.registry_name == name and name in ENCODERS
 
 
 def test_unknown_name_lists_known_ones():
     with pytest.raises(ValueError, match="unknown position encoder 'sphereX'") as err:
-        ENCODERS.lookup("sphereX")
+        lookup_encoder("sphereX")
     assert all(n in str(err.value) for n in NAMES)
     with pytest.raises(ValueError, match="known: .*gridcell"):
         build_position_encoder(PositionEncoderConfig(type="nope"))
 
 
 def test_every_encoder_has_options_in_the_config():
-    assert sorted(ENCODER_OPTIONS) == sorted(ENCODERS.names())
+    assert sorted(ENCODER_OPTIONS) == sorted(ENCODERS)
 
 
 # Non-default options per kind; every field of every options class is a constructor argument.
@@ -103,7 +103,7 @@ def test_build_from_config_uses_every_option(name):
         if hasattr(cfg.options, key):
             setattr(cfg, key, value)
     enc = build_position_encoder(cfg)
-    assert type(enc) is ENCODERS.lookup(name)
+    assert type(enc) is lookup_encoder(name)
     assert enc.embedding_dim == expected_dim(name)
     assert enc(RANDOM_POINTS).shape == (16, expected_dim(name))
     # The saved layer config holds every option (random parts included) under the same name.
@@ -204,7 +204,7 @@ def test_only_tile_has_weights(name, kwargs):
 
 def test_float64_input_keeps_precision():
     # lon 123.456789012 with f = 1e4 rad/°: float32 rounding of the input alone moves the angle ~0.04 rad.
-    enc = ENCODERS.lookup("gridcell")(frequency_num=2, min_radius=1e-4, max_radius=1.0)
+    enc = lookup_encoder("gridcell")(frequency_num=2, min_radius=1e-4, max_radius=1.0)
     lon = 123.456789012
     out = enc(tf.constant([[lon, 0.0]], tf.float64)).numpy()[0]
     assert out[0] == pytest.approx(math.sin(lon * 1e4), abs=1e-6)
