@@ -147,10 +147,8 @@ ENCODER_OPTIONS: Dict[str, type] = {
     "hexagridcell": HexaGridOptions, "nerf": NerfOptions, "rbf": RBFOptions, "rff": RFFOptions,
     "spherical_harmonics": HarmonicsOptions, "tile": TileOptions,
 }
-# The fields of the flat pre-OneOf section: old saved configs load (each encoder takes the ones
-# it has, as before); any other unknown key still raises.
-_LEGACY_FLAT = ("frequency_num", "min_radius", "max_radius", "freq_init", "num_rbf_anchor_pts",
-                "rbf_kernel_size", "legendre_polys", "harmonics_calculation", "tile_size", "seed")
+# Old saved configs have one flat section: each encoder takes the options it has, as before.
+_LEGACY_FLAT = {f.name for c in ENCODER_OPTIONS.values() for f in dataclasses.fields(c)}
 
 
 class PositionEncoderConfig:
@@ -418,8 +416,7 @@ class ExperimentConfig(ConfigNode):
         if not os.path.exists(path):
             raise ConfigError(f"config file {path!r} does not exist")
         with open(path) as f:
-            text = f.read()
-        d = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
+            d = yaml.safe_load(f)  # JSON is YAML
         if not isinstance(d, Mapping):
             raise ConfigError(f"config file {path!r} does not hold a mapping")
         return cls.from_dict(d)

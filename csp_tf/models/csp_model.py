@@ -68,8 +68,8 @@ class CSPModel(keras.Model):
     """
 
     def __init__(self, location_encoder: LocationEncoderConfig | Dict[str, Any], num_classes: int,
-                 feature_dim: int,
-                 pretrain_loss: str = "contsoftmax", seed: int = 0, location_head: str = "sigmoid",
+                 feature_dim: int, pretrain_loss: str = "contsoftmax", seed: int = 0,
+                 location_head: str = "sigmoid",
                  standardize_features: bool = False, fusion: str = "product", **kwargs):
         super().__init__(**kwargs)
         if location_head not in ("sigmoid", "softmax"):
