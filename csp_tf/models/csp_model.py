@@ -178,8 +178,12 @@ class CSPModel(keras.Model):
         return self.predict_all(inputs["lon_lat"], inputs["image_features"])["probabilities"]
 
     def get_config(self) -> Dict[str, Any]:
-        return {"location_encoder": self.location_encoder_config.to_dict(),
-                "num_classes": self.num_classes,
+        le = self.location_encoder_config.to_dict()
+        # Random parts drawn from a seed are saved as drawn, so a reload never redraws them.
+        drawn = self.location_encoder.position_encoder.get_config()
+        options = le["position"][le["position"]["type"]]
+        options.update({k: drawn[k] for k, v in options.items() if v is None and k in drawn})
+        return {"location_encoder": le, "num_classes": self.num_classes,
                 "feature_dim": self.feature_dim, "pretrain_loss": self.pretrain_loss,
                 "seed": self.seed, "location_head": self.location_head,
                 "standardize_features": self.standardize_features, "fusion": self.fusion,

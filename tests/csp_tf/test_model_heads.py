@@ -169,3 +169,22 @@ def test_own_heads_round_trip_the_keras_file(position, tmp_path):
     back = keras.saving.load_model(str(tmp_path / "m.keras"))
     assert type(back.location_encoder.network) is type(m.location_encoder.network)
     np.testing.assert_array_equal(back.location_embedding(x).numpy(), before)
+
+
+@pytest.mark.parametrize("position,options", [
+    ("rff", {"seed": 3, "frequency_num": 6}), ("gridcell", {"freq_init": "random", "seed": 5}),
+    ("rbf", {"anchors": "uniform", "num_rbf_anchor_pts": 5, "rbf_kernel_size": 20.0})])
+def test_random_parts_are_saved_as_drawn(position, options, tmp_path):
+    cfg = get_preset("demo").override({"location_encoder.position.type": position,
+                                       "data.num_classes": 3, "data.feature_dim": 8})
+    for k, v in options.items():
+        setattr(cfg.location_encoder.position, k, v)
+    m = build_csp_model(cfg)
+    saved = m.get_config()["location_encoder"]["position"][position]
+    drawn = m.location_encoder.position_encoder.get_config()
+    key = {"rff": "omega", "gridcell": "frequencies", "rbf": "anchor_pts"}[position]
+    assert saved[key] == drawn[key] and cfg.location_encoder.position.options.to_dict()[key] is None
+    x = tf.constant([[LON, LAT], [-120.5, -33.25]])
+    m.save(str(tmp_path / "m.keras"))
+    back = keras.saving.load_model(str(tmp_path / "m.keras"))
+    np.testing.assert_array_equal(back.location_embedding(x).numpy(), m.location_embedding(x).numpy())
