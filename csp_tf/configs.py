@@ -581,34 +581,30 @@ def _assign(node: Any, name: str, value: Any, key: str) -> None:
     setattr(node, name, _coerce(key, value, _default(fields[name])))
 
 
+_BOOLS = {**dict.fromkeys(("true", "t", "1", "yes", "on"), True),
+          **dict.fromkeys(("false", "f", "0", "no", "off"), False)}
+
+
 def _coerce(name: str, value: Any, default: Any) -> Any:
     """YAML/CLI values arrive as strings or ints; coerce them to the field's default type."""
     if default is None or value is None:
         return value
     try:
         if isinstance(default, bool):
-            if isinstance(value, str):
-                if value.lower() in ("true", "t", "1", "yes", "on"):
-                    return True
-                if value.lower() in ("false", "f", "0", "no", "off"):
-                    return False
-                raise ValueError
-            return bool(value)
+            return _BOOLS[value.lower()] if isinstance(value, str) else bool(value)
         if isinstance(default, int):
             if isinstance(value, float) and not value.is_integer():
                 raise ValueError
             return int(value)
         if isinstance(default, float):
             return float(value)
-        if isinstance(default, str):
-            if isinstance(value, bool):  # YAML reads a bare on/off as a boolean
-                return "on" if value else "off"
-            return str(value)
+        if isinstance(default, str):  # YAML reads a bare on/off as a boolean
+            return ("on" if value else "off") if isinstance(value, bool) else str(value)
         if isinstance(default, list):
             if not isinstance(value, (list, tuple)) or len(value) != len(default):
                 raise ValueError
             return [float(v) for v in value]
-    except (TypeError, ValueError):
+    except (KeyError, TypeError, ValueError):
         raise ConfigError(f"{name}={value!r} should be a {type(default).__name__}"
                           + (f" of {len(default)} numbers" if isinstance(default, list) else "")) from None
     return value
