@@ -163,8 +163,8 @@ class DiagHead(_Network):
                              f"{self.output_dim} a multiple of S={self.num_scales}")
         block = self.output_dim // self.num_scales
         bound = math.sqrt(6.0 / (6 * block + self.output_dim))
-        self.proj = self.add_weight(name="proj", shape=(self.num_scales, 6, block),
-                                    initializer=keras.initializers.RandomUniform(-bound, bound, seed=self.seed))
+        init = keras.initializers.RandomUniform(-bound, bound, seed=self.seed)
+        self.proj = self.add_weight(name="proj", shape=(self.num_scales, 6, block), initializer=init)
         self.postmat = (torch_linear(self.output_dim, self.output_dim, seed=self.seed + 1,
                                      name="postmat") if self.use_postmat else None)
         self._act = activation_fn(activation)
