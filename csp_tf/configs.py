@@ -473,6 +473,9 @@ _POSITIVE = {"frequency_num", "min_radius", "max_radius", "rbf_kernel_size", "nu
              "batch_size", "temp_inbatch", "temp_negloc", "temp_simcse", "num_neg_rand_loc",
              "image_classifier_steps", "image_classifier_fullbatch_lr"}
 _NON_NEGATIVE = {"epochs", "min_steps", "image_classifier_l2", "feature_dim", "num_classes"}
+# The keys of csp_tf.models.layers.ACTIVATIONS (a test keeps them equal): importing csp_tf.models
+# here would close an import cycle through csp_model, which imports this module.
+ACTIVATIONS = ("relu", "leakyrelu", "gelu", "sigmoid", "tanh")
 
 
 def _choices() -> Dict[str, tuple]:
@@ -482,12 +485,11 @@ def _choices() -> Dict[str, tuple]:
     from csp_tf.encoders.rff import RFF_KERNEL_MODES
     from csp_tf.encoders.spherical_harmonics import HARMONICS_CALCULATIONS
     from csp_tf.losses import PRETRAIN_LOSSES
-    from csp_tf.models.layers import ACTIVATIONS
     from csp_tf.negatives import NEG_RAND_TYPES
 
     return {"freq_init": FREQ_INITS, "anchors": ("data", "uniform"),
             "rff_kernel_mode": RFF_KERNEL_MODES, "harmonics_calculation": HARMONICS_CALCULATIONS,
-            "network": NETWORKS, "activation": tuple(ACTIVATIONS), "loss": PRETRAIN_LOSSES,
+            "network": NETWORKS, "activation": ACTIVATIONS, "loss": PRETRAIN_LOSSES,
             "temperature_mode": ("divide", "multiply"), "neg_rand_type": NEG_RAND_TYPES,
             "sampler": ("shuffle", "balanced"), "image_classifier_labels": ("fewshot", "full"),
             "location_loss": ("softmax", "presence"), "lr_schedule": ("exp", "cosine"),

@@ -188,3 +188,10 @@ def test_random_parts_are_saved_as_drawn(position, options, tmp_path):
     m.save(str(tmp_path / "m.keras"))
     back = keras.saving.load_model(str(tmp_path / "m.keras"))
     np.testing.assert_array_equal(back.location_embedding(x).numpy(), m.location_embedding(x).numpy())
+
+
+def test_config_activation_names_are_the_layers():
+    from csp_tf.configs import ACTIVATIONS
+    from csp_tf.models.layers import ACTIVATIONS as FUNCTIONS
+
+    assert tuple(FUNCTIONS) == ACTIVATIONS
