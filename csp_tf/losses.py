@@ -16,6 +16,11 @@ _NORM_FLOOR = 1e-12
 
 LossOut = Tuple[tf.Tensor, Dict[str, tf.Tensor]]
 
+# ``pretrain.loss`` names (SPEC §5): the contrastive ones need the image projection ``img_dec``.
+CONTRASTIVE_LOSSES = ("contsoftmax", "contsoftmaxsym", "imgcontloss", "imgcontlossnolocneg",
+                      "imgcontlosssimcse")
+PRETRAIN_LOSSES = CONTRASTIVE_LOSSES + ("l2regress", "none")
+
 
 def l2_normalize(u: tf.Tensor) -> tf.Tensor:
     """u / ‖u‖₂ along the last axis.

@@ -16,7 +16,6 @@ from csp_tf.random_ops import uniform
 NEG_RAND_TYPES = ("uniform", "spherical", "sphericalold", "spherical_fixed")
 
 
-
 def sample_random_locations(num: int | tf.Tensor, neg_rand_type: str, seed: tf.Tensor) -> tf.Tensor:
     """Returns (num, 2) float32 (lon, lat) degrees.
 

@@ -55,13 +55,14 @@ def load_location_encoder(name_or_path: str = "places") -> keras.Model:
 class StandaloneLocationEncoder(keras.Model):
     """lon/lat degrees (B, 2) -> embedding (B, D): a CSPModel's location encoder on its own."""
 
-    def __init__(self, location_encoder: Dict[str, Any], seed: int = 0, **kwargs):
+    def __init__(self, location_encoder, seed: int = 0, **kwargs):
         super().__init__(**kwargs)
-        from csp_tf.configs import LocationEncoderConfig, _from_dict
+        from csp_tf.configs import LocationEncoderConfig
         from csp_tf.models.location_encoder import build_location_encoder
 
-        self.location_encoder_config, self.seed = dict(location_encoder), int(seed)
-        le_cfg = _from_dict(LocationEncoderConfig, self.location_encoder_config, "location_encoder.")
+        le_cfg = (location_encoder if isinstance(location_encoder, LocationEncoderConfig)
+                  else LocationEncoderConfig.from_dict(location_encoder, "location_encoder."))
+        self.location_encoder_config, self.seed = le_cfg.to_dict(), int(seed)
         self.location_encoder = build_location_encoder(le_cfg, seed=self.seed)
         self.location_encoder.build((None, 2))
         self.built = True

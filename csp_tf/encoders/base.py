@@ -3,25 +3,34 @@
 from __future__ import annotations
 
 import math
+from typing import Dict, Tuple
 
 import numpy as np
 import tensorflow as tf
 import keras
 
-from csp_tf.registry import Registry
-
-ENCODERS: Registry = Registry("position encoder")
+# Reference name -> PositionEncoder subclass (after the TF Model Garden's registry).
+ENCODERS: Dict[str, type] = {}
 
 
 def register_encoder(name: str):
     """Registers a PositionEncoder subclass under its reference name and as Keras-serialisable."""
 
     def decorator(cls):
+        if name in ENCODERS:
+            raise KeyError(f"position encoder {name!r} is already registered")
         cls = keras.saving.register_keras_serializable(package="csp_tf")(cls)
         cls.registry_name = name
-        return ENCODERS.register(name)(cls)
+        ENCODERS[name] = cls
+        return cls
 
     return decorator
+
+
+def lookup_encoder(name: str) -> type:
+    if name not in ENCODERS:
+        raise ValueError(f"unknown position encoder {name!r}; known: {', '.join(sorted(ENCODERS))}")
+    return ENCODERS[name]
 
 
 class PositionEncoder(keras.layers.Layer):
@@ -35,6 +44,7 @@ class PositionEncoder(keras.layers.Layer):
     """
 
     registry_name: str = ""
+    config_keys: Tuple[str, ...] = ()  # constructor arguments saved by ``get_config``
 
     def __init__(self, **kwargs):
         # Pin float32 and no input autocast: under a mixed_float16 global policy Keras would
@@ -57,13 +67,14 @@ class PositionEncoder(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.embedding_dim,)
 
-    @classmethod
-    def from_experiment_config(cls, cfg) -> "PositionEncoder":
-        """Builds from a ``PositionEncoderConfig``; subclasses pick the fields they use."""
-        return cls()
+    def get_config(self):
+        config = super().get_config()
+        config.update({k: getattr(self, k) for k in self.config_keys})
+        return config
 
 
 DEFAULT_MAP_RANGE = (-180.0, 180.0, -90.0, 90.0)
+FREQ_INITS = ("geometric", "nerf", "random")
 
 
 def map_range_normalize(lonlat: tf.Tensor, map_range=DEFAULT_MAP_RANGE) -> tf.Tensor:
@@ -99,4 +110,4 @@ def geometric_frequencies(frequency_num: int, min_radius: float, max_radius: flo
         return np.pi * (2.0 ** np.arange(frequency_num, dtype=np.float64))
     if freq_init == "random":
         return np.random.default_rng(seed).random(frequency_num) * max_radius
-    raise ValueError(f"freq_init={freq_init!r} is not one of geometric, nerf, random")
+    raise ValueError(f"freq_init={freq_init!r} is not one of {', '.join(FREQ_INITS)}")

@@ -17,8 +17,10 @@ class HexaGridCellEncoder(PositionEncoder):
     (..., 2) lon/lat degrees -> (..., 6·frequency_num), index c·3S + 3s + k.
     [QUIRK] f_s = λ_max^{-s/(S-1)} (1 down to 1/λ_max): ``min_radius`` and ``freq_init`` are
     ignored. The reference then applies its own head (Linear 6S→D, act, dropout) instead of the
-    FFN; that head lives in ``csp_tf.models``.
+    FFN: ``location_encoder.network=linear``, chosen by ``auto`` (``csp_tf.models``).
     """
+
+    config_keys = ("frequency_num", "max_radius")
 
     def __init__(self, frequency_num: int = 32, max_radius: float = 360.0, **kwargs):
         super().__init__(**kwargs)
@@ -38,12 +40,3 @@ class HexaGridCellEncoder(PositionEncoder):
         feats = tf.stack([tf.sin(alpha), tf.sin(alpha + 2.0 * math.pi / 3.0),
                           tf.sin(alpha + 4.0 * math.pi / 3.0)], axis=-1)  # (..., 2, S, 3)
         return flatten_features(feats, lonlat, self.embedding_dim)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(frequency_num=self.frequency_num, max_radius=self.max_radius)
-        return config
-
-    @classmethod
-    def from_experiment_config(cls, cfg) -> "HexaGridCellEncoder":
-        return cls(frequency_num=cfg.frequency_num, max_radius=cfg.max_radius)

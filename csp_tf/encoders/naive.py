@@ -12,6 +12,8 @@ from csp_tf.encoders.base import (DEFAULT_MAP_RANGE, PositionEncoder, map_range_
 class NaiveEncoder(PositionEncoder):
     """(..., 2) lon/lat degrees -> (..., 2) = (lon/180, lat/90) for the default ``map_range``."""
 
+    config_keys = ("map_range",)
+
     def __init__(self, map_range: Sequence[float] = DEFAULT_MAP_RANGE, **kwargs):
         super().__init__(**kwargs)
         self.map_range = [float(v) for v in map_range]
@@ -22,8 +24,3 @@ class NaiveEncoder(PositionEncoder):
 
     def _encode(self, lonlat):
         return map_range_normalize(lonlat, self.map_range)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(map_range=self.map_range)
-        return config

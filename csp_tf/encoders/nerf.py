@@ -20,6 +20,8 @@ class NeRFEncoder(PositionEncoder):
     always uses ([QUIRK] there); Sphere2Vec passes ``frequency_num`` through, as csp-tf does.
     """
 
+    config_keys = ("frequency_num",)
+
     def __init__(self, frequency_num: int = 16, **kwargs):
         super().__init__(**kwargs)
         self.frequency_num = int(frequency_num)
@@ -36,12 +38,3 @@ class NeRFEncoder(PositionEncoder):
         angles = xyz[..., :, None] * self._freqs  # (..., 3, S)
         feats = tf.concat([tf.sin(angles), tf.cos(angles)], axis=-2)  # (..., 6, S)
         return flatten_features(feats, lonlat, self.embedding_dim)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(frequency_num=self.frequency_num)
-        return config
-
-    @classmethod
-    def from_experiment_config(cls, cfg) -> "NeRFEncoder":
-        return cls(frequency_num=cfg.frequency_num)

@@ -39,28 +39,36 @@ def uniform_sphere_anchor_pts(num_rbf_anchor_pts: int = DEFAULT_NUM_ANCHORS,
 class RBFEncoder(PositionEncoder):
     """φ_m(x) = exp(-‖x - a_m‖² / (2σ²)), x and a_m in degrees, σ = ``rbf_kernel_size`` degrees.
 
-    (..., 2) lon/lat degrees -> (..., M). ``anchors``: (M, 2) training locations in degrees
-    (see ``sample_rbf_anchor_pts``); when absent, M points are drawn area-uniformly on the sphere
-    from ``seed`` (``uniform_sphere_anchor_pts``). Unlike the reference ([QUIRK], anchors not
-    saved), the anchors are saved in the config, so a reloaded model is the same function.
-    The distance is planar in degrees, so the features are not periodic across the dateline.
+    (..., 2) lon/lat degrees -> (..., M). ``anchor_pts``: the (M, 2) anchors in degrees. When
+    absent, ``anchors='uniform'`` draws M points area-uniformly on the sphere from ``seed``
+    (``uniform_sphere_anchor_pts``); ``anchors='data'`` (the reference) needs them sampled from
+    the training locations first (``sample_rbf_anchor_pts``; the CLI does it from the data
+    root). Unlike the reference ([QUIRK], anchors not saved), the anchors are saved in the
+    config, so a reloaded model is the same function. The distance is planar in degrees, so the
+    features are not periodic across the dateline.
     """
 
+    config_keys = ("num_rbf_anchor_pts", "rbf_kernel_size", "anchors", "seed", "anchor_pts")
+
     def __init__(self, num_rbf_anchor_pts: Optional[int] = None, rbf_kernel_size: float = 1.0,
-                 anchors=None, seed: int = 0, **kwargs):
+                 anchors: str = "uniform", seed: int = 0, anchor_pts=None, **kwargs):
         super().__init__(**kwargs)
-        self.seed = int(seed)
+        self.seed, self.anchors = int(seed), anchors
         self.rbf_kernel_size = float(rbf_kernel_size)
-        if anchors is None:
-            anchors = uniform_sphere_anchor_pts(num_rbf_anchor_pts or DEFAULT_NUM_ANCHORS, self.seed)
-        anchors = np.asarray(anchors, np.float64).reshape(-1, 2)
-        if num_rbf_anchor_pts is not None and int(num_rbf_anchor_pts) != len(anchors):
-            raise ValueError(f"num_rbf_anchor_pts={num_rbf_anchor_pts} but {len(anchors)} anchors given")
-        if not np.all(np.isfinite(anchors)):
+        if anchor_pts is None and anchors == "data":
+            raise ValueError("rbf anchors='data' needs anchor_pts sampled from the training "
+                             "locations (sample_rbf_anchor_pts; csp_tf.train.DataRoot.configure "
+                             "does it from a data root), or set anchors='uniform'")
+        if anchor_pts is None:
+            anchor_pts = uniform_sphere_anchor_pts(num_rbf_anchor_pts or DEFAULT_NUM_ANCHORS, self.seed)
+        anchor_pts = np.asarray(anchor_pts, np.float64).reshape(-1, 2)
+        if num_rbf_anchor_pts is not None and int(num_rbf_anchor_pts) != len(anchor_pts):
+            raise ValueError(f"num_rbf_anchor_pts={num_rbf_anchor_pts} but {len(anchor_pts)} anchors given")
+        if not np.all(np.isfinite(anchor_pts)):
             raise ValueError("rbf anchors must be finite (lon, lat) degrees")
-        self.num_rbf_anchor_pts = len(anchors)
-        self.anchors = anchors.tolist()
-        self._anchors = tf.constant(anchors)
+        self.num_rbf_anchor_pts = len(anchor_pts)
+        self.anchor_pts = anchor_pts.tolist()
+        self._anchors = tf.constant(anchor_pts)
 
     @property
     def embedding_dim(self) -> int:
@@ -70,19 +78,3 @@ class RBFEncoder(PositionEncoder):
         diff = lonlat[..., None, :] - self._anchors  # (..., M, 2)
         sq_dist = tf.reduce_sum(tf.square(diff), axis=-1)
         return tf.exp(-sq_dist / (2.0 * self.rbf_kernel_size ** 2))
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(num_rbf_anchor_pts=self.num_rbf_anchor_pts,
-                      rbf_kernel_size=self.rbf_kernel_size, anchors=self.anchors, seed=self.seed)
-        return config
-
-    @classmethod
-    def from_experiment_config(cls, cfg, anchors=None) -> "RBFEncoder":
-        """``anchors``: optional (M, 2) training locations, e.g. from ``sample_rbf_anchor_pts``."""
-        if anchors is not None:
-            anchors = np.asarray(anchors, np.float64).reshape(-1, 2)
-            return cls(num_rbf_anchor_pts=len(anchors), rbf_kernel_size=cfg.rbf_kernel_size,
-                       anchors=anchors, seed=cfg.seed)
-        return cls(num_rbf_anchor_pts=cfg.num_rbf_anchor_pts, rbf_kernel_size=cfg.rbf_kernel_size,
-                   seed=cfg.seed)

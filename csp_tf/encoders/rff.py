@@ -26,6 +26,9 @@ class RFFEncoder(PositionEncoder):
     same function; pass ``omega``/``bias`` to use given values (e.g. a reference checkpoint's).
     """
 
+    config_keys = ("frequency_num", "rbf_kernel_size", "rff_kernel_mode", "map_range", "seed",
+                   "omega", "bias")
+
     def __init__(self, frequency_num: int = 32, rbf_kernel_size: float = 1.0,
                  rff_kernel_mode: str = "variance", map_range: Sequence[float] = DEFAULT_MAP_RANGE,
                  seed: int = 0, omega: Optional[List[List[float]]] = None,
@@ -65,15 +68,3 @@ class RFFEncoder(PositionEncoder):
         # x_lon·ω_0 + x_lat·ω_1 written out: matmul needs rank-2 inputs.
         proj = x[..., 0:1] * self._omega[0] + x[..., 1:2] * self._omega[1] + self._bias
         return math.sqrt(2.0 / self.frequency_num) * tf.cos(proj)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(frequency_num=self.frequency_num, rbf_kernel_size=self.rbf_kernel_size,
-                      rff_kernel_mode=self.rff_kernel_mode, map_range=self.map_range,
-                      seed=self.seed, omega=self.omega, bias=self.bias)
-        return config
-
-    @classmethod
-    def from_experiment_config(cls, cfg) -> "RFFEncoder":
-        return cls(frequency_num=cfg.frequency_num, rbf_kernel_size=cfg.rbf_kernel_size,
-                   seed=cfg.seed)

@@ -20,6 +20,8 @@ class ScheduledEncoder(PositionEncoder):
     function (csp-tf saves every random part; the reference does not, SPEC §2.1).
     """
 
+    config_keys = ("frequency_num", "min_radius", "max_radius", "freq_init", "seed", "frequencies")
+
     def __init__(self, frequency_num: int = 32, min_radius: float = 0.1, max_radius: float = 360.0,
                  freq_init: str = "geometric", seed: int = 0,
                  frequencies: Optional[List[float]] = None, **kwargs):
@@ -36,15 +38,3 @@ class ScheduledEncoder(PositionEncoder):
             raise ValueError(f"got {len(frequencies)} frequencies for frequency_num={self.frequency_num}")
         self.frequencies = [float(f) for f in frequencies]
         self._freqs = tf.constant(np.asarray(self.frequencies, np.float64))
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(frequency_num=self.frequency_num, min_radius=self.min_radius,
-                      max_radius=self.max_radius, freq_init=self.freq_init, seed=self.seed,
-                      frequencies=self.frequencies)
-        return config
-
-    @classmethod
-    def from_experiment_config(cls, cfg):
-        return cls(frequency_num=cfg.frequency_num, min_radius=cfg.min_radius,
-                   max_radius=cfg.max_radius, freq_init=cfg.freq_init, seed=cfg.seed)

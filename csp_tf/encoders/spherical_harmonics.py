@@ -48,6 +48,8 @@ class SphericalHarmonicsEncoder(PositionEncoder):
     degree; this recurrence matches them to < 1e-7 for L ≤ 20 and is the more accurate beyond.
     """
 
+    config_keys = ("legendre_polys", "harmonics_calculation")
+
     def __init__(self, legendre_polys: int = 10, harmonics_calculation: str = "analytic", **kwargs):
         super().__init__(**kwargs)
         if harmonics_calculation not in HARMONICS_CALCULATIONS:
@@ -78,13 +80,3 @@ class SphericalHarmonicsEncoder(PositionEncoder):
                 trig = tf.cos(k * phi) if m > 0 else tf.sin(k * phi)
                 feats.append(scale * q[(l, k)] * trig)
         return tf.stack(feats, axis=-1)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(legendre_polys=self.legendre_polys,
-                      harmonics_calculation=self.harmonics_calculation)
-        return config
-
-    @classmethod
-    def from_experiment_config(cls, cfg) -> "SphericalHarmonicsEncoder":
-        return cls(legendre_polys=cfg.legendre_polys, harmonics_calculation=cfg.harmonics_calculation)

@@ -48,5 +48,6 @@ class TheoryDiagEncoder(TheoryEncoder):
     """The feature part of ``theorydiag``: the ``theory`` 6S features (degrees), SPEC §2.5.
 
     The reference reshapes them to (S, 6) and applies its own trainable block-diagonal head
-    (and optional D×D post-matrix) instead of the FFN; that head lives in ``csp_tf.models``.
+    (and optional D×D post-matrix) instead of the FFN: ``location_encoder.network=diag``,
+    chosen by ``auto`` (``csp_tf.models.location_encoder.DiagHead``).
     """

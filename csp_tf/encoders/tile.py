@@ -26,6 +26,8 @@ class TileEncoder(PositionEncoder):
     the dateline.
     """
 
+    config_keys = ("tile_size", "embedding_size", "seed")
+
     def __init__(self, tile_size: float = 1.0, embedding_size: int = 64, seed: int = 0, **kwargs):
         super().__init__(**kwargs)
         if not tile_size > 0:
@@ -62,13 +64,3 @@ class TileEncoder(PositionEncoder):
 
     def _encode(self, lonlat):
         return tf.gather(tf.convert_to_tensor(self.table), self.cell_index(lonlat))
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(tile_size=self.tile_size, embedding_size=self.embedding_size, seed=self.seed)
-        return config
-
-    @classmethod
-    def from_experiment_config(cls, cfg, embedding_size: int = 64) -> "TileEncoder":
-        """``embedding_size`` is not a ``PositionEncoderConfig`` field; the model may pass it."""
-        return cls(tile_size=cfg.tile_size, embedding_size=embedding_size, seed=cfg.seed)

@@ -1,5 +1,5 @@
-"""The "wrap" features of Mac Aodha et al.: ``wrap`` and ``geo_net_fft`` (SPEC §1, §2.10, §2.11;
-ENCODERS_EXTRA §2)."""
+"""The "wrap" features of Mac Aodha et al.: ``wrap``, ``geo_net_fft`` and ``geo_net_3d`` (SPEC §1,
+§2.10, §2.11; ENCODERS_EXTRA §2)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ class WrapEncoder(PositionEncoder):
     FCNet (Linear → ReLU → 4 residual blocks), which lives in ``csp_tf.models``.
     """
 
+    config_keys = ("map_range",)
+
     def __init__(self, map_range: Sequence[float] = DEFAULT_MAP_RANGE, **kwargs):
         super().__init__(**kwargs)
         self.map_range = [float(v) for v in map_range]
@@ -33,13 +35,24 @@ class WrapEncoder(PositionEncoder):
         x = map_range_normalize(lonlat, self.map_range)
         return tf.concat([tf.sin(math.pi * x), tf.cos(math.pi * x)], axis=-1)
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(map_range=self.map_range)
-        return config
-
 
 @register_encoder("geo_net_fft")
 class GeoNetFFTEncoder(WrapEncoder):
     """The same 4 wrap features, computed inside the encoder and followed by the Space2Vec FFN
     (SPEC §2.10; TorchSpatial ``wrap_ffn``)."""
+
+
+@register_encoder("geo_net_3d")
+class GeoNet3DEncoder(WrapEncoder):
+    """geo_net's ``encode_3D`` input: [cos πu·cos πv, sin πu·cos πv, sin πv], u = lon/180,
+    v = lat/90 (ENCODERS_EXTRA §2). (..., 2) -> (..., 3). [QUIRK] πv = 2·lat in radians, so it
+    is not the true xyz: (lon, ±90) maps to the vector of (lon + 180, 0) on the equator."""
+
+    @property
+    def embedding_dim(self) -> int:
+        return 3
+
+    def _encode(self, lonlat):
+        x = math.pi * map_range_normalize(lonlat, self.map_range)
+        u, v = x[..., 0:1], x[..., 1:2]
+        return tf.concat([tf.cos(u) * tf.cos(v), tf.sin(u) * tf.cos(v), tf.sin(v)], axis=-1)

@@ -294,5 +294,7 @@ def _describe(cfg, model_dir: str, with_ratio: bool = True) -> str:
         return os.path.basename(os.path.normpath(model_dir))
     le = cfg.location_encoder
     ratio = f"label ratio {cfg.finetune.label_ratio:g}, " if with_ratio else ""
-    return (f"{le.position.type}+{le.network} (min_radius {le.position.min_radius:g}), "
+    radius = getattr(le.position.options, "min_radius", None)
+    return (f"{le.position.type}+{le.resolved_network()}"
+            + (f" (min_radius {radius:g})" if radius is not None else "") + ", "
             f"pre-training {cfg.pretrain.loss}, {ratio}seed {cfg.runtime.seed}")

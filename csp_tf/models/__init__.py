@@ -1,8 +1,8 @@
 """Keras models of csp-tf: the location encoder networks and the CSP model."""
 
 from csp_tf.models.csp_model import CSPModel, build_csp_model, fuse, missing_location_mask
-from csp_tf.models.location_encoder import (FCNet, FeedForwardNet, LocationEncoder,
+from csp_tf.models.location_encoder import (DiagHead, FCNet, FeedForwardNet, LocationEncoder,
                                             build_location_encoder)
 
-__all__ = ["CSPModel", "FCNet", "FeedForwardNet", "LocationEncoder", "build_csp_model",
+__all__ = ["CSPModel", "DiagHead", "FCNet", "FeedForwardNet", "LocationEncoder", "build_csp_model",
            "build_location_encoder", "fuse", "missing_location_mask"]

@@ -23,12 +23,10 @@ from typing import Any, Dict, Optional
 import keras
 import tensorflow as tf
 
-from csp_tf.configs import LocationEncoderConfig, _from_dict
+from csp_tf.configs import ExperimentConfig, LocationEncoderConfig
+from csp_tf.losses import CONTRASTIVE_LOSSES
 from csp_tf.models.layers import torch_linear
 from csp_tf.models.location_encoder import build_location_encoder
-
-CONTRASTIVE_LOSSES = ("contsoftmax", "contsoftmaxsym", "imgcontloss", "imgcontlossnolocneg",
-                      "imgcontlosssimcse")
 
 
 def missing_location_mask(lon_lat: tf.Tensor) -> tf.Tensor:
@@ -69,8 +67,9 @@ class CSPModel(keras.Model):
     ``.keras`` file is directly reusable; the stages call the named methods.
     """
 
-    def __init__(self, location_encoder: Dict[str, Any], num_classes: int, feature_dim: int,
-                 pretrain_loss: str = "contsoftmax", seed: int = 0, location_head: str = "sigmoid",
+    def __init__(self, location_encoder: LocationEncoderConfig | Dict[str, Any], num_classes: int,
+                 feature_dim: int, pretrain_loss: str = "contsoftmax", seed: int = 0,
+                 location_head: str = "sigmoid",
                  standardize_features: bool = False, fusion: str = "product", **kwargs):
         super().__init__(**kwargs)
         if location_head not in ("sigmoid", "softmax"):
@@ -79,12 +78,13 @@ class CSPModel(keras.Model):
             raise ValueError(f"fusion={fusion!r} is not 'product' or 'calibrated'")
         self.location_head, self.fusion = location_head, fusion
         self.standardize_features = bool(standardize_features)
-        self.location_encoder_config = (location_encoder if isinstance(location_encoder, dict)
-                                        else _asdict(location_encoder))
+        # A dict when reloaded from a saved config (``get_config`` writes ``to_dict``).
+        self.location_encoder_config = (
+            location_encoder if isinstance(location_encoder, LocationEncoderConfig)
+            else LocationEncoderConfig.from_dict(location_encoder, "location_encoder."))
         self.num_classes, self.feature_dim = int(num_classes), int(feature_dim)
         self.pretrain_loss, self.seed = pretrain_loss, int(seed)
-        le_cfg = _from_dict(LocationEncoderConfig, self.location_encoder_config, "location_encoder.")
-        self.location_encoder = build_location_encoder(le_cfg, seed=self.seed)
+        self.location_encoder = build_location_encoder(self.location_encoder_config, seed=self.seed)
         d = self.location_encoder.embedding_dim
         self.embedding_dim = d
         self.class_head = torch_linear(self.num_classes, d, use_bias=location_head == "softmax",
@@ -178,22 +178,22 @@ class CSPModel(keras.Model):
         return self.predict_all(inputs["lon_lat"], inputs["image_features"])["probabilities"]
 
     def get_config(self) -> Dict[str, Any]:
-        return {"location_encoder": self.location_encoder_config, "num_classes": self.num_classes,
+        le = self.location_encoder_config.to_dict()
+        # Random parts drawn from a seed are saved as drawn, so a reload never redraws them.
+        drawn = self.location_encoder.position_encoder.get_config()
+        options = le["position"][le["position"]["type"]]
+        options.update({k: drawn[k] for k, v in options.items() if v is None and k in drawn})
+        return {"location_encoder": le, "num_classes": self.num_classes,
                 "feature_dim": self.feature_dim, "pretrain_loss": self.pretrain_loss,
                 "seed": self.seed, "location_head": self.location_head,
                 "standardize_features": self.standardize_features, "fusion": self.fusion,
                 "name": self.name}
 
 
-def _asdict(cfg) -> Dict[str, Any]:
-    import dataclasses
-    return dataclasses.asdict(cfg)
-
-
-def build_csp_model(config, num_classes: Optional[int] = None,
+def build_csp_model(config: ExperimentConfig, num_classes: Optional[int] = None,
                     feature_dim: Optional[int] = None) -> CSPModel:
     """From an ``ExperimentConfig`` (data shapes may be passed when the config leaves them 0)."""
-    return CSPModel(_asdict(config.location_encoder),
+    return CSPModel(config.location_encoder,
                     num_classes=num_classes or config.data.num_classes,
                     feature_dim=feature_dim or config.data.feature_dim,
                     pretrain_loss=config.pretrain.loss, seed=config.runtime.seed,

@@ -20,19 +20,16 @@ LAYER_NORM_EPS = 1e-5  # torch.nn.LayerNorm default (Keras: 1e-3)
 LEAKY_RELU_SLOPE = 0.2  # reference get_activation_function (Keras: 0.3)
 
 
+# The reference activations: leakyrelu (slope 0.2), exact erf GELU, relu, sigmoid, tanh.
+ACTIVATIONS = {"relu": tf.nn.relu, "leakyrelu": lambda x: tf.nn.leaky_relu(x, alpha=LEAKY_RELU_SLOPE),
+               "gelu": lambda x: tf.nn.gelu(x, approximate=False), "sigmoid": tf.sigmoid,
+               "tanh": tf.tanh}
+
+
 def activation_fn(name: str):
-    """The reference activations: leakyrelu (slope 0.2), exact erf GELU, relu, sigmoid, tanh."""
-    if name == "leakyrelu":
-        return lambda x: tf.nn.leaky_relu(x, alpha=LEAKY_RELU_SLOPE)
-    if name == "gelu":
-        return lambda x: tf.nn.gelu(x, approximate=False)
-    if name == "relu":
-        return tf.nn.relu
-    if name == "sigmoid":
-        return tf.sigmoid
-    if name == "tanh":
-        return tf.tanh
-    raise ValueError(f"activation={name!r} is not one of leakyrelu, gelu, relu, sigmoid, tanh")
+    if name not in ACTIVATIONS:
+        raise ValueError(f"activation={name!r} is not one of {', '.join(ACTIVATIONS)}")
+    return ACTIVATIONS[name]
 
 
 def torch_default_uniform(fan_in: int, seed: Optional[int]) -> keras.initializers.Initializer:

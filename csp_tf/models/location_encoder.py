@@ -5,10 +5,15 @@ Networks:
   Linear → act → Dropout → (+x if in == out and skip) → (LayerNorm if use_layn), the final
   block keeping act + dropout ([QUIRK]: the embedding is post-activation, post-dropout).
 * ``fcnet``: Mac Aodha et al.'s residual FCNet (``geo_net`` / Sup-only "wrap"), dropout 0.5 fixed.
+* ``diag``: theorydiag's block-diagonal head (SPEC §2.5), ``DiagHead``.
+* ``linear``: hexagridcell's head act(Dropout(Linear_{6S→D}(x))) (SPEC §2.6): the FFN with
+  ``num_hidden_layer=0`` (one Xavier-initialised block, no layer norm, no skip).
+``location_encoder.network=auto`` picks the encoder's own head, else ``ffn``.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Dict, List, Optional, Tuple
 
 import keras
@@ -19,9 +24,26 @@ from csp_tf.models.layers import (LAYER_NORM_EPS, activation_fn, fold_seed, stat
                                   torch_linear)
 
 
+class _Network(keras.layers.Layer):
+    """(..., input_dim) -> (..., output_dim); ``config_keys`` are the saved constructor args."""
+
+    config_keys: Tuple[str, ...] = ()
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.output_dim,)
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        config.update({k: getattr(self, k) for k in self.config_keys})
+        return config
+
+
 @keras.saving.register_keras_serializable(package="csp_tf")
-class FeedForwardNet(keras.layers.Layer):
+class FeedForwardNet(_Network):
     """The reference FFN. ``call(x, training, seed)``: dropout needs both training and a seed."""
+
+    config_keys = ("input_dim", "output_dim", "num_hidden_layer", "hidden_dim", "dropout",
+                   "activation", "use_layn", "skip_connection", "seed")
 
     def __init__(self, input_dim: int, output_dim: int, num_hidden_layer: int = 1,
                  hidden_dim: int = 512, dropout: float = 0.5, activation: str = "relu",
@@ -75,21 +97,12 @@ class FeedForwardNet(keras.layers.Layer):
             x = norm(y) if norm is not None else y
         return x
 
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape[:-1]) + (self.output_dim,)
-
-    def get_config(self) -> Dict[str, Any]:
-        config = super().get_config()
-        config.update(input_dim=self.input_dim, output_dim=self.output_dim,
-                      num_hidden_layer=self.num_hidden_layer, hidden_dim=self.hidden_dim,
-                      dropout=self.dropout, activation=self.activation, use_layn=self.use_layn,
-                      skip_connection=self.skip_connection, seed=self.seed)
-        return config
-
 
 @keras.saving.register_keras_serializable(package="csp_tf")
-class FCNet(keras.layers.Layer):
+class FCNet(_Network):
     """Mac Aodha et al. 2019 FCNet: Linear → ReLU → 4 × ResLayer; ResLayer dropout fixed 0.5."""
+
+    config_keys = ("input_dim", "output_dim", "num_res_layers", "seed")
 
     RES_DROPOUT = 0.5
 
@@ -126,14 +139,50 @@ class FCNet(keras.layers.Layer):
             h = h + tf.nn.relu(b(y))
         return h
 
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape[:-1]) + (self.output_dim,)
 
-    def get_config(self) -> Dict[str, Any]:
-        config = super().get_config()
-        config.update(input_dim=self.input_dim, output_dim=self.output_dim,
-                      num_res_layers=self.num_res_layers, seed=self.seed)
-        return config
+@keras.saving.register_keras_serializable(package="csp_tf")
+class DiagHead(_Network):
+    """theorydiag's head (SPEC §2.5): the (S·6) features as (S, 6), z_s = Σ_k x_{s,k}·P_{s,k,:}
+    with a trainable P ∈ R^{S×6×(D/S)}, z flattened to D; then act(Dropout(W·Dropout(z) + b))
+    with ``use_postmat`` (W: a D×D PyTorch-default Linear), else act(Dropout(z)).
+
+    P is Xavier-uniform the PyTorch way for a 3-D tensor: fan_in = 6·D/S, fan_out = D.
+    """
+
+    config_keys = ("input_dim", "output_dim", "dropout", "activation", "use_postmat", "seed")
+
+    def __init__(self, input_dim: int, output_dim: int, dropout: float = 0.5,
+                 activation: str = "relu", use_postmat: bool = True, seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.input_dim, self.output_dim = int(input_dim), int(output_dim)
+        self.dropout, self.activation = float(dropout), activation
+        self.use_postmat, self.seed = bool(use_postmat), int(seed)
+        self.num_scales = self.input_dim // 6
+        if self.input_dim % 6 or self.output_dim % self.num_scales:
+            raise ValueError(f"theorydiag head: input {self.input_dim} must be 6·S and num_filts "
+                             f"{self.output_dim} a multiple of S={self.num_scales}")
+        block = self.output_dim // self.num_scales
+        bound = math.sqrt(6.0 / (6 * block + self.output_dim))
+        init = keras.initializers.RandomUniform(-bound, bound, seed=self.seed)
+        self.proj = self.add_weight(name="proj", shape=(self.num_scales, 6, block), initializer=init)
+        self.postmat = (torch_linear(self.output_dim, self.output_dim, seed=self.seed + 1,
+                                     name="postmat") if self.use_postmat else None)
+        self._act = activation_fn(activation)
+
+    def build(self, input_shape):
+        if self.postmat is not None:
+            self.postmat.build((None, self.output_dim))
+        self.built = True
+
+    def call(self, x, training=False, seed=None):
+        seed = seed if training else None
+        lead = tf.shape(x)[:-1]
+        x = tf.reshape(tf.cast(x, self.compute_dtype), [-1, self.num_scales, 6])
+        z = tf.einsum("bsk,skd->bsd", x, tf.cast(self.proj, self.compute_dtype))
+        z = tf.reshape(z, tf.concat([lead, [self.output_dim]], 0))
+        if self.postmat is not None:
+            z = self.postmat(stateless_dropout(z, self.dropout, fold_seed(seed, 0)))
+        return self._act(stateless_dropout(z, self.dropout, fold_seed(seed, 1)))
 
 
 @keras.saving.register_keras_serializable(package="csp_tf")
@@ -176,12 +225,16 @@ class LocationEncoder(keras.layers.Layer):
 
 
 def build_location_encoder(cfg, seed: int = 0, name: str = "location_encoder") -> LocationEncoder:
-    """From a ``LocationEncoderConfig``; ``cfg.network`` picks ffn (default) or fcnet."""
+    """From a ``LocationEncoderConfig``; ``cfg.resolved_network()`` picks the network."""
     pe = build_position_encoder(cfg.position)
-    if cfg.network == "fcnet":
-        net = FCNet(pe.embedding_dim, cfg.num_filts, seed=seed, name="fcnet")
+    d_in, net = pe.embedding_dim, cfg.resolved_network()
+    if net == "fcnet":
+        network = FCNet(d_in, cfg.num_filts, seed=seed, name="fcnet")
+    elif net == "diag":
+        network = DiagHead(d_in, cfg.num_filts, cfg.dropout, cfg.activation, cfg.use_postmat,
+                           seed=seed, name="diag")
     else:
-        net = FeedForwardNet(pe.embedding_dim, cfg.num_filts, cfg.num_hidden_layer, cfg.hidden_dim,
-                             cfg.dropout, cfg.activation, cfg.use_layn, cfg.skip_connection,
-                             seed=seed, name="ffn")
-    return LocationEncoder(pe, net, name=name)
+        network = FeedForwardNet(d_in, cfg.num_filts, 0 if net == "linear" else cfg.num_hidden_layer,
+                                 cfg.hidden_dim, cfg.dropout, cfg.activation, cfg.use_layn,
+                                 cfg.skip_connection, seed=seed, name=net)
+    return LocationEncoder(pe, network, name=name)

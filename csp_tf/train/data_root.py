@@ -85,7 +85,8 @@ class DataRoot:
                    found, feature_stats)
 
     def configure(self, config: ExperimentConfig) -> ExperimentConfig:
-        """``config`` with data.feature_dim / num_classes of this data; a conflict raises."""
+        """``config`` with data.feature_dim / num_classes of this data (a conflict raises) and the
+        anchors of an rbf encoder with ``anchors='data'`` drawn from the train locations."""
         cfg = config.copy()
         cfg.data.data_root = self.path or cfg.data.data_root
         for name in ("feature_dim", "num_classes"):
@@ -94,6 +95,11 @@ class DataRoot:
                 raise ConfigError(f"data.{name}={wanted} in the config but {self.source} has "
                                   f"{name}={actual}; set it to 0 (auto) or to {actual}")
             setattr(cfg.data, name, int(actual))
+        pos = cfg.location_encoder.position
+        if pos.type == "rbf" and pos.anchors == "data" and pos.anchor_pts is None:
+            from csp_tf.encoders.rbf import sample_rbf_anchor_pts  # M train locations (SPEC §2.8)
+            pos.anchor_pts = sample_rbf_anchor_pts(self.labeled("train")["lon_lat"],
+                                                   pos.num_rbf_anchor_pts, pos.seed).tolist()
         return cfg
 
     def files(self, *names: str) -> List[str]:

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from csp_tf.configs import PositionEncoderConfig
-from csp_tf.encoders import ENCODERS, PositionEncoder, build_position_encoder
+from csp_tf.configs import ENCODER_OPTIONS, PositionEncoderConfig
+from csp_tf.encoders import ENCODERS, PositionEncoder, build_position_encoder, lookup_encoder
 
 NAMES = ["gridcell", "gridcellnorm", "theory", "theorynorm", "theorydiag", "hexagridcell", "naive", "rbf",
          "rff", "geo_net_fft", "wrap", "nerf", "sphereC", "sphereC+", "sphereM", "sphereM+", "dfs",
-         "spherical_harmonics", "tile"]
+         "spherical_harmonics", "tile", "geo_net_3d"]
 
 INTEGER_FREQS = dict(frequency_num=2, min_radius=0.5, max_radius=1.0)  # Sphere2Vec f = [2, 1]: periodic
 # (name, constructor kwargs): small settings, plus variants that exercise the random parts.
@@ -27,11 +27,12 @@ CASES = [
     ("hexagridcell", dict(frequency_num=3, max_radius=100.0)),
     ("naive", {}),
     ("rbf", dict(num_rbf_anchor_pts=5, rbf_kernel_size=30.0, seed=3)),
-    ("rbf", dict(anchors=[(10.0, 20.0), (-150.0, -60.0)], rbf_kernel_size=50.0)),
+    ("rbf", dict(anchor_pts=[(10.0, 20.0), (-150.0, -60.0)], rbf_kernel_size=50.0)),
     ("rff", dict(frequency_num=6, rbf_kernel_size=2.0, seed=3)),
     ("rff", dict(frequency_num=6, rbf_kernel_size=0.5, rff_kernel_mode="bandwidth", seed=3)),
     ("geo_net_fft", {}),
     ("wrap", {}),
+    ("geo_net_3d", {}),
     ("nerf", dict(frequency_num=3)),
     ("sphereC", INTEGER_FREQS),
     ("sphereC+", INTEGER_FREQS),
@@ -44,7 +45,7 @@ CASES = [
 ]
 IDS = [f"{n}-{i}" for i, (n, _) in enumerate(CASES)]
 # Periodic in lon with period 360 (in the settings above), so continuous across the dateline.
-PERIODIC = {"geo_net_fft", "wrap", "nerf", "sphereC", "sphereC+", "sphereM", "sphereM+", "dfs",
+PERIODIC = {"geo_net_fft", "wrap", "geo_net_3d", "nerf", "sphereC", "sphereC+", "sphereM", "sphereM+", "dfs",
             "spherical_harmonics"}
 
 POLES_AND_DATELINE = np.array([(lon, lat) for lon in (-180.0, -179.999, 0.0, 179.999, 180.0)
@@ -54,46 +55,62 @@ RANDOM_POINTS = np.stack([np.random.default_rng(0).uniform(-180, 180, 16),
 
 
 def make(name, kwargs):
-    return ENCODERS.lookup(name)(**kwargs)
+    return lookup_encoder(name)(**kwargs)
 
 
 def test_cases_cover_every_registered_name():
-    assert sorted(ENCODERS.names()) == sorted(NAMES)
+    assert sorted(ENCODERS) == sorted(NAMES)
     assert {n for n, _ in CASES} == set(NAMES)
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_registry_lookup(name):
-    cls = ENCODERS.lookup(name)
+    cls = lookup_encoder(name)
     assert issubclass(cls, PositionEncoder) and cls.registry_name == name and name in ENCODERS
 
 
 def test_unknown_name_lists_known_ones():
     with pytest.raises(ValueError, match="unknown position encoder 'sphereX'") as err:
-        ENCODERS.lookup("sphereX")
+        lookup_encoder("sphereX")
     assert all(n in str(err.value) for n in NAMES)
     with pytest.raises(ValueError, match="known: .*gridcell"):
         build_position_encoder(PositionEncoderConfig(type="nope"))
 
 
-def expected_dim(cfg, tile_embedding_size=64):
-    s, l = cfg.frequency_num, cfg.legendre_polys
+def test_every_encoder_has_options_in_the_config():
+    assert sorted(ENCODER_OPTIONS) == sorted(ENCODERS)
+
+
+# Non-default options per kind; every field of every options class is a constructor argument.
+SMALL = dict(frequency_num=3, min_radius=0.5, max_radius=90.0, num_rbf_anchor_pts=7,
+             rbf_kernel_size=2.0, anchors="uniform", legendre_polys=3, tile_size=30.0,
+             embedding_size=5, seed=4)
+
+
+def expected_dim(name):
+    s = 3
     return {"gridcell": 4 * s, "gridcellnorm": 4 * s, "theory": 6 * s, "theorynorm": 6 * s,
-            "theorydiag": 6 * s, "hexagridcell": 6 * s, "naive": 2, "rbf": cfg.num_rbf_anchor_pts,
-            "rff": s, "geo_net_fft": 4, "wrap": 4, "nerf": 6 * s, "sphereC": 3 * s, "sphereC+": 6 * s,
-            "sphereM": 5 * s, "sphereM+": 8 * s, "dfs": 4 * s * s + 4 * s, "spherical_harmonics": l * l,
-            "tile": tile_embedding_size}[cfg.type]
+            "theorydiag": 6 * s, "hexagridcell": 6 * s, "naive": 2, "rbf": 7, "rff": s,
+            "geo_net_fft": 4, "wrap": 4, "geo_net_3d": 3, "nerf": 6 * s, "sphereC": 3 * s,
+            "sphereC+": 6 * s, "sphereM": 5 * s, "sphereM+": 8 * s, "dfs": 4 * s * s + 4 * s,
+            "spherical_harmonics": 9, "tile": 5}[name]
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_from_experiment_config(name):
-    cfg = PositionEncoderConfig(type=name, frequency_num=3, min_radius=0.5, max_radius=90.0,
-                                num_rbf_anchor_pts=7, rbf_kernel_size=2.0, legendre_polys=3,
-                                tile_size=30.0, seed=4)
+def test_build_from_config_uses_every_option(name):
+    cfg = PositionEncoderConfig(type=name)
+    for key, value in SMALL.items():
+        if hasattr(cfg.options, key):
+            setattr(cfg, key, value)
     enc = build_position_encoder(cfg)
-    assert type(enc) is ENCODERS.lookup(name)
-    assert enc.embedding_dim == expected_dim(cfg)
-    assert enc(RANDOM_POINTS).shape == (16, expected_dim(cfg))
+    assert type(enc) is lookup_encoder(name)
+    assert enc.embedding_dim == expected_dim(name)
+    assert enc(RANDOM_POINTS).shape == (16, expected_dim(name))
+    # The saved layer config holds every option (random parts included) under the same name.
+    saved = enc.get_config()
+    for key, value in cfg.options.to_dict().items():
+        if value is not None:
+            assert saved[key] == value, key
 
 
 @pytest.mark.parametrize("name,kwargs", CASES, ids=IDS)
@@ -187,7 +204,7 @@ def test_only_tile_has_weights(name, kwargs):
 
 def test_float64_input_keeps_precision():
     # lon 123.456789012 with f = 1e4 rad/°: float32 rounding of the input alone moves the angle ~0.04 rad.
-    enc = ENCODERS.lookup("gridcell")(frequency_num=2, min_radius=1e-4, max_radius=1.0)
+    enc = lookup_encoder("gridcell")(frequency_num=2, min_radius=1e-4, max_radius=1.0)
     lon = 123.456789012
     out = enc(tf.constant([[lon, 0.0]], tf.float64)).numpy()[0]
     assert out[0] == pytest.approx(math.sin(lon * 1e4), abs=1e-6)

@@ -27,11 +27,14 @@ def test_hand_values(encode):
         np.testing.assert_allclose(row, by_hand(*pt), atol=1e-6)
 
 
-def test_experiment_config_ignores_min_radius():
+def test_config_has_no_min_radius():
     from csp_tf.configs import PositionEncoderConfig
 
-    a = HexaGridCellEncoder.from_experiment_config(PositionEncoderConfig(frequency_num=3, min_radius=0.1, max_radius=9))
-    b = HexaGridCellEncoder.from_experiment_config(PositionEncoderConfig(frequency_num=3, min_radius=1.0, max_radius=9))
+    from csp_tf.encoders import build_position_encoder
+
+    a = build_position_encoder(PositionEncoderConfig("hexagridcell", frequency_num=3, max_radius=9))
+    b = HexaGridCellEncoder(frequency_num=3, max_radius=9)
+    assert not hasattr(PositionEncoderConfig("hexagridcell").options, "min_radius")
     pts = np.array([[12.5, -3.0]], np.float32)
     np.testing.assert_array_equal(a(pts).numpy(), b(pts).numpy())
     np.testing.assert_allclose(a._freqs.numpy(), [1.0, 1 / 3, 1 / 9])
