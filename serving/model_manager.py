@@ -23,7 +23,8 @@ import threading
 import grpc
 from tensorflow_serving.apis import get_model_status_pb2, model_pb2
 
-from serving import contract, warmup
+from csp_tf import warmup
+from serving import contract
 from serving.servable import RpcAbort, Servable
 
 State = get_model_status_pb2.ModelVersionStatus.State

@@ -19,8 +19,8 @@ import uuid
 import numpy as np
 import tensorflow as tf
 
-from csp_tf import features
-from serving import contract, warmup
+from csp_tf import features, warmup
+from serving import contract
 
 FEATURE_DIM = 8
 NUM_CLASSES = 5

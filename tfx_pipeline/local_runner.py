@@ -40,7 +40,6 @@ def prepare(config, data_root: str, schema_dir: str):
     return cfg, names, schema
 
 
-
 def code_version() -> str:
     """SHA-256 (16 hex) of the csp_tf and tfx_pipeline sources: new code, no stale cache hits."""
     import csp_tf
@@ -172,14 +171,3 @@ def _pushed(store, push_uri: Optional[str]):
     pushed = "pushed" in props and props["pushed"].int_value == 1
     dest = props["pushed_destination"].string_value if "pushed_destination" in props else None
     return pushed, dest or None
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    """``python -m tfx_pipeline.local_runner ...`` = ``csp-tf pipeline run ...``."""
-    from tfx_pipeline.cli import main as cli_main
-    return cli_main(["run"] + list(argv or []))
-
-
-if __name__ == "__main__":
-    import sys
-    sys.exit(main(sys.argv[1:]))

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from serving import contract, warmup
+from csp_tf import warmup
+from serving import contract
 from serving.client import CSPServingClient, ServingError
 
 ATOL = 1e-5

@@ -14,7 +14,8 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import classification_pb2, predict_pb2, regression_pb2
 
-from serving import contract, warmup
+from csp_tf import warmup
+from serving import contract
 from serving.client import CSPServingClient, ServingError
 
 ATOL = 1e-5

@@ -7,7 +7,8 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
-from serving import contract, warmup
+from csp_tf import warmup
+from serving import contract
 
 
 def test_one_request_per_signature_and_batch_size():
@@ -52,3 +53,8 @@ def test_write_rejects_bad_input(tmp_path):
         warmup.build_warmup_requests(feature_dim=0)
     with pytest.raises(ValueError, match="at most 1000"):
         warmup.build_warmup_requests(feature_dim=4, batch_sizes=[1] * 251)
+
+
+def test_file_name_and_limit_agree_with_the_serving_contract():
+    assert (warmup.MODEL_NAME, warmup.WARMUP_FILE, warmup.MAX_WARMUP_RECORDS) == (
+        contract.MODEL_NAME, contract.WARMUP_FILE, contract.MAX_WARMUP_RECORDS)
