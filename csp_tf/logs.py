@@ -26,9 +26,12 @@ FILE_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 class _TerminalFormatter(logging.Formatter):
     """``12:00:01 message``; a warning or an error also names its level."""
 
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(message)s", "%H:%M:%S")
+        self._loud = logging.Formatter("%(asctime)s %(levelname)s: %(message)s", "%H:%M:%S")
+
     def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
-        return text if record.levelno < logging.WARNING else f"{record.levelname}: {text}"
+        return (super() if record.levelno < logging.WARNING else self._loud).format(record)
 
 
 def default_log_file(command: str) -> str:
@@ -74,12 +77,13 @@ def command_output(command: str, verbose: bool = False, log_file: Optional[str] 
     to_file = logging.StreamHandler(log)
     to_file.setFormatter(logging.Formatter(FILE_FORMAT))
     to_terminal = logging.StreamHandler(terminal)
-    to_terminal.setFormatter(_TerminalFormatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    to_terminal.setFormatter(_TerminalFormatter())
     if not verbose:
         to_terminal.addFilter(lambda r: r.name.split(".")[0] in OURS and r.levelno >= terminal_level)
     root = logging.getLogger()
-    saved_level, saved_handlers = root.level, root.handlers[:]
-    root.handlers = [to_file, to_terminal]
+    saved_level = root.level
+    for handler in (to_file, to_terminal):  # added beside any others (pytest's caplog)
+        root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     logging.captureWarnings(True)  # warnings -> logger py.warnings -> the file
     if announce:
@@ -89,7 +93,9 @@ def command_output(command: str, verbose: bool = False, log_file: Optional[str] 
         yield path
     finally:
         logging.captureWarnings(False)
-        root.handlers, root.level = saved_handlers, saved_level
+        for handler in (to_file, to_terminal):
+            root.removeHandler(handler)
+        root.setLevel(saved_level)
         for stream in (terminal, log):
             stream.flush()
         os.dup2(saved_fd2, 2)
