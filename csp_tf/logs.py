@@ -96,8 +96,8 @@ def command_output(command: str, verbose: bool = False, log_file: Optional[str] 
         for handler in (to_file, to_terminal):
             root.removeHandler(handler)
         root.setLevel(saved_level)
-        for stream in (terminal, log):
-            stream.flush()
+        terminal.flush()
+        log.flush()
         os.dup2(saved_fd2, 2)
         os.close(saved_fd2)
         sys.stderr = saved_stderr
@@ -106,10 +106,10 @@ def command_output(command: str, verbose: bool = False, log_file: Optional[str] 
         log.close()
 
 
-def for_args(args, announce: bool = True):
+def for_args(args):
     """:func:`command_output` for a parsed command line (``-v``, ``--log-file`` and what the
     sub-command set with ``set_defaults(terminal_level=..., announce_log=...)``)."""
     return command_output(
         getattr(args, "command", None) or "csp-tf", bool(getattr(args, "verbose", False)),
         getattr(args, "log_file", None), terminal_level=getattr(args, "terminal_level", logging.INFO),
-        announce=announce and getattr(args, "announce_log", True))
+        announce=getattr(args, "announce_log", True))

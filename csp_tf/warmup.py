@@ -35,15 +35,6 @@ _WARMUP_POINTS = np.array(
 )
 
 
-def _lon_lat_rows(batch_size: int) -> np.ndarray:
-    reps = -(-batch_size // len(_WARMUP_POINTS))
-    return np.tile(_WARMUP_POINTS, (reps, 1))[:batch_size]
-
-
-def _feature_rows(batch_size: int, feature_dim: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).normal(size=(batch_size, feature_dim)).astype(np.float32)
-
-
 def serialize_examples(image_features: np.ndarray, lon_lat: np.ndarray) -> list[bytes]:
     """Serialized ``tf.Example`` rows in the ``serving_default`` input format.
 
@@ -110,8 +101,8 @@ def build_warmup_requests(model_name: str = MODEL_NAME, feature_dim: int = 0,
         raise ValueError(f"batch_sizes must be positive, got {list(batch_sizes)}")
     requests = []
     for batch in batch_sizes:
-        coords = _lon_lat_rows(batch)
-        feats = _feature_rows(batch, feature_dim, seed)
+        coords = np.resize(_WARMUP_POINTS, (batch, 2))  # the points, repeated to fill the batch
+        feats = np.random.default_rng(seed).normal(size=(batch, feature_dim)).astype(np.float32)
         examples = np.array(serialize_examples(feats, coords), dtype=object)
         per_signature = {  # csp_tf.export's Predict signatures and their inputs
             "serving_default": {"examples": examples},
@@ -148,8 +139,7 @@ def write_warmup_requests(saved_model_version_dir: str,
         raise FileNotFoundError(f"no saved_model.pb in {saved_model_version_dir}: write the "
                                 "SavedModel first, then its warmup requests")
     if not 1 <= len(requests) <= MAX_WARMUP_RECORDS:
-        raise ValueError(f"need 1..{MAX_WARMUP_RECORDS} warmup requests, "
-                         f"got {len(requests)}")
+        raise ValueError(f"need 1..{MAX_WARMUP_RECORDS} warmup requests, got {len(requests)}")
     for i, request in enumerate(requests):
         if not request.model_spec.signature_name or not request.inputs:
             raise ValueError(f"warmup request {i} has no signature_name or no inputs")
@@ -167,7 +157,5 @@ def read_warmup_requests(path: str) -> list[prediction_log_pb2.PredictionLog]:
     """The ``PredictionLog`` records of a warmup file (a file path or a version directory)."""
     if tf.io.gfile.isdir(path):
         path = os.path.join(path, WARMUP_FILE)
-    logs = []
-    for record in tf.data.TFRecordDataset(path).as_numpy_iterator():
-        logs.append(prediction_log_pb2.PredictionLog.FromString(record))
-    return logs
+    return [prediction_log_pb2.PredictionLog.FromString(record)
+            for record in tf.data.TFRecordDataset(path).as_numpy_iterator()]

@@ -52,7 +52,7 @@ def main(argv=None) -> int:
 def _demo(args: argparse.Namespace, out: str) -> int:
     t_start = time.time()
 
-    from csp_tf.cli import load_config
+    from csp_tf.cli import load_config, load_keras_model
     from csp_tf.data.ingest import run_ingest
     from csp_tf.data.world import generate_world
 
@@ -112,9 +112,7 @@ def _demo(args: argparse.Namespace, out: str) -> int:
 
     _step("4/4 report")
     from csp_tf.evaluate import evaluate_model
-    import keras
-    import csp_tf.models  # noqa: F401
-    model = keras.saving.load_model(os.path.join(serving_dir, str(versions[-1]), "assets.extra", "model.keras"))
+    model = load_keras_model(os.path.join(serving_dir, str(versions[-1]), "assets.extra", "model.keras"))
     # test, not val: the image probe's L2 and the fusion weights were chosen on val.
     m = evaluate_model(model, load_arrays(data_root, "test"))
     rows = [("Img-only (linear probe on image features)", m["image"]),
