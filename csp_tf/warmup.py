@@ -7,8 +7,8 @@ version AVAILABLE, so the first real request does not pay for graph warm-up
 ``csp-tf export`` and the TFX Trainers alike) calls :func:`build_warmup_requests` and
 :func:`write_warmup_requests`; the development server replays the same file the same way
 (:mod:`serving.dev_server`). The signature and input names are those of ``csp_tf.export``;
-``serving.contract`` lists them for the serving side and tests/csp_tf/test_warmup.py checks
-that the two agree.
+``serving.contract`` lists them for the serving side (tests/csp_tf/test_warmup.py checks that
+the requests use them).
 """
 
 from __future__ import annotations

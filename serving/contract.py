@@ -58,10 +58,6 @@ SIGNATURE_OUTPUTS = {
 LON_RANGE = (-180.0, 180.0)
 LAT_RANGE = (-90.0, 90.0)
 
-# TF Serving layout inside a version directory.
-WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
-MAX_WARMUP_RECORDS = 1000  # TF Serving reads at most this many records
-
 # Docker / Kubernetes convention of the tensorflow/serving image.
 GRPC_PORT = 8500
 REST_PORT = 8501

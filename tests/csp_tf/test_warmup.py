@@ -54,6 +54,5 @@ def test_write_rejects_bad_input(tmp_path):
         warmup.build_warmup_requests(feature_dim=4, batch_sizes=[1] * 251)
 
 
-def test_file_name_and_limit_agree_with_the_serving_contract():
-    assert (warmup.MODEL_NAME, warmup.WARMUP_FILE, warmup.MAX_WARMUP_RECORDS) == (
-        contract.MODEL_NAME, contract.WARMUP_FILE, contract.MAX_WARMUP_RECORDS)
+def test_default_model_name_agrees_with_the_serving_contract():
+    assert warmup.MODEL_NAME == contract.MODEL_NAME
