@@ -31,6 +31,7 @@ COPY setup.py README.md ./
 COPY csp_tf/ csp_tf/
 COPY tfx_pipeline/ tfx_pipeline/
 COPY serving/ serving/
+COPY csp_cli/ csp_cli/
 RUN python3 -m pip install --no-deps --no-build-isolation . \
  && python3 -c "import tensorflow, keras, tfx, apache_beam, tensorflow_serving.apis, csp_tf, \
 tfx_pipeline.components, tfx_pipeline.trainer_pretrain, tfx_pipeline.trainer_finetune" \

@@ -15,7 +15,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10,<3.12",
     packages=find_packages(include=["csp_tf", "csp_tf.*", "tfx_pipeline", "tfx_pipeline.*",
-                                    "serving", "serving.*"]),
+                                    "serving", "serving.*", "csp_cli"]),
     package_data={"tfx_pipeline": ["schema/*.pbtxt"], "serving": ["*.config", "deploy/*"],
                   # pre-trained location encoders: .keras, SavedModel, config, card, sources
                   "csp_tf": ["pretrained_models/*/*", "pretrained_models/*/saved_model/*",
@@ -41,5 +41,5 @@ setup(
         "kfp": ["tfx[kfp]==1.16.0", "kfp>=2,<2.8"],
         "dev": ["pytest>=8", "pytest-timeout>=2"],
     },
-    entry_points={"console_scripts": ["csp-tf=csp_tf.cli:main"]},
+    entry_points={"console_scripts": ["csp-tf=csp_cli:main"]},
 )

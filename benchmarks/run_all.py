@@ -83,7 +83,7 @@ def _tfx_cmds(json_path: str, work: str, quick: bool) -> List[List[str]]:
     world = os.path.join(work, "tfx_world")
     gen = [PY, "-m", "csp_tf.data.cli", "generate", "--out", world, "--size", "small", "--ingest",
            "--in-process"]
-    run = [PY, "-m", "csp_tf.cli", "pipeline", "run", "--data-root", os.path.join(world, "data"),
+    run = [PY, "-m", "csp_cli", "pipeline", "run", "--data-root", os.path.join(world, "data"),
            "--pipeline-root", os.path.join(work, "tfx_root"), "--serving-dir",
            os.path.join(work, "tfx_serving"), "--preset", "demo", "--no-cache", "--no-report",
            "--json", json_path]

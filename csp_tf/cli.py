@@ -1,50 +1,37 @@
-"""``csp-tf``: the command line of csp-tf.
+"""The library's sub-commands of ``csp-tf`` and the helpers every command shares.
 
-Library stages (this module): ``pretrain``, ``finetune``, ``evaluate``, ``export``, ``embed``,
-``config``. Other packages add theirs: ``generate`` / ``ingest`` (csp_tf.data), ``experiment``
-/ ``map`` (csp_tf.experiments), ``pipeline`` (tfx_pipeline), ``query`` / ``serve-dev`` (serving).
-Every command takes ``--help``. Configs: ``--preset NAME`` or ``--config FILE`` then any number
-of ``--set key=value`` overrides (dotted keys, e.g. ``--set pretrain.epochs=5``).
+``add_stage_parsers(subparsers)`` registers ``config``, ``pretrain``, ``finetune``,
+``evaluate``, ``export``, ``export-encoder`` and ``embed``; ``add_config_args`` /
+``load_config`` are the ``--preset`` / ``--config`` / ``--set`` flags of every command that
+takes a config (tfx_pipeline and the experiments use them too), ``run_command`` turns a user
+error into one line and exit status 2. The console script itself is assembled outside the
+library, in ``csp_cli`` (docs/architecture.md). Nothing here imports TensorFlow until a
+command runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
-import logging
 import os
 import sys
-import warnings
-from typing import List, Optional
-
-EXTENSIONS = [  # (module, function adding sub-commands)
-    ("csp_tf.data.cli", "add_generate_parser"),
-    ("csp_tf.data.cli", "add_ingest_parser"),
-    ("csp_tf.datasets.cli", "add_dataset_parser"),
-    ("csp_tf.experiments.cli", "add_experiment_parser"),
-    ("csp_tf.experiments.cli", "add_map_parser"),
-    ("csp_tf.experiments.cli", "add_tune_parser"),
-    ("csp_tf.experiments.cli", "add_report_parser"),
-    ("csp_tf.experiments.ablation", "add_ablation_parser"),
-    ("tfx_pipeline.cli", "add_pipeline_parser"),
-    ("serving.cli", "add_query_parser"),
-    ("serving.cli", "add_serve_parser"),
-]
+from typing import Optional
 
 
 class CLIError(Exception):
     """A user error: printed as one line, exit status 2."""
 
 
-def _config_args(p: argparse.ArgumentParser) -> None:
+def add_config_args(p: argparse.ArgumentParser, applies_to: str = "") -> None:
+    """``--preset NAME`` or ``--config FILE``, then any number of ``--set key=value``."""
     g = p.add_argument_group("configuration")
     g.add_argument("--preset", default=None,
                    help="named config: demo, inat2018, fmow, fmow_released (default: demo, or the "
                         "config saved in --base-model / --model when given)")
     g.add_argument("--config", default=None, help="YAML/JSON config file (see `csp-tf config`)")
     g.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one config value, e.g. --set pretrain.lr=1e-4 (repeatable)")
+                   help="override one config value, e.g. --set pretrain.lr=1e-4 (repeatable)"
+                        + (f"; applies to {applies_to}" if applies_to else ""))
 
 
 def _stage_args(p: argparse.ArgumentParser, stage: str) -> None:
@@ -54,7 +41,7 @@ def _stage_args(p: argparse.ArgumentParser, stage: str) -> None:
                    "re-running with the same --out resumes")
     p.add_argument("--epochs", type=int, help=f"shortcut for --set {stage}.epochs=N")
     p.add_argument("--max-steps", type=int, help="stop after N steps this run (resumable)")
-    _config_args(p)
+    add_config_args(p)
 
 
 def load_config(args, fallback_dir: Optional[str] = None):
@@ -200,16 +187,10 @@ def _report(result, out: str) -> None:
     print(json.dumps({"output_dir": out, "state": state, "last_epoch": last}, indent=2))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="csp-tf", description="CSP location-encoder pre-training, fine-tuning, evaluation, "
-        "export, TFX pipelines and serving. Start with `csp-tf generate --help`.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-
+def add_stage_parsers(sub) -> None:
+    """Registers the library's commands on the ``csp-tf`` sub-parsers."""
     p = sub.add_parser("config", help="print or save a config (preset + overrides)")
-    _config_args(p)
+    add_config_args(p)
     p.add_argument("--out", help="write it to this YAML/JSON file instead of printing")
     p.set_defaults(func=cmd_config)
 
@@ -265,35 +246,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output CSV: input columns + emb_0..emb_{D-1}")
     p.set_defaults(func=cmd_embed)
 
-    for module, fn in EXTENSIONS:
-        getattr(importlib.import_module(module), fn)(sub)
-    return parser
 
-
-def main(argv: Optional[List[str]] = None) -> int:
-    # google-api-core (pulled in by Beam/TFX) warns about Python 3.11 on every import, in every
-    # Beam worker process too; keep the console for our own messages.
-    os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+def run_command(args: argparse.Namespace) -> int:
+    """Runs ``args.func(args)``; a user error is one line on stderr and exit status 2."""
     from csp_tf.configs import ConfigError
     from csp_tf.coords import CoordinateError
-    known = [CLIError, ConfigError, CoordinateError, FileNotFoundError, FileExistsError]
-    try:
-        from csp_tf.data.errors import DataError
-        known.append(DataError)
-    except ImportError:
-        pass
+    from csp_tf.data.errors import DataError
+
     try:
         return int(args.func(args) or 0)
-    except tuple(known) as e:
+    except (CLIError, ConfigError, CoordinateError, DataError, FileNotFoundError,
+            FileExistsError) as e:
         print(f"csp-tf {args.command}: error: {e}", file=sys.stderr)
         return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -206,6 +206,6 @@ def write_assets_extra(version_dir: str, model: CSPModel, *, config: Optional[Ex
             f.write("\n".join(class_names) + "\n")
     model.save(os.path.join(extra, "model.keras"))
     if warmup:
-        from serving.warmup import build_warmup_requests, write_warmup_requests
+        from csp_tf.warmup import build_warmup_requests, write_warmup_requests
         write_warmup_requests(version_dir, build_warmup_requests(
             model_name=model_name, feature_dim=model.feature_dim, num_classes=model.num_classes))

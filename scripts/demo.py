@@ -15,19 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import shutil
 import sys
 import time
-import warnings
 
-# The console shows the stages and results; TF's C++ start-up chatter (CUDA plugin
-# registration on a CPU machine, TensorRT) is hidden unless -v, Python logs go to OUT/demo.log.
-_VERBOSE = "-v" in sys.argv or "--verbose" in sys.argv
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1" if _VERBOSE else "3")
-os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
-warnings.filterwarnings("ignore", category=FutureWarning)
+from csp_tf.logs import command_output
 
 
 def _step(title: str) -> None:
@@ -50,16 +43,16 @@ def main(argv=None) -> int:
     if args.fresh:
         shutil.rmtree(out, ignore_errors=True)
     os.makedirs(out, exist_ok=True)
-    log_path = os.path.join(out, "demo.log")
-    handlers: list = [logging.FileHandler(log_path)]
-    if args.verbose:
-        handlers.append(logging.StreamHandler())
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        handlers=handlers, force=True)
-    print(f"logs: {log_path}" + ("" if args.verbose else " (-v shows them here)"), flush=True)
+    # The terminal shows the stages and results; TF's C++ start-up lines, Beam, TFX and
+    # warnings go to OUT/demo.log (-v shows them here too).
+    with command_output("demo", args.verbose, os.path.join(out, "demo.log")):
+        return _demo(args, out)
+
+
+def _demo(args: argparse.Namespace, out: str) -> int:
     t_start = time.time()
 
-    from csp_tf.cli import load_config
+    from csp_tf.cli import load_config, load_keras_model
     from csp_tf.data.ingest import run_ingest
     from csp_tf.data.world import generate_world
 
@@ -119,9 +112,7 @@ def main(argv=None) -> int:
 
     _step("4/4 report")
     from csp_tf.evaluate import evaluate_model
-    import keras
-    import csp_tf.models  # noqa: F401
-    model = keras.saving.load_model(os.path.join(serving_dir, str(versions[-1]), "assets.extra", "model.keras"))
+    model = load_keras_model(os.path.join(serving_dir, str(versions[-1]), "assets.extra", "model.keras"))
     # test, not val: the image probe's L2 and the fusion weights were chosen on val.
     m = evaluate_model(model, DataRoot.open(data_root).labeled("test"))
     rows = [("Img-only (linear probe on image features)", m["image"]),

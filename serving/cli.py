@@ -1,6 +1,6 @@
 """Command-line entry points for serving: ``query`` (gRPC client) and ``serve-dev``.
 
-``csp_tf/cli.py`` registers both on its own sub-parsers::
+The console script (``csp_cli``) registers both on its sub-parsers::
 
     add_query_parser(subparsers)   # csp-tf query {prior,embed,classify,labels,metadata,status}
     add_serve_parser(subparsers)   # csp-tf serve-dev --model-base-path DIR ...
@@ -9,16 +9,17 @@
 Each leaf sets ``func``: a callable taking the parsed ``argparse.Namespace`` and returning the
 exit code (0 ok, 1 serving error, 2 bad input). Importing this module does not import
 TensorFlow or gRPC; the handlers do, when they run. ``python -m serving ...`` runs the same
-commands without the csp-tf CLI.
+commands without the csp-tf CLI. Logs go where :mod:`csp_tf.logs` sends every command's; a
+query's stdout and stderr stay JSON only (it does not print the log file's path).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 
+from csp_tf.logs import for_args
 from serving import contract
 
 _EXIT_OK, _EXIT_SERVING, _EXIT_INPUT = 0, 1, 2
@@ -77,6 +78,7 @@ def add_query_parser(subparsers) -> argparse.ArgumentParser:
                         help="signatures of the served version").set_defaults(func=_run_metadata)
     commands.add_parser("status", parents=[connection],
                         help="version states (GetModelStatus)").set_defaults(func=_run_status)
+    query.set_defaults(announce_log=False)
     return query
 
 
@@ -192,8 +194,6 @@ def _run_serve(args: argparse.Namespace) -> int:
         labels = _parse_labels(args.version_label)
     except ValueError as exc:
         return _fail(str(exc), _EXIT_INPUT)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     from serving.dev_server import DevServer
 
     server = DevServer(args.model_base_path, args.model_name, port=args.port, host=args.host,
@@ -213,4 +213,5 @@ def main(argv: list[str] | None = None) -> int:
     add_query_parser(subparsers)
     add_serve_parser(subparsers)
     args = parser.parse_args(argv)
-    return args.func(args)
+    with for_args(args):
+        return args.func(args)

@@ -317,7 +317,7 @@ class CSPServingClient:
     def top_labels(self, image_features, lon_lat) -> list[list[tuple[str, float]]]:
         """Top-k ``(label name, fused score)`` per row via the Classify RPC. Rows are checked
         first (lon and lat both NaN: no location, image-only; one NaN is an error)."""
-        from serving.warmup import serialize_examples
+        from csp_tf.warmup import serialize_examples
 
         coords = validate_lon_lat(lon_lat, allow_missing=True)
         feats = validate_image_features(image_features, coords.shape[0])

@@ -54,9 +54,6 @@ SIGNATURE_OUTPUTS = {
     CLASSIFY: (CLASSES, SCORES),
 }
 
-# TF Serving layout inside a version directory.
-WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
-MAX_WARMUP_RECORDS = 1000  # TF Serving reads at most this many records
 
 # Docker / Kubernetes convention of the tensorflow/serving image.
 GRPC_PORT = 8500

@@ -23,7 +23,8 @@ import threading
 import grpc
 from tensorflow_serving.apis import get_model_status_pb2, model_pb2
 
-from serving import contract, warmup
+from csp_tf import warmup
+from serving import contract
 from serving.servable import RpcAbort, Servable
 
 State = get_model_status_pb2.ModelVersionStatus.State
@@ -93,13 +94,13 @@ def run_warmup(servable: Servable, model_name: str) -> int:
       RuntimeError: more than 1000 records, a record that is not a PredictLog, or a request that
         fails. TF Serving fails the load in these cases too.
     """
-    path = os.path.join(servable.path, contract.WARMUP_FILE)
+    path = os.path.join(servable.path, warmup.WARMUP_FILE)
     if not os.path.isfile(path):
         return 0
     logs = warmup.read_warmup_requests(path)
-    if len(logs) > contract.MAX_WARMUP_RECORDS:
+    if len(logs) > warmup.MAX_WARMUP_RECORDS:
         raise RuntimeError(f"{path}: {len(logs)} warmup records, more than the "
-                           f"{contract.MAX_WARMUP_RECORDS} TF Serving allows")
+                           f"{warmup.MAX_WARMUP_RECORDS} TF Serving allows")
     for i, log in enumerate(logs):
         if log.WhichOneof("log_type") != "predict_log":
             raise RuntimeError(f"{path}: record {i} is a {log.WhichOneof('log_type')}; the "

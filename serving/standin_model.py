@@ -19,9 +19,9 @@ import uuid
 import numpy as np
 import tensorflow as tf
 
-from csp_tf import features
+from csp_tf import features, warmup
 from csp_tf.export import check_lon_lat, set_classify_method_name
-from serving import contract, warmup
+from serving import contract
 
 FEATURE_DIM = 8
 NUM_CLASSES = 5

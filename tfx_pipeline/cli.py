@@ -1,17 +1,16 @@
 """``csp-tf pipeline run`` (local, LocalDagRunner) and ``csp-tf pipeline compile --kubeflow``.
 
-``add_pipeline_parser(subparsers)`` is called by ``csp_tf.cli``; nothing here imports TFX
-until a command runs, so ``csp-tf --help`` stays fast.
+``add_pipeline_parser(subparsers)`` is called by ``csp_cli`` (the console script); nothing
+here imports TFX until a command runs, so ``csp-tf --help`` stays fast.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
-import warnings
-from typing import Optional, Sequence
+
+from csp_tf.cli import add_config_args, load_config
 
 RUN_EPILOG = """\
 examples:
@@ -85,11 +84,7 @@ def _common_args(p: argparse.ArgumentParser) -> None:
                    help="bless only if top-1 is at most this much below the last blessed model's "
                         "(fraction, default 0.01)")
     p.add_argument("--pipeline-name", default=None, help="TFX pipeline name (default csp-tf)")
-    g = p.add_argument_group("configuration")
-    g.add_argument("--preset", default=None, help="named config (default demo)")
-    g.add_argument("--config", default=None, help="YAML/JSON config file")
-    g.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one config value, e.g. --set pretrain.epochs=2 (repeatable)")
+    add_config_args(p)
 
 
 def _options(args) -> dict:
@@ -105,9 +100,6 @@ def _options(args) -> dict:
 
 def cmd_run(args) -> int:
     """``csp-tf pipeline run``."""
-    from csp_tf.cli import load_config
-
-    _quiet(getattr(args, "verbose", False))
     from tfx_pipeline.local_runner import PipelineRunError, run_local
     from tfx_pipeline.report import format_report
 
@@ -129,12 +121,10 @@ def cmd_run(args) -> int:
 
 def cmd_compile(args) -> int:
     """``csp-tf pipeline compile --kubeflow``."""
-    from csp_tf.cli import load_config
     from tfx_pipeline import configs
 
     if not args.kubeflow:
         return _fail("pipeline compile", "pass --kubeflow (the only compile target)")
-    _quiet(getattr(args, "verbose", False))
     from tfx_pipeline.kubeflow_runner import compile_kubeflow
 
     path = compile_kubeflow(args.pipeline_root, args.data_root, args.serving_dir, load_config(args),
@@ -148,37 +138,3 @@ def cmd_compile(args) -> int:
 def _fail(command: str, error) -> int:
     print(f"csp-tf {command}: error: {error}", file=sys.stderr)
     return 2
-
-
-def _quiet(verbose: bool) -> None:
-    """TFX, Beam and google-cloud are chatty: keep their INFO lines and FutureWarnings out."""
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    if verbose:
-        return
-    logging.getLogger().setLevel(logging.WARNING)  # TFX logs progress on the root logger
-    for name in ("csp_tf", "tfx_pipeline"):
-        logging.getLogger(name).setLevel(logging.INFO)
-    for name in ("absl", "apache_beam", "tensorflow", "tfx", "ml_metadata"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    # Beam's local job service re-logs every worker warning with the whole transform name.
-    logging.getLogger("apache_beam.runners.portability.local_job_service").setLevel(logging.ERROR)
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``python -m tfx_pipeline.cli run|compile ...`` (the ``pipeline`` sub-command alone)."""
-    parser = argparse.ArgumentParser(prog="csp-tf", description="csp-tf TFX pipeline")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-    add_pipeline_parser(sub)
-    args = parser.parse_args(["pipeline"] + list(argv or []))
-    from csp_tf.configs import ConfigError
-    from csp_tf.data.errors import DataError
-    try:
-        return int(args.func(args) or 0)
-    except (ConfigError, DataError, FileNotFoundError) as exc:
-        return _fail(f"pipeline {args.pipeline_action}", exc)
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

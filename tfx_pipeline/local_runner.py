@@ -38,7 +38,6 @@ def prepare(config, data_root: str, schema_dir: str):
     return cfg, root, render_schema(cfg.data.feature_dim, cfg.data.num_classes, schema_dir)
 
 
-
 def code_version() -> str:
     """SHA-256 (16 hex) of the csp_tf and tfx_pipeline sources: new code, no stale cache hits."""
     import csp_tf
@@ -169,14 +168,3 @@ def _pushed(store, push_uri: Optional[str]):
     pushed = "pushed" in props and props["pushed"].int_value == 1
     dest = props["pushed_destination"].string_value if "pushed_destination" in props else None
     return pushed, dest or None
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    """``python -m tfx_pipeline.local_runner ...`` = ``csp-tf pipeline run ...``."""
-    from tfx_pipeline.cli import main as cli_main
-    return cli_main(["run"] + list(argv or []))
-
-
-if __name__ == "__main__":
-    import sys
-    sys.exit(main(sys.argv[1:]))

@@ -1,6 +1,6 @@
 """``csp-tf generate`` and ``csp-tf ingest``: sub-command parsers for the csp-tf console script.
 
-The main CLI (``csp_tf/cli.py``) calls ``add_generate_parser(subparsers)`` and
+The console script (``csp_cli``) calls ``add_generate_parser(subparsers)`` and
 ``add_ingest_parser(subparsers)``; each registers ``func(args) -> exit code``. A ``DataError``
 is printed as one line (``csp-tf ingest: error: ...``) with exit code 2, not a traceback.
 Beam options go after ``--`` (or, when the caller uses ``parse_known_args``, anywhere; see
@@ -18,6 +18,7 @@ import time
 from typing import List, Optional, Sequence
 
 from csp_tf.data.errors import DataError
+from csp_tf.logs import for_args
 
 LOG = logging.getLogger("csp_tf.data.cli")
 
@@ -221,30 +222,12 @@ def _with_heartbeat(fn, every_s: float = 15.0):
 
 
 def _guarded(command: str, fn, args: argparse.Namespace) -> int:
-    _quiet_logging()
     try:
         fn(args)
     except DataError as exc:
         print(f"csp-tf {command}: error: {exc}", file=sys.stderr)
         return 2
     return 0
-
-
-def _quiet_logging() -> None:
-    """Progress lines from csp_tf at INFO; Beam's worker chatter only when it is an error."""
-    logger = logging.getLogger("csp_tf")
-    if not logger.handlers and not logging.getLogger().handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-        logger.addHandler(handler)
-    if logger.level == logging.NOTSET:
-        logger.setLevel(logging.INFO)
-    beam = logging.getLogger("apache_beam")
-    if beam.level == logging.NOTSET:
-        beam.setLevel(logging.WARNING)  # Beam logs every stage at INFO
-    for name in ("apache_beam.runners.portability.local_job_service",  # worker start-up chatter
-                 "apache_beam.runners.worker", "apache_beam.io.tfrecordio"):
-        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -264,7 +247,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(unknown)} (Beam options look like "
                      f"--name=value; put them after --)")
     args.unknown_args = unknown
-    return args.func(args)
+    with for_args(args):
+        return args.func(args)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """``csp-tf experiment`` and ``csp-tf map``: sub-commands registered by the main CLI.
 
-``csp_tf/cli.py`` calls ``add_experiment_parser(subparsers)`` and ``add_map_parser(subparsers)``.
-TensorFlow is imported only when a command runs, so ``csp-tf --help`` stays instant.
+The console script (``csp_cli``) calls ``add_experiment_parser(subparsers)``, ``add_map_parser``,
+``add_tune_parser`` and ``add_report_parser``. TensorFlow is imported only when a command runs,
+so ``csp-tf --help`` stays instant.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import logging
 import os
 from typing import List, Optional
 
+from csp_tf import cli
+from csp_tf.cli import CLIError, load_config
 from csp_tf.experiments.methods import (DEFAULT_METHODS, DEFAULT_RATIOS, DEFAULT_SEEDS, METHODS,
                                         describe)
 
@@ -41,19 +44,14 @@ RGB) and OUT/maps.json (per-class range AUC of the prediction, the files and the
 
 
 def add_config_args(p: argparse.ArgumentParser, applies_to: str) -> None:
-    """--preset / --config / --set, shared by the protocol-running commands."""
-    g = p.add_argument_group("configuration")
-    g.add_argument("--preset", default=None, help="named config (default: demo)")
-    g.add_argument("--config", default=None, help="YAML/JSON config file")
-    g.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help=f"override one config value for {applies_to}")
+    """--preset / --config / --set of a protocol-running command. It prints one line per cell,
+    so the stages' own log lines go to the log file only (``-v`` shows them)."""
+    cli.add_config_args(p, applies_to)
+    p.set_defaults(terminal_level=logging.WARNING)
 
 
 def run_config(args: argparse.Namespace):
-    """The base config of a protocol-running command: quiet logs, no progress bars."""
-    from csp_tf.cli import load_config
-
-    _quiet(bool(getattr(args, "verbose", False)))
+    """The base config of a protocol-running command: no progress bars unless -v."""
     cfg = load_config(args)
     cfg.runtime.progress = bool(getattr(args, "verbose", False))
     return cfg
@@ -111,7 +109,7 @@ def add_map_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--resolution", type=float, default=1.0, help="grid step in degrees (default 1)")
     p.add_argument("--embedding-only", action="store_true",
                    help="only embedding_pca.png (for a pre-training stage: its class head is untrained)")
-    p.set_defaults(func=cmd_map)
+    p.set_defaults(func=cmd_map, terminal_level=logging.WARNING)
     return p
 
 
@@ -132,7 +130,6 @@ def add_report_parser(subparsers) -> argparse.ArgumentParser:
 def cmd_report(args: argparse.Namespace) -> int:
     import json
 
-    from csp_tf.cli import CLIError
     from csp_tf.experiments import results as res
     from csp_tf.experiments.methods import METHODS, Method
 
@@ -196,16 +193,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
-def _quiet(verbose: bool) -> None:
-    """Per-epoch stage logs only with -v: the protocol prints one line per cell."""
-    if not verbose:
-        for name in ("csp_tf", "absl"):  # absl: one INFO line per checkpoint write
-            logging.getLogger(name).setLevel(logging.WARNING)
-        logging.getLogger("tensorflow").setLevel(logging.ERROR)  # tf.function retrace notes
-
-
 def cmd_experiment(args: argparse.Namespace) -> int:
-    from csp_tf.cli import CLIError, load_config
     from csp_tf.experiments.methods import (parse_methods, parse_ratios, parse_seeds,
                                             with_baselines)
     from csp_tf.experiments.protocol import Protocol, run_protocol
@@ -213,10 +201,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     if not os.path.exists(os.path.join(args.data_root, "metadata.json")):
         raise CLIError(f"--data-root {args.data_root!r} has no metadata.json: run `csp-tf ingest` "
                        "(or `csp-tf generate --ingest`) first")
-    verbose = bool(getattr(args, "verbose", False))
-    _quiet(verbose)
-    cfg = load_config(args)
-    cfg.runtime.progress = verbose
+    cfg = run_config(args)
     name = f"`{args.config or args.preset or 'demo'}`"
     if args.overrides:
         name += " with " + ", ".join(f"`{o}`" for o in args.overrides)
@@ -232,8 +217,6 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 
 def parse_classes(text: Optional[str]) -> Optional[List[int]]:
     """``"0,1,2"`` → [0, 1, 2]; None when not given."""
-    from csp_tf.cli import CLIError
-
     if not text:
         return None
     try:
@@ -246,10 +229,8 @@ def parse_classes(text: Optional[str]) -> Optional[List[int]]:
 
 
 def cmd_map(args: argparse.Namespace) -> int:
-    from csp_tf.cli import CLIError
     from csp_tf.experiments.maps import MapError, render_maps
 
-    _quiet(bool(getattr(args, "verbose", False)))
     try:
         summary = render_maps(args.model, args.out, classes=parse_classes(args.classes),
                               world_dir=args.world, resolution=args.resolution,

@@ -170,7 +170,7 @@ def test_class_names_must_match_the_classes(exported, tmp_path):
 
 
 def test_warmup_requests_replay(exported):
-    from serving.warmup import read_warmup_requests
+    from csp_tf.warmup import read_warmup_requests
     _, path, loaded = exported
     logs = read_warmup_requests(os.path.join(path, "assets.extra", "tf_serving_warmup_requests"))
     assert {l.predict_log.request.model_spec.signature_name for l in logs} == {

@@ -1,4 +1,4 @@
-"""`csp-tf` library commands end to end on a tiny ingested world, and their error messages."""
+"""`csp-tf` (csp_cli) library commands end to end on a tiny ingested world, and their error messages."""
 
 import json
 import os
@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from csp_tf import cli
+import csp_cli as cli
 from csp_tf.data.ingest import run_ingest
 from csp_tf.data.world import generate_world
 
@@ -87,7 +87,7 @@ def test_user_errors_are_one_line(argv, needle, trained, data_root, tmp_path, ca
 
 
 def test_help_is_fast_and_lists_commands():
-    out = subprocess.run([sys.executable, "-m", "csp_tf.cli", "--help"], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "csp_cli", "--help"], capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 0
     for cmd in ("pretrain", "finetune", "evaluate", "export", "embed", "generate", "ingest", "pipeline",

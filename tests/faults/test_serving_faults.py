@@ -11,7 +11,8 @@ import uuid
 import numpy as np
 import tensorflow as tf
 
-from serving import contract, warmup
+from csp_tf import warmup
+from serving import contract
 from serving.client import CSPServingClient
 from serving.dev_server import DevServer
 from serving.standin_model import export_standin

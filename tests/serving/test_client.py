@@ -8,7 +8,8 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
 
-from serving import contract, warmup
+from csp_tf import warmup
+from serving import contract
 from serving.client import CSPServingClient, ServingError
 
 ATOL = 1e-5

@@ -16,8 +16,9 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import classification_pb2, predict_pb2, regression_pb2
 
+from csp_tf import warmup
 from csp_tf.coords import rule
-from serving import contract, warmup
+from serving import contract
 from serving.client import CSPServingClient, ServingError
 
 ATOL = 1e-5

@@ -9,10 +9,10 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
+from csp_tf import warmup
 from csp_tf.configs import get_preset
 from csp_tf.export import export_saved_model
 from csp_tf.models import build_csp_model
-from serving import warmup
 from serving.client import CSPServingClient, ServingError
 
 F, C = 6, 5

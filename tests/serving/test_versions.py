@@ -106,7 +106,7 @@ def test_status_error_codes_are_the_real_ones(tmp_path, standin_versions, push):
     import shutil
     import time
 
-    from serving import warmup
+    from csp_tf import warmup
     from serving.dev_server import DevServer
 
     base = str(tmp_path / "csp")

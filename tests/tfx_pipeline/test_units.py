@@ -199,7 +199,7 @@ def test_pipeline_parser_does_not_import_tfx():
 
 
 def test_csp_tf_help_lists_pipeline_without_tfx():
-    code = ("import sys, csp_tf.cli as c\n"
+    code = ("import sys, csp_cli as c\n"
             "try:\n    c.main(['pipeline', '--help'])\nexcept SystemExit:\n    pass\n"
             "print('IMPORTED', [m for m in sys.modules if m.split('.')[0] == 'tfx'])\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
@@ -207,7 +207,7 @@ def test_csp_tf_help_lists_pipeline_without_tfx():
 
 
 def test_compile_without_target_is_a_usage_error(capsys):
-    from tfx_pipeline.cli import main
+    from csp_cli import main
 
-    code = main(["compile", "--data-root", "d", "--pipeline-root", "r", "--serving-dir", "s"])
+    code = main(["pipeline", "compile", "--data-root", "d", "--pipeline-root", "r", "--serving-dir", "s"])
     assert code == 2 and "--kubeflow" in capsys.readouterr().err

