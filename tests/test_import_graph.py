@@ -21,10 +21,6 @@ FORBIDDEN = {"csp_tf": ("tfx_pipeline", "serving", "csp_cli"),
              "tfx_pipeline": ("csp_cli",), "serving": ("csp_cli",)}
 ROOT = os.environ.get("CSP_TF_IMPORT_GRAPH_ROOT") or os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))
-# csp_tf.configs imports csp_tf.presets (to register them) and presets imports configs. Another
-# branch (per-encoder sub-configs) breaks this cycle; once it is merged, delete this exemption
-# (test_known_configs_presets_cycle then XPASSes, which strict xfail reports as a failure).
-KNOWN_CYCLE_EDGES = {("csp_tf.configs", "csp_tf.presets")}
 
 Graph = Dict[str, Set[str]]
 
@@ -118,13 +114,6 @@ def test_the_library_imports_no_pipeline_serving_or_cli_code():
 
 
 def test_no_import_cycles():
-    cycle = find_cycle(_without(import_graph(ROOT), KNOWN_CYCLE_EDGES))
-    assert cycle is None, "import cycle: " + " -> ".join(cycle)
-
-
-@pytest.mark.xfail(strict=True, reason="configs <-> presets: broken on the per-encoder "
-                                        "sub-config branch; drop KNOWN_CYCLE_EDGES after merging")
-def test_known_configs_presets_cycle():
     cycle = find_cycle(import_graph(ROOT))
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
