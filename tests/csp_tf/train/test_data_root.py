@@ -56,7 +56,7 @@ def test_conflicting_shape_is_named(root):
 def test_metadata_is_read_once_per_stage(root, tmp_path, monkeypatch):
     """Each CLI stage (pretrain over two epochs of streamed shards; finetune with the full-batch
     probe and the calibrated fusion, which read train and val) parses metadata.json once."""
-    from csp_tf.cli import main
+    from csp_cli import main
 
     reads = []
     real = reader.read_metadata
