@@ -94,6 +94,8 @@ class PretrainConfig:
     neg_rand_type: str = "spherical"  # uniform | spherical | sphericalold | spherical_fixed
     sampler: str = "shuffle"
     max_num_exs_per_class: int = 100
+    # contsoftmax(sym): all-gather embeddings so in-batch negatives span the global batch.
+    cross_replica_negatives: bool = False
 
 
 @dataclass
@@ -181,6 +183,7 @@ class RuntimeConfig:
     distribution: str = "default"
     checkpoint_every_steps: int = 0  # 0 = only at the end of each epoch
     log_every_steps: int = 50
+    steps_per_execution: int = 1  # steps per tf.function call (one host sync per call)
     progress: bool = True
     top_k: int = 5
 
@@ -281,6 +284,9 @@ class ExperimentConfig:
         _positive("pretrain.num_neg_rand_loc", pt.num_neg_rand_loc)
         _choice("pretrain.neg_rand_type", pt.neg_rand_type, NEG_RAND_TYPES)
         _choice("pretrain.sampler", pt.sampler, ("shuffle", "balanced"))
+        if pt.cross_replica_negatives and pt.loss not in ("contsoftmax", "contsoftmaxsym"):
+            raise ConfigError("pretrain.cross_replica_negatives needs loss contsoftmax or "
+                              f"contsoftmaxsym, not {pt.loss!r}")
         ft = self.finetune
         _positive("finetune.lr", ft.lr)
         _non_negative("finetune.epochs", ft.epochs)
@@ -306,6 +312,7 @@ class ExperimentConfig:
         _choice("runtime.jit_compile", rt.jit_compile, ("auto", "on", "off"))
         _choice("runtime.mixed_precision", rt.mixed_precision, ("auto", "on", "off", "bfloat16"))
         _choice("runtime.distribution", rt.distribution, ("default", "mirrored", "multi_worker"))
+        _positive("runtime.steps_per_execution", rt.steps_per_execution)
         return self
 
 

@@ -157,10 +157,13 @@ def make_image_classifier_loss(model: CSPModel) -> LossFn:
 
 
 class TrainStep:
-    """One optimisation step under a ``tf.distribute`` strategy.
+    """Optimisation steps under a ``tf.distribute`` strategy.
 
-    ``__call__(dist_batch, step)`` returns the replica-averaged loss terms. Each replica folds
-    its replica id into the seed, so replicas draw different dropout masks and negatives.
+    ``run(dist_batches, step)`` runs one step per batch, all inside ONE ``tf.function`` call (no
+    host round trip between them), and returns each replica-averaged loss term stacked over the
+    steps ([n]). Step i of the call uses step number ``step + i``, so its dropout masks and
+    negatives are those of a one-step-per-call run. Each replica folds its replica id into the
+    seed, so replicas draw different dropout masks and negatives.
     Loss scaling for mixed precision is handled by ``keras.optimizers.LossScaleOptimizer``.
     """
 
@@ -171,9 +174,13 @@ class TrainStep:
         self.variables = list(variables)
         self.seed, self.stage_salt = int(seed), int(stage_salt)
         # reduce_retracing: the last, smaller batch of an epoch reuses the traced graph.
+        # _noinline: the forward/backward graph is optimised (Grappler) on its own, as one unit,
+        # so a call of N steps runs the same kernels as N calls (bit-for-bit the same weights);
+        # inlined, Grappler's rewrites across the unrolled steps change float rounding.
         self.grads_fn = tf.function(self._loss_and_grads, jit_compile=jit_compile,
-                                    reduce_retracing=True)
-        self.step_fn = tf.function(self._distributed_step, reduce_retracing=True)
+                                    reduce_retracing=True,
+                                    experimental_attributes={"_noinline": True})
+        self.steps_fn = tf.function(self._distributed_steps, reduce_retracing=True)
 
     def _loss_and_grads(self, batch, seed):
         with tf.GradientTape() as tape:
@@ -193,10 +200,20 @@ class TrainStep:
         self.optimizer.apply(grads, self.variables)
         return terms
 
-    def _distributed_step(self, dist_batch, step):
-        terms = self.strategy.run(self._replica_step, args=(dist_batch, step))
-        return {k: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
-                for k, v in terms.items()}
+    def _distributed_steps(self, dist_batches, step):
+        # Unrolled over the batches: automatic control dependencies order step i's variable
+        # updates before step i+1's reads, exactly as separate calls would.
+        per_step = []
+        for i, dist_batch in enumerate(dist_batches):
+            terms = self.strategy.run(self._replica_step, args=(dist_batch, step + i))
+            per_step.append({k: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
+                             for k, v in terms.items()})
+        return {k: tf.stack([t[k] for t in per_step]) for k in per_step[0]}
+
+    def run(self, dist_batches: Sequence, step: int) -> Dict[str, tf.Tensor]:
+        """Steps ``step, step + 1, …`` on ``dist_batches``; each term stacked over the steps."""
+        return self.steps_fn(tuple(dist_batches), tf.constant(step, tf.int64))
 
     def __call__(self, dist_batch, step) -> Dict[str, tf.Tensor]:
-        return self.step_fn(dist_batch, tf.constant(step, tf.int64))
+        """One step; the replica-averaged loss terms as scalars."""
+        return {k: v[0] for k, v in self.run([dist_batch], step).items()}
