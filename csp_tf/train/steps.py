@@ -9,6 +9,7 @@ compiled cluster so it composes with every ``tf.distribute`` strategy.
 
 from __future__ import annotations
 
+import logging
 from typing import Callable, Dict, List, Sequence, Tuple
 
 import keras
@@ -20,6 +21,7 @@ from csp_tf.models import CSPModel
 from csp_tf.models.layers import SegmentSeeds, fold_seed
 from csp_tf.negatives import sample_random_locations
 
+log = logging.getLogger("csp_tf")
 Batch = Dict[str, tf.Tensor]
 LossFn = Callable[[Batch, tf.Tensor], Tuple[tf.Tensor, Dict[str, tf.Tensor]]]
 
@@ -77,9 +79,25 @@ def merged_location_passes(model: CSPModel, x: tf.Tensor, xr, use_pos: bool, see
     return e, r, e_pos
 
 
+def cross_replica_gather(tensors: List[tf.Tensor]):
+    """All-gathers (B_r, D) tensors over the replicas of the current ``tf.distribute`` replica
+    context (one collective; its gradient all-reduces and slices back, so every replica's
+    weights get the gradient of the global-batch loss). Returns the gathered tensors and this
+    replica's first row in them. One replica: the tensors themselves, offset 0."""
+    ctx = tf.distribute.get_replica_context()
+    if ctx is None or ctx.num_replicas_in_sync == 1:
+        return list(tensors), tf.constant(0, tf.int32)
+    sizes = ctx.all_gather(tf.shape(tensors[0])[:1], axis=0)
+    before = tf.range(ctx.num_replicas_in_sync) < tf.cast(ctx.replica_id_in_sync_group, tf.int32)
+    offset = tf.reduce_sum(tf.where(before, sizes, 0))
+    return list(ctx.all_gather(list(tensors), axis=0)), offset
+
+
 def make_pretrain_loss(model: CSPModel, cfg: PretrainConfig, merge_passes: bool = True) -> LossFn:
     """Returns loss(batch, seed) for ``cfg.loss`` (SPEC §5); ``seed`` is a [2] int tensor.
 
+    ``cfg.cross_replica_negatives``: in-batch negatives over the global batch of a
+    ``tf.distribute`` run (``cross_replica_gather``); identical to off with one replica.
     ``merge_passes`` (default): one location-encoder call for all passes of the step
     (``merged_location_passes``; same masks, same negatives, same terms). False keeps one call
     per pass (the original formulation, kept for the equivalence tests).
@@ -120,10 +138,12 @@ def make_pretrain_loss(model: CSPModel, cfg: PretrainConfig, merge_passes: bool 
                 temp_negloc=cfg.temp_negloc, temp_simcse=cfg.temp_simcse,
                 rand_sample_weight=cfg.rand_sample_weight,
                 simcse_weight=cfg.simcse_weight if use_pos else 0.0,
-                temperature_mode=cfg.temperature_mode, symmetric=loss_name == "contsoftmaxsym")
+                temperature_mode=cfg.temperature_mode, symmetric=loss_name == "contsoftmaxsym",
+                gather=cross_replica_gather if cfg.cross_replica_negatives else None)
         return losses.imgcontloss_loss(e, v, r, e_pos, rand_sample_weight=cfg.rand_sample_weight,
                                        simcse_weight=cfg.simcse_weight)
 
+    loss_fn.collective = bool(cfg.cross_replica_negatives)  # see TrainStep
     return loss_fn
 
 
@@ -180,6 +200,14 @@ class TrainStep:
         self.grads_fn = tf.function(self._loss_and_grads, jit_compile=jit_compile,
                                     reduce_retracing=True,
                                     experimental_attributes={"_noinline": True})
+        if getattr(loss_fn, "collective", False) and strategy.num_replicas_in_sync > 1:
+            # A loss with a collective (the all-gather of cross-replica negatives) calls
+            # merge_call, which tf.distribute forbids inside a nested tf.function: it is traced
+            # into the step's graph directly, without XLA.
+            if jit_compile:
+                log.warning("runtime.jit_compile is not applied to a loss with cross-replica "
+                            "collectives (pretrain.cross_replica_negatives)")
+            self.grads_fn = self._loss_and_grads
         self.steps_fn = tf.function(self._distributed_steps, reduce_retracing=True)
 
     def _loss_and_grads(self, batch, seed):
