@@ -219,7 +219,10 @@ class TrainStep:
         grads = tape.gradient(scaled, self.variables)
         return dict(terms, loss=loss), grads
 
-    def _replica_step(self, batch, step):
+    def _replica_step(self, batch, step, after=None):
+        if after is not None:  # start only once the previous step's update has run
+            with tf.control_dependencies([after]):
+                batch = tf.nest.map_structure(tf.identity, batch)
         replica = tf.distribute.get_replica_context().replica_id_in_sync_group
         seed = tf.stack([tf.cast(self.seed * 1000 + self.stage_salt, tf.int64),
                          tf.cast(step, tf.int64)])
@@ -231,9 +234,13 @@ class TrainStep:
     def _distributed_steps(self, dist_batches, step):
         # Unrolled over the batches: automatic control dependencies order step i's variable
         # updates before step i+1's reads, exactly as separate calls would.
-        per_step = []
+        # Each step starts after the previous one's update (gated on the optimizer's step
+        # counter): otherwise the executor overlaps step i+1's input-side work with step i's
+        # GEMMs, which on a CPU only makes them compete for the same cores.
+        per_step, after = [], None
         for i, dist_batch in enumerate(dist_batches):
-            terms = self.strategy.run(self._replica_step, args=(dist_batch, step + i))
+            terms = self.strategy.run(self._replica_step, args=(dist_batch, step + i, after))
+            after = tf.identity(self.optimizer.iterations)
             per_step.append({k: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
                              for k, v in terms.items()})
         return {k: tf.stack([t[k] for t in per_step]) for k in per_step[0]}
