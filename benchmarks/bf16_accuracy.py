@@ -3,7 +3,7 @@
 CSP-MC-BLD at 5 % labels, same seed per pair, several seeds.
 
 Each cell is one ``csp-tf experiment`` run (demo preset, XLA off, fine-tuning at least 300
-steps); finished cells are reused on a re-run. Writes ``OUT/bf16_accuracy.json`` and the loss
+steps); a cell whose ``results.csv`` exists is read, not re-run. Writes ``OUT/bf16_accuracy.json`` and the loss
 curves as ``--plot`` (PNG).
 
     python benchmarks/bf16_accuracy.py --out runs/bf16 [--seeds 0,1,2] [--plot docs/bf16_loss.png]
@@ -22,9 +22,15 @@ from typing import Dict, List
 PRECISIONS = ("off", "bfloat16")  # off = float32
 
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
 def _run(cmd: List[str], log: str) -> None:
+    # This checkout's csp_tf, not whichever one the interpreter's install points at.
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (REPO, os.environ.get("PYTHONPATH", "")) if p))
     with open(log, "w") as f:
-        subprocess.run(cmd, check=True, stdout=f, stderr=subprocess.STDOUT)
+        subprocess.run(cmd, check=True, stdout=f, stderr=subprocess.STDOUT, env=env)
 
 
 def run_cells(out: str, seeds: List[int], ratio: float, min_steps: int) -> Dict:
@@ -37,12 +43,14 @@ def run_cells(out: str, seeds: List[int], ratio: float, min_steps: int) -> Dict:
     for seed in seeds:
         for prec in PRECISIONS:
             exp = os.path.join(out, f"exp_{prec}_s{seed}")
-            _run(cli + ["experiment", "--data-root", os.path.join(world, "data"), "--out", exp,
-                        "--methods", "csp", "--ratios", str(ratio), "--seeds", str(seed),
-                        "--no-baselines", "--set", f"runtime.mixed_precision={prec}",
-                        "--set", "runtime.jit_compile=off", "--set",
-                        f"finetune.min_steps={min_steps}", "--set", "runtime.progress=false"],
-                 exp + ".log")
+            if not os.path.exists(os.path.join(exp, "results.csv")):
+                _run(cli + ["experiment", "--data-root", os.path.join(world, "data"),
+                            "--out", exp, "--methods", "csp", "--ratios", str(ratio),
+                            "--seeds", str(seed), "--no-baselines",
+                            "--set", f"runtime.mixed_precision={prec}",
+                            "--set", "runtime.jit_compile=off",
+                            "--set", f"finetune.min_steps={min_steps}",
+                            "--set", "runtime.progress=false"], exp + ".log")
             row = next(csv.DictReader(open(os.path.join(exp, "results.csv"))))
             hist = json.load(open(os.path.join(exp, "pretrain", "csp", f"seed{seed}", "history.json")))
             results["cells"].append({
