@@ -290,6 +290,8 @@ class PretrainConfig(ConfigNode):
     neg_rand_type: str = "spherical"  # csp_tf.negatives.NEG_RAND_TYPES
     sampler: str = "shuffle"
     max_num_exs_per_class: int = 100
+    # contsoftmax(sym): all-gather embeddings so in-batch negatives span the global batch.
+    cross_replica_negatives: bool = False
 
 
 @dataclass
@@ -382,6 +384,7 @@ class RuntimeConfig(ConfigNode):
     distribution: str = "default"
     checkpoint_every_steps: int = 0  # 0 = only at the end of each epoch
     log_every_steps: int = 50
+    steps_per_execution: int = 1  # steps per tf.function call (one host sync per call)
     progress: bool = True
     top_k: int = 5
 
@@ -461,6 +464,10 @@ class ExperimentConfig(ConfigNode):
                               f"{pe.frequency_num} (SPEC §2.5)")
         if not 0.0 <= le.dropout < 1.0:
             raise ConfigError(f"location_encoder.dropout={le.dropout!r} must be in [0, 1)")
+        pt = self.pretrain
+        if pt.cross_replica_negatives and pt.loss not in ("contsoftmax", "contsoftmaxsym"):
+            raise ConfigError("pretrain.cross_replica_negatives needs loss contsoftmax or "
+                              f"contsoftmaxsym, not {pt.loss!r}")
         if not 0.0 < ft.label_ratio <= 1.0:
             raise ConfigError(f"finetune.label_ratio={ft.label_ratio} must be in (0, 1]")
         parse_float_list("finetune.image_classifier_l2_grid", ft.image_classifier_l2_grid)
@@ -471,7 +478,7 @@ class ExperimentConfig(ConfigNode):
 _POSITIVE = {"frequency_num", "min_radius", "max_radius", "rbf_kernel_size", "num_rbf_anchor_pts",
              "legendre_polys", "tile_size", "embedding_size", "num_filts", "hidden_dim", "lr",
              "batch_size", "temp_inbatch", "temp_negloc", "temp_simcse", "num_neg_rand_loc",
-             "image_classifier_steps", "image_classifier_fullbatch_lr"}
+             "image_classifier_steps", "image_classifier_fullbatch_lr", "steps_per_execution"}
 _NON_NEGATIVE = {"epochs", "min_steps", "image_classifier_l2", "feature_dim", "num_classes"}
 # The keys of csp_tf.models.layers.ACTIVATIONS (a test keeps them equal): importing csp_tf.models
 # here would close an import cycle through csp_model, which imports this module.

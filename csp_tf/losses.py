@@ -7,7 +7,7 @@ Forward passes (and their dropout masks) are the caller's job: see ``csp_tf.trai
 
 from __future__ import annotations
 
-from typing import Dict, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import tensorflow as tf
 
@@ -15,6 +15,8 @@ BCE_EPS = 1e-5  # the reference's bce(p) = -log(p + 1e-5)
 _NORM_FLOOR = 1e-12
 
 LossOut = Tuple[tf.Tensor, Dict[str, tf.Tensor]]
+# Local (B, D) tensors -> the global batch's (sum B, D) tensors + this replica's row offset.
+Gather = Callable[[List[tf.Tensor]], Tuple[List[tf.Tensor], tf.Tensor]]
 
 # ``pretrain.loss`` names (SPEC §5): the contrastive ones need the image projection ``img_dec``.
 CONTRASTIVE_LOSSES = ("contsoftmax", "contsoftmaxsym", "imgcontloss", "imgcontlossnolocneg",
@@ -42,11 +44,11 @@ def _scale(sim: tf.Tensor, temperature: float, mode: str) -> tf.Tensor:
     raise ValueError(f"temperature_mode={mode!r} must be 'divide' or 'multiply'")
 
 
-def _diag_ce(logits: tf.Tensor) -> tf.Tensor:
-    """Mean over rows of -log softmax(logits)[i, i] (CE with target_i = i)."""
+def _diag_ce(logits: tf.Tensor, offset=0) -> tf.Tensor:
+    """Mean over rows of -log softmax(logits)[i, offset + i] (CE with target_i = offset + i)."""
     n = tf.shape(logits)[0]
     return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=tf.range(n), logits=logits))
+        labels=tf.range(n) + offset, logits=logits))
 
 
 def bce(p: tf.Tensor) -> tf.Tensor:
@@ -57,30 +59,63 @@ def contsoftmax_loss(loc_emb: tf.Tensor, img_emb: tf.Tensor, rand_loc_emb: tf.Te
                      loc_emb_pos: tf.Tensor, *, temp_inbatch: float = 1.0,
                      temp_negloc: float = 1.0, temp_simcse: float = 1.0,
                      rand_sample_weight: float = 1.0, simcse_weight: float = 0.0,
-                     temperature_mode: str = "divide", symmetric: bool = False) -> LossOut:
+                     temperature_mode: str = "divide", symmetric: bool = False,
+                     gather: Optional[Gather] = None) -> LossOut:
     """CSP-MC-BLD (``contsoftmax``; ``symmetric`` = ``contsoftmaxsym``), SPEC §5.1–5.2.
 
     Args:
       loc_emb: (B, D) E(x_i), dropout pass 1.  img_emb: (B, D) img_dec(f_i).
       rand_loc_emb: (K, B, D) E(x̃_{k,i}), pass 3; row i is compared only with image i.
       loc_emb_pos: (B, D) E(x_i), dropout pass 2 (the SimCSE positive).
+      gather: cross-replica in-batch negatives (CLIP-style, ``pretrain.cross_replica_negatives``):
+        local embeddings -> the global batch's + this replica's row offset; the in-batch terms
+        of the local rows are then those of one replica holding the whole global batch.
     Returns: L_in + w_r·L_neg + w_s·L_sim, and the three terms.
     """
     e, v = l2_normalize(loc_emb), l2_normalize(img_emb)
     r, e_pos = l2_normalize(rand_loc_emb), l2_normalize(loc_emb_pos)
-    sim = tf.matmul(e, v, transpose_b=True)  # (B, B): rows locations, columns images
-    logits_in = _scale(sim, temp_inbatch, temperature_mode)
-    loss_in = _diag_ce(logits_in)
-    if symmetric:
-        loss_in = loss_in + _diag_ce(tf.transpose(logits_in))
+    if gather is None:
+        sim = tf.matmul(e, v, transpose_b=True)  # (B, B): rows locations, columns images
+        logits_in = _scale(sim, temp_inbatch, temperature_mode)
+        loss_in = _diag_ce(logits_in)
+        if symmetric:
+            loss_in = loss_in + _diag_ce(tf.transpose(logits_in))
+        loss_sim = _diag_ce(_scale(tf.matmul(e, e_pos, transpose_b=True), temp_simcse,
+                                   temperature_mode))
+    else:
+        loss_in, loss_sim = _cross_replica_terms(
+            e, v, e_pos, gather, temp_inbatch=temp_inbatch, temp_simcse=temp_simcse,
+            temperature_mode=temperature_mode, symmetric=symmetric,
+            with_simcse=simcse_weight != 0.0)
     pos = tf.reduce_sum(e * v, axis=-1)  # (B,)
     neg = tf.reduce_sum(r * v[None], axis=-1)  # (K, B)
     logits_neg = _scale(tf.concat([pos[None], neg], axis=0), temp_negloc, temperature_mode)
     # Target index 0 of the K+1 logits, per row: CE = logsumexp - logit_0.
     loss_neg = tf.reduce_mean(tf.reduce_logsumexp(logits_neg, axis=0) - logits_neg[0])
-    loss_sim = _diag_ce(_scale(tf.matmul(e, e_pos, transpose_b=True), temp_simcse, temperature_mode))
     total = loss_in + rand_sample_weight * loss_neg + simcse_weight * loss_sim
     return total, {"loss_inbatch": loss_in, "loss_negloc": loss_neg, "loss_simcse": loss_sim}
+
+
+def _cross_replica_terms(e, v, e_pos, gather: Gather, *, temp_inbatch, temp_simcse,
+                         temperature_mode, symmetric, with_simcse):
+    """L_in (and L_sim when weighted in) of this replica's rows against the global batch; only
+    the embeddings a term needs are gathered (one collective). With ``with_simcse`` False the
+    SimCSE term (weight 0, reported only) stays per replica."""
+    local = [v] + ([e] if symmetric else []) + ([e_pos] if with_simcse else [])
+    gathered, offset = gather(local)
+    v_all = gathered[0]
+    loss_in = _diag_ce(_scale(tf.matmul(e, v_all, transpose_b=True), temp_inbatch,
+                              temperature_mode), offset)
+    if symmetric:  # rows: this replica's images, columns: every location of the global batch
+        loss_in = loss_in + _diag_ce(_scale(tf.matmul(v, gathered[1], transpose_b=True),
+                                            temp_inbatch, temperature_mode), offset)
+    if with_simcse:
+        loss_sim = _diag_ce(_scale(tf.matmul(e, gathered[-1], transpose_b=True), temp_simcse,
+                                   temperature_mode), offset)
+    else:
+        loss_sim = _diag_ce(_scale(tf.matmul(e, e_pos, transpose_b=True), temp_simcse,
+                                   temperature_mode))
+    return loss_in, loss_sim
 
 
 def _binary_inbatch(sim: tf.Tensor) -> tf.Tensor:

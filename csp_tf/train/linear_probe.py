@@ -88,7 +88,7 @@ def _make_step(layer, opt, l2: float):
     @tf.function(reduce_retracing=True)
     def step(x, y):
         with tf.GradientTape() as tape:
-            logits = layer(x)
+            logits = tf.cast(layer(x), tf.float32)  # bf16/fp16 under a mixed policy
             ce = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
             loss = ce + l2 * tf.reduce_sum(tf.square(layer.kernel))
         grads = tape.gradient(loss, [layer.kernel, layer.bias])

@@ -3,6 +3,7 @@ a progress bar, and per-epoch learning rates."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
@@ -44,12 +45,15 @@ def run_epochs(*, stage: str, train_step: TrainStep, stage_input: StageInput, ep
                set_lr: Callable[[int], float], strategy: tf.distribute.Strategy,
                log_dir: Optional[str] = None, checkpoint_every_steps: int = 0,
                log_every_steps: int = 50, progress: bool = True, max_steps: Optional[int] = None,
+               steps_per_execution: int = 1,
                on_epoch_end: Optional[Callable[[int, Dict[str, float]], Dict[str, float]]] = None,
                ) -> LoopResult:
     """Runs ``epochs`` epochs from wherever ``state`` says (restored by the caller).
 
     ``max_steps`` stops this invocation after that many steps (saving a checkpoint first) so a
     run can be split over preemptible slots; the next call resumes at the same batch.
+    ``steps_per_execution``: steps run per ``tf.function`` call (one host sync per call); the
+    weights, masks, negatives, per-step logs and checkpoints are those of one step per call.
     """
     writer = tf.summary.create_file_writer(os.path.join(log_dir, stage)) if log_dir else None
     history: List[Dict[str, float]] = []
@@ -66,27 +70,41 @@ def run_epochs(*, stage: str, train_step: TrainStep, stage_input: StageInput, ep
         bar = _progress_bar(progress, stage, epoch, epochs, stage_input.steps_per_epoch, skip)
         sums: Dict[str, float] = {}
         n = 0
-        for batch in _named_data_errors(dist, stage_input):
-            step = int(state.global_step.numpy())
-            terms = {k: float(v) for k, v in train_step(batch, step).items()}
-            if not math.isfinite(terms["loss"]):
-                raise NonFiniteLossError(
-                    f"{stage}: loss became {terms['loss']} at epoch {epoch + 1}, step "
-                    f"{int(state.step_in_epoch.numpy()) + 1} (terms {terms}); lower the learning "
-                    "rate or check the inputs for non-finite values")
-            state.global_step.assign_add(1)
-            state.step_in_epoch.assign_add(1)
-            steps_run += 1
-            n += 1
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + v
+        batches = _named_data_errors(dist, stage_input)
+        while True:
+            # A call never crosses a checkpoint or max_steps boundary (nor an epoch: the
+            # iterator ends), so checkpoints land on the same steps as with one step per call.
+            size = steps_per_execution
+            if checkpoint_every_steps and manager is not None:
+                size = min(size, checkpoint_every_steps - steps_run % checkpoint_every_steps)
+            if max_steps is not None:
+                size = max(1, min(size, max_steps - steps_run))
+            chunk = list(itertools.islice(batches, size))
+            if not chunk:
+                break
+            first = int(state.global_step.numpy())
+            stacked = {k: v.numpy() for k, v in train_step.run(chunk, first).items()}
+            for i in range(len(chunk)):
+                terms = {k: float(v[i]) for k, v in stacked.items()}
+                if not math.isfinite(terms["loss"]):
+                    raise NonFiniteLossError(
+                        f"{stage}: loss became {terms['loss']} at epoch {epoch + 1}, step "
+                        f"{int(state.step_in_epoch.numpy()) + 1} (terms {terms}); lower the "
+                        "learning rate or check the inputs for non-finite values")
+                state.global_step.assign_add(1)
+                state.step_in_epoch.assign_add(1)
+                steps_run += 1
+                n += 1
+                for k, v in terms.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                step = first + i
+                if writer is not None and log_every_steps and step % log_every_steps == 0:
+                    with writer.as_default(step=step):
+                        for k, v in terms.items():
+                            tf.summary.scalar(f"step/{k}", v)
             if bar is not None:
-                bar.update(1)
+                bar.update(len(chunk))
                 bar.set_postfix(loss=f"{terms['loss']:.4f}")
-            if writer is not None and log_every_steps and step % log_every_steps == 0:
-                with writer.as_default(step=step):
-                    for k, v in terms.items():
-                        tf.summary.scalar(f"step/{k}", v)
             if manager is not None and checkpoint_every_steps and steps_run % checkpoint_every_steps == 0:
                 manager.save(checkpoint_number=int(state.global_step.numpy()))
             if max_steps is not None and steps_run >= max_steps:

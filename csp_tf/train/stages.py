@@ -134,6 +134,7 @@ def pretrain(config: ExperimentConfig, stage_input: StageInput, output_dir: str,
                         log_dir=os.path.join(output_dir, "logs"),
                         checkpoint_every_steps=config.runtime.checkpoint_every_steps,
                         log_every_steps=config.runtime.log_every_steps,
+                        steps_per_execution=config.runtime.steps_per_execution,
                         progress=config.runtime.progress and s.chief, max_steps=max_steps)
     history = _merge_history(output_dir, result)
     if result.completed:
@@ -181,6 +182,7 @@ def finetune(config: ExperimentConfig, stage_input: StageInput, image_input: Sta
     common = dict(strategy=s.strategy, log_dir=os.path.join(output_dir, "logs"),
                   checkpoint_every_steps=config.runtime.checkpoint_every_steps,
                   log_every_steps=config.runtime.log_every_steps,
+                  steps_per_execution=config.runtime.steps_per_execution,
                   progress=config.runtime.progress and s.chief)
     epochs = finetune_epochs(fc, stage_input.steps_per_epoch)
     result = run_epochs(stage="finetune", train_step=step, stage_input=stage_input,

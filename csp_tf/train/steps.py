@@ -9,6 +9,7 @@ compiled cluster so it composes with every ``tf.distribute`` strategy.
 
 from __future__ import annotations
 
+import logging
 from typing import Callable, Dict, List, Sequence, Tuple
 
 import keras
@@ -20,6 +21,7 @@ from csp_tf.models import CSPModel
 from csp_tf.models.layers import SegmentSeeds, fold_seed
 from csp_tf.negatives import sample_random_locations
 
+log = logging.getLogger("csp_tf")
 Batch = Dict[str, tf.Tensor]
 LossFn = Callable[[Batch, tf.Tensor], Tuple[tf.Tensor, Dict[str, tf.Tensor]]]
 
@@ -77,9 +79,25 @@ def merged_location_passes(model: CSPModel, x: tf.Tensor, xr, use_pos: bool, see
     return e, r, e_pos
 
 
+def cross_replica_gather(tensors: List[tf.Tensor]):
+    """All-gathers (B_r, D) tensors over the replicas of the current ``tf.distribute`` replica
+    context (one collective; its gradient all-reduces and slices back, so every replica's
+    weights get the gradient of the global-batch loss). Returns the gathered tensors and this
+    replica's first row in them. One replica: the tensors themselves, offset 0."""
+    ctx = tf.distribute.get_replica_context()
+    if ctx is None or ctx.num_replicas_in_sync == 1:
+        return list(tensors), tf.constant(0, tf.int32)
+    sizes = ctx.all_gather(tf.shape(tensors[0])[:1], axis=0)
+    before = tf.range(ctx.num_replicas_in_sync) < tf.cast(ctx.replica_id_in_sync_group, tf.int32)
+    offset = tf.reduce_sum(tf.where(before, sizes, 0))
+    return list(ctx.all_gather(list(tensors), axis=0)), offset
+
+
 def make_pretrain_loss(model: CSPModel, cfg: PretrainConfig, merge_passes: bool = True) -> LossFn:
     """Returns loss(batch, seed) for ``cfg.loss`` (SPEC §5); ``seed`` is a [2] int tensor.
 
+    ``cfg.cross_replica_negatives``: in-batch negatives over the global batch of a
+    ``tf.distribute`` run (``cross_replica_gather``); identical to off with one replica.
     ``merge_passes`` (default): one location-encoder call for all passes of the step
     (``merged_location_passes``; same masks, same negatives, same terms). False keeps one call
     per pass (the original formulation, kept for the equivalence tests).
@@ -120,10 +138,12 @@ def make_pretrain_loss(model: CSPModel, cfg: PretrainConfig, merge_passes: bool 
                 temp_negloc=cfg.temp_negloc, temp_simcse=cfg.temp_simcse,
                 rand_sample_weight=cfg.rand_sample_weight,
                 simcse_weight=cfg.simcse_weight if use_pos else 0.0,
-                temperature_mode=cfg.temperature_mode, symmetric=loss_name == "contsoftmaxsym")
+                temperature_mode=cfg.temperature_mode, symmetric=loss_name == "contsoftmaxsym",
+                gather=cross_replica_gather if cfg.cross_replica_negatives else None)
         return losses.imgcontloss_loss(e, v, r, e_pos, rand_sample_weight=cfg.rand_sample_weight,
                                        simcse_weight=cfg.simcse_weight)
 
+    loss_fn.collective = bool(cfg.cross_replica_negatives)  # see TrainStep
     return loss_fn
 
 
@@ -157,10 +177,13 @@ def make_image_classifier_loss(model: CSPModel) -> LossFn:
 
 
 class TrainStep:
-    """One optimisation step under a ``tf.distribute`` strategy.
+    """Optimisation steps under a ``tf.distribute`` strategy.
 
-    ``__call__(dist_batch, step)`` returns the replica-averaged loss terms. Each replica folds
-    its replica id into the seed, so replicas draw different dropout masks and negatives.
+    ``run(dist_batches, step)`` runs one step per batch, all inside ONE ``tf.function`` call (no
+    host round trip between them), and returns each replica-averaged loss term stacked over the
+    steps ([n]). Step i of the call uses step number ``step + i``, so its dropout masks and
+    negatives are those of a one-step-per-call run. Each replica folds its replica id into the
+    seed, so replicas draw different dropout masks and negatives.
     Loss scaling for mixed precision is handled by ``keras.optimizers.LossScaleOptimizer``.
     """
 
@@ -171,9 +194,21 @@ class TrainStep:
         self.variables = list(variables)
         self.seed, self.stage_salt = int(seed), int(stage_salt)
         # reduce_retracing: the last, smaller batch of an epoch reuses the traced graph.
+        # _noinline: the forward/backward graph is optimised (Grappler) on its own, as one unit,
+        # so a call of N steps runs the same kernels as N calls (bit-for-bit the same weights);
+        # inlined, Grappler's rewrites across the unrolled steps change float rounding.
         self.grads_fn = tf.function(self._loss_and_grads, jit_compile=jit_compile,
-                                    reduce_retracing=True)
-        self.step_fn = tf.function(self._distributed_step, reduce_retracing=True)
+                                    reduce_retracing=True,
+                                    experimental_attributes={"_noinline": True})
+        if getattr(loss_fn, "collective", False) and strategy.num_replicas_in_sync > 1:
+            # A loss with a collective (the all-gather of cross-replica negatives) calls
+            # merge_call, which tf.distribute forbids inside a nested tf.function: it is traced
+            # into the step's graph directly, without XLA.
+            if jit_compile:
+                log.warning("runtime.jit_compile is not applied to a loss with cross-replica "
+                            "collectives (pretrain.cross_replica_negatives)")
+            self.grads_fn = self._loss_and_grads
+        self.steps_fn = tf.function(self._distributed_steps, reduce_retracing=True)
 
     def _loss_and_grads(self, batch, seed):
         with tf.GradientTape() as tape:
@@ -184,7 +219,10 @@ class TrainStep:
         grads = tape.gradient(scaled, self.variables)
         return dict(terms, loss=loss), grads
 
-    def _replica_step(self, batch, step):
+    def _replica_step(self, batch, step, after=None):
+        if after is not None:  # start only once the previous step's update has run
+            with tf.control_dependencies([after]):
+                batch = tf.nest.map_structure(tf.identity, batch)
         replica = tf.distribute.get_replica_context().replica_id_in_sync_group
         seed = tf.stack([tf.cast(self.seed * 1000 + self.stage_salt, tf.int64),
                          tf.cast(step, tf.int64)])
@@ -193,10 +231,24 @@ class TrainStep:
         self.optimizer.apply(grads, self.variables)
         return terms
 
-    def _distributed_step(self, dist_batch, step):
-        terms = self.strategy.run(self._replica_step, args=(dist_batch, step))
-        return {k: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
-                for k, v in terms.items()}
+    def _distributed_steps(self, dist_batches, step):
+        # Unrolled over the batches: automatic control dependencies order step i's variable
+        # updates before step i+1's reads, exactly as separate calls would.
+        # Each step starts after the previous one's update (gated on the optimizer's step
+        # counter): otherwise the executor overlaps step i+1's input-side work with step i's
+        # GEMMs, which on a CPU only makes them compete for the same cores.
+        per_step, after = [], None
+        for i, dist_batch in enumerate(dist_batches):
+            terms = self.strategy.run(self._replica_step, args=(dist_batch, step + i, after))
+            after = tf.identity(self.optimizer.iterations)
+            per_step.append({k: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
+                             for k, v in terms.items()})
+        return {k: tf.stack([t[k] for t in per_step]) for k in per_step[0]}
+
+    def run(self, dist_batches: Sequence, step: int) -> Dict[str, tf.Tensor]:
+        """Steps ``step, step + 1, …`` on ``dist_batches``; each term stacked over the steps."""
+        return self.steps_fn(tuple(dist_batches), tf.constant(step, tf.int64))
 
     def __call__(self, dist_batch, step) -> Dict[str, tf.Tensor]:
-        return self.step_fn(dist_batch, tf.constant(step, tf.int64))
+        """One step; the replica-averaged loss terms as scalars."""
+        return {k: v[0] for k, v in self.run([dist_batch], step).items()}

@@ -56,3 +56,19 @@ def test_bfloat16_loss_curve_and_top1_within_noise_of_float32(tiny_config, world
     top32 = evaluate_model(ft32.model, world)["location"]["top1"]
     top16 = evaluate_model(ft16.model, world)["location"]["top1"]
     assert abs(top16 - top32) <= 5.0, (top32, top16)
+
+
+def test_bfloat16_fullbatch_probe_and_calibrated_fusion(tiny_config, world, tmp_path):
+    """The fine-tuning stage's post-fit under mixed_bfloat16: the full-batch image probe (its
+    loss mixed a bf16 cross-entropy with a float32 L2 term) and the val-calibrated fusion."""
+    tiny_config.runtime.mixed_precision = "bfloat16"
+    tiny_config.finetune.epochs, tiny_config.finetune.fusion = 1, "calibrated"
+    tiny_config.finetune.image_classifier_solver = "fullbatch"
+    tiny_config.finetune.image_classifier_steps = 20
+    try:
+        r = finetune(tiny_config, from_arrays(world, 64), from_arrays(world, 64), str(tmp_path),
+                     image_arrays=world, validation=world)
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
+    stages = [h.get("stage") for h in r.history]
+    assert "image_probe" in stages and "fusion" in stages, r.history
