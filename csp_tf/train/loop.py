@@ -120,8 +120,8 @@ def run_epochs(*, stage: str, train_step: TrainStep, stage_input: StageInput, ep
         if on_epoch_end is not None:
             metrics.update(on_epoch_end(epoch, metrics))
         history.append(metrics)
-        log.info("%s epoch %d/%d: %s", stage, epoch + 1, epochs,
-                 ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k != "epoch"))
+        log.log(_epoch_log_level(epoch, epochs), "%s epoch %d/%d: %s", stage, epoch + 1, epochs,
+                ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k != "epoch"))
         if writer is not None:
             with writer.as_default(step=epoch + 1):
                 for k, v in metrics.items():
@@ -157,3 +157,12 @@ def _progress_bar(enabled: bool, stage: str, epoch: int, epochs: int, total: int
     # disable=None: a bar on a terminal; in logs and pipelines the per-epoch log line suffices.
     return tqdm(total=total, initial=initial, desc=f"{stage} {epoch + 1}/{epochs}", unit="step",
                 leave=False, dynamic_ncols=True, disable=None)
+
+
+def _epoch_log_level(epoch: int, epochs: int, lines: int = 10) -> int:
+    """INFO for about ``lines`` evenly spaced epochs (always the first and the last), DEBUG for
+    the others: a 500-epoch fine-tune shows 10 progress lines, not 500 (all are in history.json
+    and TensorBoard)."""
+    every = max(1, epochs // lines)
+    shown = epoch == 0 or epoch + 1 == epochs or (epoch + 1) % every == 0
+    return logging.INFO if shown else logging.DEBUG
