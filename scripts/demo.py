@@ -64,8 +64,8 @@ def _demo(args: argparse.Namespace, out: str) -> int:
                              class_names=world["class_names"])
     else:
         summary = json.load(open(os.path.join(data_root, "summary.json")))
-    print(f"rows in {summary['rows_in']}, out {summary['rows_out']}, rejected "
-          f"{summary['rejected']} → {data_root}/dead_letter/")
+    print(f"{sum(summary['rejected'].values())} rejected rows, each with its reason → "
+          f"{data_root}/dead_letter/")
 
     cfg = load_config(argparse.Namespace(config=None, preset=args.preset, overrides=args.overrides))
 
