@@ -34,7 +34,7 @@ def _run(cmd: List[str], log: str) -> None:
 
 
 def run_cells(out: str, seeds: List[int], ratio: float, min_steps: int) -> Dict:
-    cli = [sys.executable, "-m", "csp_tf.cli"]
+    cli = [sys.executable, "-m", "csp_cli"]
     world = os.path.join(out, "world")
     if not os.path.exists(os.path.join(world, "data", "metadata.json")):
         _run(cli + ["generate", "--out", world, "--ingest", "--in-process", "--num-shards", "1"],

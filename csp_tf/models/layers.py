@@ -39,13 +39,15 @@ def torch_default_uniform(fan_in: int, seed: Optional[int]) -> keras.initializer
 
 
 def torch_linear(units: int, fan_in: int, *, use_bias: bool = True, xavier: bool = False,
-                 seed: Optional[int] = None, name: Optional[str] = None) -> keras.layers.Dense:
-    """A Dense initialised like the reference: Xavier-uniform (FFN) or PyTorch default."""
+                 seed: Optional[int] = None, name: Optional[str] = None,
+                 dtype: Optional[str] = None) -> keras.layers.Dense:
+    """A Dense initialised like the reference: Xavier-uniform (FFN) or PyTorch default.
+    ``dtype`` overrides the global policy (``"float32"`` keeps a head exact under bf16)."""
     kernel = (keras.initializers.GlorotUniform(seed=seed) if xavier
               else torch_default_uniform(fan_in, seed))
     bias = torch_default_uniform(fan_in, None if seed is None else seed + 1)
     return keras.layers.Dense(units, use_bias=use_bias, kernel_initializer=kernel,
-                              bias_initializer=bias, name=name)
+                              bias_initializer=bias, name=name, dtype=dtype)
 
 
 class SegmentSeeds:

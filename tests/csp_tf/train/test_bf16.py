@@ -27,6 +27,9 @@ def test_bfloat16_policy_dtypes(tiny_config, world, tmp_path):
         assert enc.network.linears[0].compute_dtype == "bfloat16"
         assert enc.network.linears[0].kernel.dtype == "float32"  # variables stay float32
         assert enc.position_encoder(tf.constant([[10.0, 20.0]])).dtype == tf.float32
+        # the class logits stay float32 (a bf16 softmax over C classes cost top-1)
+        assert r.model.class_head.compute_dtype == "float32"
+        assert r.model.location_logits(tf.constant([[10.0, 20.0]])).dtype == tf.float32
         assert np.isfinite(r.history[-1]["loss"])
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
