@@ -140,7 +140,8 @@ def cmd_report(args: argparse.Namespace) -> int:
             raise CLIError(f"{d} has no protocol.json: not a `csp-tf experiment` dir")
         infos.append(json.load(open(path)))
         rows += res.read_results(os.path.join(d, "results.csv"))
-    keys = {(i["data_root"], i["split"]) for i in infos}
+    # one data root written relative (from the repo) and absolute (from elsewhere) is the same
+    keys = {(os.path.realpath(i["data_root"]), i["split"]) for i in infos}
     if len(keys) != 1:
         raise CLIError(f"the experiments differ in data root / split: {sorted(keys)}")
     methods: list = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import pytest
 
@@ -75,11 +76,12 @@ def test_report_merges_seed_lanes(tmp_path):
     import json
     from csp_tf.experiments.cli import cmd_report
     import argparse
-    for seed, top1 in ((0, 50.0), (1, 54.0)):
+    # one lane named the data root relative to the cwd, the other absolute: the same root
+    for seed, top1, root in ((0, 50.0, "R"), (1, 54.0, os.path.abspath("R"))):
         d = tmp_path / f"seed{seed}"
         d.mkdir()
         (d / "protocol.json").write_text(json.dumps({
-            "data_root": "R", "split": "test", "config_name": "x",
+            "data_root": root, "split": "test", "config_name": "x",
             "methods": [{"name": "csp"}]}))
         res.write_results(str(d / "results.csv"),
                           [res.metrics_row(get_method("csp"), 0.05, seed, "test", _metrics(top1))])
