@@ -118,6 +118,21 @@ def examples_from_input(model_input: input_pb2.Input) -> np.ndarray:
     return np.array(rows, dtype=object)
 
 
+def _check_batch(batch: int, max_batch_size: int | None) -> None:
+    if max_batch_size and batch > max_batch_size:
+        raise RpcAbort(grpc.StatusCode.INVALID_ARGUMENT, f"Task size {batch} is larger than "
+                       f"maximum input batch size {max_batch_size}")
+
+
+def _call(function, inputs: dict):
+    """``function(**inputs)``; a TF runtime error becomes the RpcAbort of its status code."""
+    try:
+        return function(**inputs)
+    except tf.errors.OpError as exc:
+        code = _OP_ERROR_TO_GRPC.get(exc.error_code, grpc.StatusCode.INTERNAL)
+        raise RpcAbort(code, _clean_tf_message(exc.message)) from exc
+
+
 def _braced(names: set[str] | list[str]) -> str:
     return "{" + ",".join(sorted(names)) + "}"
 
@@ -189,11 +204,7 @@ class Servable:
             raise RpcAbort(grpc.StatusCode.INVALID_ARGUMENT, (
                 "Batching Run() input tensors must have equal 0th-dimension size; got "
                 + ", ".join(f"{k}: {n}" for k, n in sorted(batch_sizes.items()))))
-        batch = max(batch_sizes.values(), default=0)
-        if max_batch_size and batch > max_batch_size:
-            raise RpcAbort(grpc.StatusCode.INVALID_ARGUMENT,
-                           f"Task size {batch} is larger than maximum input batch size "
-                           f"{max_batch_size}")
+        _check_batch(max(batch_sizes.values(), default=0), max_batch_size)
         return arrays
 
     def predict(self, request: predict_pb2.PredictRequest, model_name: str,
@@ -219,18 +230,19 @@ class Servable:
                     f"output tensor alias not found in signature: {alias} Outputs expected to "
                     f"be in the set {_braced(output_keys)}."))
         try:
-            outputs = function(**inputs)
-        except tf.errors.OpError as exc:
-            code = _OP_ERROR_TO_GRPC.get(exc.error_code, grpc.StatusCode.INTERNAL)
-            raise RpcAbort(code, _clean_tf_message(exc.message)) from exc
+            outputs = _call(function, inputs)
         except (TypeError, ValueError) as exc:  # the function rejected the arguments
             raise RpcAbort(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from exc
-        response = predict_pb2.PredictResponse()
+        response = self._response(predict_pb2.PredictResponse(), model_name, signature)
+        for alias in wanted:
+            response.outputs[alias].CopyFrom(tensor_proto_fields(outputs[alias].numpy()))
+        return response
+
+    def _response(self, response, model_name: str, signature: str):
+        """``response`` with its model_spec naming this version."""
         response.model_spec.name = model_name
         response.model_spec.version.value = self.version
         response.model_spec.signature_name = signature
-        for alias in wanted:
-            response.outputs[alias].CopyFrom(tensor_proto_fields(outputs[alias].numpy()))
         return response
 
     def _signature_def(self, signature: str, method: str, kind: str):
@@ -270,15 +282,8 @@ class Servable:
                 'Expected classification signature outputs to contain at least one of "classes" '
                 'or "scores"'))
         examples = examples_from_input(request.input)
-        if max_batch_size and len(examples) > max_batch_size:
-            raise RpcAbort(grpc.StatusCode.INVALID_ARGUMENT,
-                           f"Task size {len(examples)} is larger than maximum input batch size "
-                           f"{max_batch_size}")
-        try:
-            outputs = self.functions[signature](**{CLASSIFY_INPUTS: tf.constant(examples)})
-        except tf.errors.OpError as exc:
-            code = _OP_ERROR_TO_GRPC.get(exc.error_code, grpc.StatusCode.INTERNAL)
-            raise RpcAbort(code, _clean_tf_message(exc.message)) from exc
+        _check_batch(len(examples), max_batch_size)
+        outputs = _call(self.functions[signature], {CLASSIFY_INPUTS: tf.constant(examples)})
         classes = outputs[CLASSIFY_CLASSES].numpy() if CLASSIFY_CLASSES in keys else None
         scores = outputs[CLASSIFY_SCORES].numpy() if CLASSIFY_SCORES in keys else None
         for name, value in ((CLASSIFY_CLASSES, classes), (CLASSIFY_SCORES, scores)):
@@ -290,10 +295,8 @@ class Servable:
             raise RpcAbort(grpc.StatusCode.INVALID_ARGUMENT, (
                 "Tensors class and score should match in dim_size(1). Got "
                 f"{classes.shape[1]} vs. {scores.shape[1]}"))
-        response = classification_pb2.ClassificationResponse()
-        response.model_spec.name = model_name
-        response.model_spec.version.value = self.version
-        response.model_spec.signature_name = signature
+        response = self._response(classification_pb2.ClassificationResponse(), model_name,
+                                  signature)
         width = (classes if classes is not None else scores).shape[1]
         for i in range(len(examples)):
             row = response.result.classifications.add()
