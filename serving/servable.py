@@ -133,6 +133,10 @@ def _call(function, inputs: dict):
         raise RpcAbort(code, _clean_tf_message(exc.message)) from exc
 
 
+def _fill_spec(spec, model_name: str, version: int, signature: str) -> None:
+    spec.name, spec.version.value, spec.signature_name = model_name, version, signature
+
+
 def _braced(names: set[str] | list[str]) -> str:
     return "{" + ",".join(sorted(names)) + "}"
 
@@ -233,16 +237,10 @@ class Servable:
             outputs = _call(function, inputs)
         except (TypeError, ValueError) as exc:  # the function rejected the arguments
             raise RpcAbort(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from exc
-        response = self._response(predict_pb2.PredictResponse(), model_name, signature)
+        response = predict_pb2.PredictResponse()
+        _fill_spec(response.model_spec, model_name, self.version, signature)
         for alias in wanted:
             response.outputs[alias].CopyFrom(tensor_proto_fields(outputs[alias].numpy()))
-        return response
-
-    def _response(self, response, model_name: str, signature: str):
-        """``response`` with its model_spec naming this version."""
-        response.model_spec.name = model_name
-        response.model_spec.version.value = self.version
-        response.model_spec.signature_name = signature
         return response
 
     def _signature_def(self, signature: str, method: str, kind: str):
@@ -295,8 +293,8 @@ class Servable:
             raise RpcAbort(grpc.StatusCode.INVALID_ARGUMENT, (
                 "Tensors class and score should match in dim_size(1). Got "
                 f"{classes.shape[1]} vs. {scores.shape[1]}"))
-        response = self._response(classification_pb2.ClassificationResponse(), model_name,
-                                  signature)
+        response = classification_pb2.ClassificationResponse()
+        _fill_spec(response.model_spec, model_name, self.version, signature)
         width = (classes if classes is not None else scores).shape[1]
         for i in range(len(examples)):
             row = response.result.classifications.add()
