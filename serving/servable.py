@@ -22,16 +22,15 @@ import re
 import grpc
 import numpy as np
 import tensorflow as tf
-from tensorflow.core.framework import types_pb2
+from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 from tensorflow.core.protobuf import saved_model_pb2
-from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2
 from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2, input_pb2,
                                      predict_pb2, regression_pb2)
 
-DEFAULT_SIGNATURE = "serving_default"
-CLASSIFY_METHOD = "tensorflow/serving/classify"
-REGRESS_METHOD = "tensorflow/serving/regress"
-CLASSIFY_INPUTS, CLASSIFY_CLASSES, CLASSIFY_SCORES = "inputs", "classes", "scores"
+from serving.contract import (CLASSES as CLASSIFY_CLASSES, CLASSIFY_INPUTS, CLASSIFY_METHOD,
+                              REGRESS_METHOD, SCORES as CLASSIFY_SCORES,
+                              SERVING_DEFAULT as DEFAULT_SIGNATURE)
+
 
 # numpy dtype → the TensorProto repeated field Tensor::AsProtoField fills (tensor.cc ProtoHelper).
 _PROTO_FIELD = {
