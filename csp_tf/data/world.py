@@ -240,8 +240,7 @@ class _Grid:
         """One point per label: a cell from its species' density, then a land point inside it."""
         from global_land_mask import globe
 
-        lon = np.empty(len(labels))
-        lat = np.empty(len(labels))
+        lon, lat = np.empty((2, len(labels)))
         cell = np.empty(len(labels), dtype=np.int64)
         for s in np.unique(labels):
             idx = np.flatnonzero(labels == s)
