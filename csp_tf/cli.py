@@ -42,6 +42,7 @@ def _stage_args(p: argparse.ArgumentParser, stage: str) -> None:
     p.add_argument("--epochs", type=int, help=f"shortcut for --set {stage}.epochs=N")
     p.add_argument("--max-steps", type=int, help="stop after N steps this run (resumable)")
     add_config_args(p)
+    p.set_defaults(func=cmd_stage, stage=stage)
 
 
 def load_config(args, fallback_dir: Optional[str] = None):
@@ -69,41 +70,30 @@ def load_config(args, fallback_dir: Optional[str] = None):
 def cmd_config(args) -> int:
     cfg = load_config(args)
     cfg.validate()
-    text = cfg.to_yaml()
     if args.out:
         cfg.save(args.out)
         print(f"wrote {args.out}")
     else:
-        print(text, end="")
+        print(cfg.to_yaml(), end="")
     return 0
 
 
-def cmd_pretrain(args) -> int:
-    from csp_tf.train import pretrain
+def cmd_stage(args) -> int:
+    """``pretrain`` or ``finetune`` (``args.stage``) on an ingested data root."""
+    from csp_tf import train
     from csp_tf.train.data_root import DataRoot, stage_inputs
 
+    base_model = getattr(args, "base_model", None)  # finetune only
     root = DataRoot.open(args.data_root)
-    cfg = root.configure(load_config(args))
+    cfg = root.configure(load_config(args, base_model))
+    section = getattr(cfg, args.stage)
+    if getattr(args, "label_ratio", None) is not None:
+        section.label_ratio = args.label_ratio
     if args.epochs is not None:
-        cfg.pretrain.epochs = args.epochs
-    result = pretrain(cfg, output_dir=args.out, max_steps=args.max_steps,
-                      **stage_inputs(cfg, root, "pretrain"))
-    _report(result, args.out)
-    return 0
-
-
-def cmd_finetune(args) -> int:
-    from csp_tf.train import finetune
-    from csp_tf.train.data_root import DataRoot, stage_inputs
-
-    root = DataRoot.open(args.data_root)
-    cfg = root.configure(load_config(args, args.base_model))
-    if args.label_ratio is not None:
-        cfg.finetune.label_ratio = args.label_ratio
-    if args.epochs is not None:
-        cfg.finetune.epochs = args.epochs
-    result = finetune(cfg, output_dir=args.out, base_model_dir=args.base_model,
-                      max_steps=args.max_steps, **stage_inputs(cfg, root, "finetune"))
+        section.epochs = args.epochs
+    extra = {"base_model_dir": base_model} if args.stage == "finetune" else {}
+    result = getattr(train, args.stage)(cfg, output_dir=args.out, max_steps=args.max_steps,
+                                        **extra, **stage_inputs(cfg, root, args.stage))
     _report(result, args.out)
     return 0
 
@@ -123,12 +113,9 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from csp_tf.configs import ExperimentConfig
     from csp_tf.export import export_saved_model
 
-    model = load_keras_model(args.model)
-    cfg_path = os.path.join(args.model, "config.yaml")
-    cfg = ExperimentConfig.load(cfg_path) if os.path.exists(cfg_path) else None
+    model, cfg = load_keras_model(args.model), _saved_config(args.model)
     names = None
     if cfg is not None and cfg.data.data_root and os.path.exists(os.path.join(cfg.data.data_root, "labels.txt")):
         names = open(os.path.join(cfg.data.data_root, "labels.txt")).read().split("\n")[:model.num_classes]
@@ -139,12 +126,9 @@ def cmd_export(args) -> int:
 
 
 def cmd_export_encoder(args) -> int:
-    from csp_tf.configs import ExperimentConfig
     from csp_tf.pretrained import export_location_encoder
 
-    model = load_keras_model(args.model)
-    cfg_path = os.path.join(args.model, "config.yaml")
-    cfg = ExperimentConfig.load(cfg_path) if os.path.exists(cfg_path) else None
+    model, cfg = load_keras_model(args.model), _saved_config(args.model)
     card = json.load(open(args.card)) if args.card else {}
     card.setdefault("source_stage", os.path.abspath(args.model))
     sources = open(args.sources).read() if args.sources else None
@@ -181,6 +165,14 @@ def load_keras_model(model_dir: str):
     return load_csp_model(model_dir)
 
 
+def _saved_config(model_dir: str):
+    """The ExperimentConfig saved with a stage, or None."""
+    from csp_tf.configs import ExperimentConfig
+
+    path = os.path.join(model_dir, "config.yaml")
+    return ExperimentConfig.load(path) if os.path.exists(path) else None
+
+
 def _report(result, out: str) -> None:
     last = result.history[-1] if result.history else {}
     state = "finished" if result.completed else "paused (resume by re-running the same command)"
@@ -199,7 +191,6 @@ def add_stage_parsers(sub) -> None:
                        "of an ingested data root (no labels used). Re-running the same command "
                        "resumes from the last checkpoint in --out.")
     _stage_args(p, "pretrain")
-    p.set_defaults(func=cmd_pretrain)
 
     p = sub.add_parser("finetune", help="fine-tune on few labels (+ the image classifier)",
                        description="Fine-tunes a location encoder on the label-ratio subset of "
@@ -208,7 +199,6 @@ def add_stage_parsers(sub) -> None:
     p.add_argument("--base-model", help="a `csp-tf pretrain` output dir")
     p.add_argument("--label-ratio", type=float, help="fraction of train labels, e.g. 0.05")
     _stage_args(p, "finetune")
-    p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser("evaluate", help="top-1/3/5/10 and MRR: fused, image-only, location-only")
     p.add_argument("--data-root", required=True)

@@ -65,43 +65,35 @@ def check_lon_lat(lon_lat: tf.Tensor, allow_missing: bool) -> tf.Tensor:
         return tf.identity(lon_lat)
 
 
-class CSPServingModule(tf.Module):
-    """The exported functions; holds the Keras model so its variables are saved."""
+class SignatureModule(tf.Module):
+    """The five signatures over three functions a subclass provides: ``_predict_all(lon_lat,
+    image_features)`` (fused, image and location probabilities; a row whose lon and lat are
+    both NaN is image-only), ``_embedding(lon_lat)`` and ``_prior(lon_lat)``."""
 
-    def __init__(self, model: CSPModel, top_k: int = 5,
-                 class_names: Optional[Sequence[str]] = None):
-        super().__init__(name="csp_serving")
-        self.model = model
-        self.top_k = int(min(top_k, model.num_classes))
-        names = [str(c) for c in class_names] if class_names else [
-            str(c) for c in range(model.num_classes)]
-        if len(names) != model.num_classes:
-            raise ValueError(f"{len(names)} class names for a model of {model.num_classes} "
-                             "classes")
-        self._label_names = names
-        f = model.feature_dim
+    def __init__(self, name: str, feature_dim: int, top_k: int, label_names: Sequence[str]):
+        super().__init__(name=name)
+        self.feature_dim = int(feature_dim)
+        self.top_k = int(min(top_k, len(label_names)))
+        self._label_names = [str(c) for c in label_names]
+        lon_lat = tf.TensorSpec([None, 2], tf.float32, name="lon_lat")
         self.serve_examples = tf.function(
             self._serve_examples, input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
         self.classify = tf.function(
             self._classify, input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
         self.predict_features = tf.function(self._predict_features, input_signature=[
-            tf.TensorSpec([None, f], tf.float32, name="image_features"),
-            tf.TensorSpec([None, 2], tf.float32, name="lon_lat")])
-        self.location_embedding = tf.function(self._location_embedding, input_signature=[
-            tf.TensorSpec([None, 2], tf.float32, name="lon_lat")])
-        self.location_prior = tf.function(self._location_prior, input_signature=[
-            tf.TensorSpec([None, 2], tf.float32, name="lon_lat")])
+            tf.TensorSpec([None, self.feature_dim], tf.float32, name="image_features"), lon_lat])
+        self.location_embedding = tf.function(self._location_embedding, input_signature=[lon_lat])
+        self.location_prior = tf.function(self._location_prior, input_signature=[lon_lat])
 
     def _predict_features(self, image_features, lon_lat):
-        lon_lat = check_lon_lat(lon_lat, allow_missing=True)
-        out = self.model.predict_all(lon_lat, image_features)
+        out = self._predict_all(check_lon_lat(lon_lat, allow_missing=True), image_features)
         top = tf.math.top_k(out["probabilities"], k=self.top_k)
         out.update(top_k_scores=top.values, top_k_classes=top.indices)
         return out
 
     def _parse_examples(self, examples):
         spec = {
-            fk.IMAGE_FEATURES: tf.io.FixedLenFeature([self.model.feature_dim], tf.float32),
+            fk.IMAGE_FEATURES: tf.io.FixedLenFeature([self.feature_dim], tf.float32),
             # A missing lon/lat parses as NaN, i.e. "no location": image-only for that row.
             fk.LON: tf.io.FixedLenFeature([], tf.float32, default_value=float("nan")),
             fk.LAT: tf.io.FixedLenFeature([], tf.float32, default_value=float("nan")),
@@ -121,15 +113,37 @@ class CSPServingModule(tf.Module):
                 "scores": out["top_k_scores"]}
 
     def _location_embedding(self, lon_lat):
-        return {"embedding": self.model.location_embedding(check_lon_lat(lon_lat, False))}
+        return {"embedding": self._embedding(check_lon_lat(lon_lat, False))}
 
     def _location_prior(self, lon_lat):
-        return {"probabilities": self.model.location_probs(check_lon_lat(lon_lat, False))}
+        return {"probabilities": self._prior(check_lon_lat(lon_lat, False))}
 
     def signatures(self):
         return {"serving_default": self.serve_examples, "predict_features": self.predict_features,
                 "location_embedding": self.location_embedding,
                 "location_prior": self.location_prior, CLASSIFY_SIGNATURE: self.classify}
+
+
+class CSPServingModule(SignatureModule):
+    """The exported functions; holds the Keras model so its variables are saved."""
+
+    def __init__(self, model: CSPModel, top_k: int = 5,
+                 class_names: Optional[Sequence[str]] = None):
+        names = list(class_names) if class_names else list(range(model.num_classes))
+        if len(names) != model.num_classes:
+            raise ValueError(f"{len(names)} class names for a model of {model.num_classes} "
+                             "classes")
+        super().__init__("csp_serving", model.feature_dim, top_k, names)
+        self.model = model
+
+    def _predict_all(self, lon_lat, image_features):
+        return self.model.predict_all(lon_lat, image_features)
+
+    def _embedding(self, lon_lat):
+        return self.model.location_embedding(lon_lat)
+
+    def _prior(self, lon_lat):
+        return self.model.location_probs(lon_lat)
 
 
 def set_classify_method_name(saved_model_dir: str, signature: str = CLASSIFY_SIGNATURE) -> None:

@@ -111,31 +111,19 @@ def add_serve_parser(subparsers) -> argparse.ArgumentParser:
 
 
 # Handlers ----------------------------------------------------------------------------------
-def _print_json(payload) -> None:
-    json.dump(payload, sys.stdout, indent=1)
-    sys.stdout.write("\n")
-
-
 def _fail(message: str, code: int) -> int:
-    json.dump({"error": message}, sys.stderr)
-    sys.stderr.write("\n")
+    print(json.dumps({"error": message}), file=sys.stderr)
     return code
 
 
-def _client(args: argparse.Namespace):
-    from serving.client import CSPServingClient
-
-    return CSPServingClient(args.address, args.model, version=args.version,
-                            version_label=args.version_label, timeout_s=args.timeout,
-                            retries=args.retries)
-
-
 def _with_client(args: argparse.Namespace, work) -> int:
-    from serving.client import ServingError
+    from serving.client import CSPServingClient, ServingError
 
     try:
-        with _client(args) as client:
-            _print_json(work(client))
+        with CSPServingClient(args.address, args.model, version=args.version,
+                              version_label=args.version_label, timeout_s=args.timeout,
+                              retries=args.retries) as client:
+            print(json.dumps(work(client), indent=1))
     except ServingError as exc:
         return _fail(str(exc), _EXIT_INPUT if exc.client_side else _EXIT_SERVING)
     except (OSError, ValueError) as exc:

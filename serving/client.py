@@ -32,8 +32,6 @@ from tensorflow.core.framework import types_pb2
 from csp_tf.coords import check_lon_lat_array
 from serving import contract
 
-_CHANNEL_OPTIONS = [("grpc.max_receive_message_length", -1),
-                    ("grpc.max_send_message_length", -1)]
 MAX_RETRIES = 4  # gRPC caps a retryPolicy at 5 attempts
 _WHAT_WENT_WRONG = {
     grpc.StatusCode.NOT_FOUND: "unknown model or version, or the version is not loaded",
@@ -142,7 +140,7 @@ class CSPServingClient:
         self.version, self.version_label = version, version_label
         self.timeout_s, self.retries, self.backoff_s = timeout_s, retries, backoff_s
         self.last_version: int | None = None  # version that answered the last predict()
-        self._channel = grpc.insecure_channel(address, options=_CHANNEL_OPTIONS + _retry_options(
+        self._channel = grpc.insecure_channel(address, options=contract.CHANNEL_OPTIONS + _retry_options(
             retries, backoff_s))
         self._prediction = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
         self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
@@ -258,15 +256,13 @@ class CSPServingClient:
     # The csp-tf signatures -----------------------------------------------------------------
     def location_prior(self, lon_lat) -> np.ndarray:
         """P(y|loc): per-class sigmoids [N, C] for (lon, lat) rows in degrees."""
-        coords = validate_lon_lat(lon_lat)
-        return self.predict(contract.LOCATION_PRIOR,
-                            {contract.LON_LAT: coords})[contract.PROBABILITIES]
+        return self.predict(contract.LOCATION_PRIOR, {contract.LON_LAT: validate_lon_lat(
+            lon_lat)})[contract.PROBABILITIES]
 
     def location_embedding(self, lon_lat) -> np.ndarray:
         """Location-encoder embeddings [N, D] for (lon, lat) rows in degrees."""
-        coords = validate_lon_lat(lon_lat)
-        return self.predict(contract.LOCATION_EMBEDDING,
-                            {contract.LON_LAT: coords})[contract.EMBEDDING]
+        return self.predict(contract.LOCATION_EMBEDDING, {contract.LON_LAT: validate_lon_lat(
+            lon_lat)})[contract.EMBEDDING]
 
     def classify(self, image_features, lon_lat) -> dict[str, np.ndarray]:
         """Fused P(y|img)·P(y|loc) via ``predict_features`` (Predict): probabilities, the two

@@ -57,4 +57,6 @@ SIGNATURE_OUTPUTS = {
 
 # Docker / Kubernetes convention of the tensorflow/serving image.
 GRPC_PORT = 8500
+# TF Serving accepts messages up to INT_MAX bytes; -1 lifts gRPC Python's 4 MiB default.
+CHANNEL_OPTIONS = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
 REST_PORT = 8501

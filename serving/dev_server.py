@@ -35,9 +35,6 @@ from serving.servable import RpcAbort
 
 logger = logging.getLogger("serving.dev_server")
 _SIGNATURE_DEF = "signature_def"
-# TF Serving accepts messages up to INT_MAX bytes; -1 lifts gRPC Python's 4 MiB default.
-_CHANNEL_OPTIONS = [("grpc.max_receive_message_length", -1),
-                    ("grpc.max_send_message_length", -1)]
 
 
 def _answer(context: grpc.ServicerContext, handler: Callable, *args):
@@ -65,17 +62,10 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         self._manager = manager
         self._max_batch_size = max_batch_size
 
-    def _predict(self, request):
+    def _run(self, method: str, request, *limit):
+        """``Servable.<method>`` of the version ``request`` names (``limit``: the batch limit)."""
         servable = self._manager.resolve(request.model_spec)
-        return servable.predict(request, self._manager.model_name, self._max_batch_size)
-
-    def _classify(self, request):
-        servable = self._manager.resolve(request.model_spec)
-        return servable.classify(request, self._manager.model_name, self._max_batch_size)
-
-    def _regress(self, request):
-        return self._manager.resolve(request.model_spec).regress(request,
-                                                                 self._manager.model_name)
+        return getattr(servable, method)(request, self._manager.model_name, *limit)
 
     def _metadata(self, request):
         if not request.HasField("model_spec"):
@@ -95,16 +85,16 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         return response
 
     def Predict(self, request, context):
-        return _answer(context, self._predict, request)
+        return _answer(context, self._run, "predict", request, self._max_batch_size)
 
     def GetModelMetadata(self, request, context):
         return _answer(context, self._metadata, request)
 
     def Classify(self, request, context):
-        return _answer(context, self._classify, request)
+        return _answer(context, self._run, "classify", request, self._max_batch_size)
 
     def Regress(self, request, context):
-        return _answer(context, self._regress, request)
+        return _answer(context, self._run, "regress", request)
 
     def MultiInference(self, request, context):
         _unimplemented(context, "MultiInference")
@@ -184,16 +174,15 @@ class DevServer:
         self.manager.start_polling(self.poll_interval_s)
         server = grpc.server(
             futures.ThreadPoolExecutor(self.max_workers, thread_name_prefix="csp-dev-server"),
-            options=_CHANNEL_OPTIONS)
+            options=contract.CHANNEL_OPTIONS)
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
             PredictionServicer(self.manager, self.max_batch_size), server)
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(self.manager),
                                                                  server)
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        bound = server.add_insecure_port(f"{host}:{self.port}")
+        bound = server.add_insecure_port(self.address)
         if not bound:
             self.manager.stop()
-            raise RuntimeError(f"could not bind {host}:{self.port}")
+            raise RuntimeError(f"could not bind {self.address}")
         self.port = bound
         server.start()
         self._server = server

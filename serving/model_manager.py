@@ -57,13 +57,8 @@ def list_versions(base_path: str) -> list[int]:
         names = os.listdir(base_path)
     except (FileNotFoundError, NotADirectoryError):
         return []
-    versions = []
-    for name in names:
-        version = parse_version(name)
-        if version is not None and os.path.isfile(
-                os.path.join(base_path, name, "saved_model.pb")):
-            versions.append(version)
-    return sorted(versions)
+    return sorted(v for v, name in ((parse_version(n), n) for n in names)
+                  if v is not None and os.path.isfile(os.path.join(base_path, name, "saved_model.pb")))
 
 
 def error_code_of(exc: BaseException) -> int:
@@ -167,9 +162,8 @@ class ModelManager:
         with self._poll_lock:
             aspired = list_versions(self.base_path)[-self.num_versions:]
             for version in sorted(aspired, reverse=True):
-                if version in self._servables or self._stop.is_set():
-                    continue
-                if self._attempts.get(version, 0) >= self.max_load_attempts:
+                if (version in self._servables or self._stop.is_set()
+                        or self._attempts.get(version, 0) >= self.max_load_attempts):
                     continue
                 self._states.setdefault(version, (State.START, 0, ""))
                 servable = self._load(version)

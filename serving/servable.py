@@ -22,16 +22,15 @@ import re
 import grpc
 import numpy as np
 import tensorflow as tf
-from tensorflow.core.framework import types_pb2
+from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 from tensorflow.core.protobuf import saved_model_pb2
-from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2
 from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2, input_pb2,
                                      predict_pb2, regression_pb2)
 
-DEFAULT_SIGNATURE = "serving_default"
-CLASSIFY_METHOD = "tensorflow/serving/classify"
-REGRESS_METHOD = "tensorflow/serving/regress"
-CLASSIFY_INPUTS, CLASSIFY_CLASSES, CLASSIFY_SCORES = "inputs", "classes", "scores"
+from serving.contract import (CLASSES as CLASSIFY_CLASSES, CLASSIFY_INPUTS, CLASSIFY_METHOD,
+                              REGRESS_METHOD, SCORES as CLASSIFY_SCORES,
+                              SERVING_DEFAULT as DEFAULT_SIGNATURE)
+
 
 # numpy dtype → the TensorProto repeated field Tensor::AsProtoField fills (tensor.cc ProtoHelper).
 _PROTO_FIELD = {
@@ -118,6 +117,25 @@ def examples_from_input(model_input: input_pb2.Input) -> np.ndarray:
     return np.array(rows, dtype=object)
 
 
+def _check_batch(batch: int, max_batch_size: int | None) -> None:
+    if max_batch_size and batch > max_batch_size:
+        raise RpcAbort(grpc.StatusCode.INVALID_ARGUMENT, f"Task size {batch} is larger than "
+                       f"maximum input batch size {max_batch_size}")
+
+
+def _call(function, inputs: dict):
+    """``function(**inputs)``; a TF runtime error becomes the RpcAbort of its status code."""
+    try:
+        return function(**inputs)
+    except tf.errors.OpError as exc:
+        code = _OP_ERROR_TO_GRPC.get(exc.error_code, grpc.StatusCode.INTERNAL)
+        raise RpcAbort(code, _clean_tf_message(exc.message)) from exc
+
+
+def _fill_spec(spec, model_name: str, version: int, signature: str) -> None:
+    spec.name, spec.version.value, spec.signature_name = model_name, version, signature
+
+
 def _braced(names: set[str] | list[str]) -> str:
     return "{" + ",".join(sorted(names)) + "}"
 
@@ -189,11 +207,7 @@ class Servable:
             raise RpcAbort(grpc.StatusCode.INVALID_ARGUMENT, (
                 "Batching Run() input tensors must have equal 0th-dimension size; got "
                 + ", ".join(f"{k}: {n}" for k, n in sorted(batch_sizes.items()))))
-        batch = max(batch_sizes.values(), default=0)
-        if max_batch_size and batch > max_batch_size:
-            raise RpcAbort(grpc.StatusCode.INVALID_ARGUMENT,
-                           f"Task size {batch} is larger than maximum input batch size "
-                           f"{max_batch_size}")
+        _check_batch(max(batch_sizes.values(), default=0), max_batch_size)
         return arrays
 
     def predict(self, request: predict_pb2.PredictRequest, model_name: str,
@@ -219,16 +233,11 @@ class Servable:
                     f"output tensor alias not found in signature: {alias} Outputs expected to "
                     f"be in the set {_braced(output_keys)}."))
         try:
-            outputs = function(**inputs)
-        except tf.errors.OpError as exc:
-            code = _OP_ERROR_TO_GRPC.get(exc.error_code, grpc.StatusCode.INTERNAL)
-            raise RpcAbort(code, _clean_tf_message(exc.message)) from exc
+            outputs = _call(function, inputs)
         except (TypeError, ValueError) as exc:  # the function rejected the arguments
             raise RpcAbort(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from exc
         response = predict_pb2.PredictResponse()
-        response.model_spec.name = model_name
-        response.model_spec.version.value = self.version
-        response.model_spec.signature_name = signature
+        _fill_spec(response.model_spec, model_name, self.version, signature)
         for alias in wanted:
             response.outputs[alias].CopyFrom(tensor_proto_fields(outputs[alias].numpy()))
         return response
@@ -270,15 +279,8 @@ class Servable:
                 'Expected classification signature outputs to contain at least one of "classes" '
                 'or "scores"'))
         examples = examples_from_input(request.input)
-        if max_batch_size and len(examples) > max_batch_size:
-            raise RpcAbort(grpc.StatusCode.INVALID_ARGUMENT,
-                           f"Task size {len(examples)} is larger than maximum input batch size "
-                           f"{max_batch_size}")
-        try:
-            outputs = self.functions[signature](**{CLASSIFY_INPUTS: tf.constant(examples)})
-        except tf.errors.OpError as exc:
-            code = _OP_ERROR_TO_GRPC.get(exc.error_code, grpc.StatusCode.INTERNAL)
-            raise RpcAbort(code, _clean_tf_message(exc.message)) from exc
+        _check_batch(len(examples), max_batch_size)
+        outputs = _call(self.functions[signature], {CLASSIFY_INPUTS: tf.constant(examples)})
         classes = outputs[CLASSIFY_CLASSES].numpy() if CLASSIFY_CLASSES in keys else None
         scores = outputs[CLASSIFY_SCORES].numpy() if CLASSIFY_SCORES in keys else None
         for name, value in ((CLASSIFY_CLASSES, classes), (CLASSIFY_SCORES, scores)):
@@ -291,9 +293,7 @@ class Servable:
                 "Tensors class and score should match in dim_size(1). Got "
                 f"{classes.shape[1]} vs. {scores.shape[1]}"))
         response = classification_pb2.ClassificationResponse()
-        response.model_spec.name = model_name
-        response.model_spec.version.value = self.version
-        response.model_spec.signature_name = signature
+        _fill_spec(response.model_spec, model_name, self.version, signature)
         width = (classes if classes is not None else scores).shape[1]
         for i in range(len(examples)):
             row = response.result.classifications.add()

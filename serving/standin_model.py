@@ -19,8 +19,8 @@ import uuid
 import numpy as np
 import tensorflow as tf
 
-from csp_tf import features, warmup
-from csp_tf.export import check_lon_lat, set_classify_method_name
+from csp_tf import warmup
+from csp_tf.export import SignatureModule, set_classify_method_name
 from serving import contract
 
 FEATURE_DIM = 8
@@ -29,92 +29,36 @@ EMBED_DIM = 4
 TOP_K = 3
 
 
-class StandInCSP(tf.Module):
+class StandInCSP(SignatureModule):
     """Fixed random linear location encoder, prior head and image classifier (test fixture)."""
 
     def __init__(self, feature_dim: int = FEATURE_DIM, num_classes: int = NUM_CLASSES,
                  embed_dim: int = EMBED_DIM, top_k: int = TOP_K, seed: int = 1):
-        super().__init__(name="standin_csp")
+        super().__init__("standin_csp", feature_dim, top_k,
+                         [f"standin_class_{c}" for c in range(num_classes)])
         rng = np.random.default_rng(seed)
 
         def weight(*shape: int) -> tf.Variable:
             return tf.Variable(rng.normal(size=shape).astype(np.float32), trainable=False)
 
-        self.feature_dim, self.top_k = feature_dim, min(top_k, num_classes)
         self.loc_w, self.loc_b = weight(2, embed_dim), weight(embed_dim)
         self.prior_w, self.prior_b = weight(embed_dim, num_classes), weight(num_classes)
         self.img_w, self.img_b = weight(feature_dim, num_classes), weight(num_classes)
 
-        lon_lat_spec = tf.TensorSpec([None, 2], tf.float32, name=contract.LON_LAT)
-        feats_spec = tf.TensorSpec([None, feature_dim], tf.float32, name=contract.IMAGE_FEATURES)
-        self.serving_default = tf.function(
-            self._serving_default,
-            input_signature=[tf.TensorSpec([None], tf.string, name=contract.EXAMPLES)])
-        self.predict_features = tf.function(self._predict_features,
-                                            input_signature=[feats_spec, lon_lat_spec])
-        self.location_embedding = tf.function(self._location_embedding,
-                                              input_signature=[lon_lat_spec])
-        self.location_prior = tf.function(self._location_prior, input_signature=[lon_lat_spec])
-        self.classify = tf.function(
-            self._classify_examples,
-            input_signature=[tf.TensorSpec([None], tf.string, name=contract.CLASSIFY_INPUTS)])
-        self.label_names = tf.constant([f"standin_class_{c}" for c in range(num_classes)])
-
-    # Building blocks (plain tensors in, tensors out).
-    def _embed(self, lon: tf.Tensor, lat: tf.Tensor) -> tf.Tensor:
-        x = tf.stack([lon / 180.0, lat / 90.0], axis=1)
+    def _embedding(self, lon_lat: tf.Tensor) -> tf.Tensor:
+        x = tf.stack([lon_lat[:, 0] / 180.0, lon_lat[:, 1] / 90.0], axis=1)
         return tf.tanh(tf.matmul(x, self.loc_w) + self.loc_b)
 
-    def _prior(self, lon: tf.Tensor, lat: tf.Tensor) -> tf.Tensor:
-        return tf.sigmoid(tf.matmul(self._embed(lon, lat), self.prior_w) + self.prior_b)
+    def _prior(self, lon_lat: tf.Tensor) -> tf.Tensor:
+        return tf.sigmoid(tf.matmul(self._embedding(lon_lat), self.prior_w) + self.prior_b)
 
-    def _classify(self, image_features: tf.Tensor, prior: tf.Tensor) -> dict[str, tf.Tensor]:
+    def _predict_all(self, lon_lat: tf.Tensor, image_features: tf.Tensor) -> dict[str, tf.Tensor]:
+        # A row whose lon and lat are both NaN falls back to the image classifier (SPEC §9).
+        no_location = tf.reduce_all(tf.math.is_nan(lon_lat), axis=1)[:, None]
+        prior = tf.where(no_location, 1.0, self._prior(tf.where(no_location, 0.0, lon_lat)))
         image_probs = tf.nn.softmax(tf.matmul(image_features, self.img_w) + self.img_b)
-        fused = image_probs * prior  # SPEC §9: elementwise product, not renormalized
-        scores, classes = tf.math.top_k(fused, k=self.top_k)
-        return {contract.PROBABILITIES: fused, contract.IMAGE_PROBABILITIES: image_probs,
-                contract.LOCATION_PROBABILITIES: prior, contract.TOP_K_SCORES: scores,
-                contract.TOP_K_CLASSES: tf.cast(classes, tf.int32)}
-
-    @staticmethod
-    def _split(lon_lat: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        return lon_lat[:, 0], lon_lat[:, 1]
-
-    # Signatures.
-    def _location_prior(self, lon_lat: tf.Tensor) -> dict[str, tf.Tensor]:
-        return {contract.PROBABILITIES: self._prior(*self._split(check_lon_lat(lon_lat, False)))}
-
-    def _location_embedding(self, lon_lat: tf.Tensor) -> dict[str, tf.Tensor]:
-        return {contract.EMBEDDING: self._embed(*self._split(check_lon_lat(lon_lat, False)))}
-
-    def _predict_features(self, image_features: tf.Tensor,
-                          lon_lat: tf.Tensor) -> dict[str, tf.Tensor]:
-        # A row whose lon and lat are both NaN falls back to the image classifier (SPEC §9);
-        # a single NaN coordinate fails the check naming that field.
-        lon, lat = self._split(check_lon_lat(lon_lat, allow_missing=True))
-        no_location = tf.math.is_nan(lon) & tf.math.is_nan(lat)
-        lon = tf.where(no_location, 0.0, lon)
-        lat = tf.where(no_location, 0.0, lat)
-        prior = tf.where(no_location[:, None], 1.0, self._prior(lon, lat))
-        return self._classify(image_features, prior)
-
-    def _parse(self, examples: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        nan = float("nan")
-        parsed = tf.io.parse_example(examples, {
-            features.IMAGE_FEATURES: tf.io.FixedLenFeature([self.feature_dim], tf.float32),
-            features.LON: tf.io.FixedLenFeature([], tf.float32, default_value=nan),
-            features.LAT: tf.io.FixedLenFeature([], tf.float32, default_value=nan),
-        })
-        lon_lat = tf.stack([parsed[features.LON], parsed[features.LAT]], axis=1)
-        return parsed[features.IMAGE_FEATURES], lon_lat
-
-    def _serving_default(self, examples: tf.Tensor) -> dict[str, tf.Tensor]:
-        return self._predict_features(*self._parse(examples))
-
-    def _classify_examples(self, inputs: tf.Tensor) -> dict[str, tf.Tensor]:
-        out = self._predict_features(*self._parse(inputs))
-        return {contract.CLASSES: tf.gather(self.label_names, out[contract.TOP_K_CLASSES]),
-                contract.SCORES: out[contract.TOP_K_SCORES]}
+        return {contract.PROBABILITIES: image_probs * prior,  # SPEC §9: not renormalized
+                contract.IMAGE_PROBABILITIES: image_probs, contract.LOCATION_PROBABILITIES: prior}
 
 
 def export_standin(base_dir: str, version: int = 1, seed: int | None = None,
@@ -143,8 +87,7 @@ def export_standin(base_dir: str, version: int = 1, seed: int | None = None,
     staging = os.path.join(base_dir, f".staging-{version}-{uuid.uuid4().hex[:8]}")
     module = StandInCSP(feature_dim, num_classes, embed_dim, top_k,
                         seed=version if seed is None else seed)
-    signatures = {name: getattr(module, name).get_concrete_function()
-                  for name in contract.SIGNATURES}
+    signatures = module.signatures()
     try:
         tf.saved_model.save(module, staging, signatures=signatures)
         set_classify_method_name(staging, contract.CLASSIFY)

@@ -88,14 +88,10 @@ def _common_args(p: argparse.ArgumentParser) -> None:
 
 
 def _options(args) -> dict:
-    from tfx_pipeline import configs
-
-    return {
-        "pipeline_name": args.pipeline_name or configs.PIPELINE_NAME,
-        "min_top1": configs.MIN_TOP1_ACCURACY if args.min_top1 is None else args.min_top1,
-        "top1_change_tolerance": (configs.TOP1_CHANGE_TOLERANCE if args.top1_change_tolerance is None
-                                  else args.top1_change_tolerance),
-    }
+    """The optional flags given; the runners' defaults (``tfx_pipeline.configs``) fill the rest."""
+    given = {"pipeline_name": args.pipeline_name or None, "min_top1": args.min_top1,
+             "top1_change_tolerance": args.top1_change_tolerance}
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def cmd_run(args) -> int:

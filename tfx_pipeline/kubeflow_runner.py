@@ -15,7 +15,7 @@ import os
 from typing import Optional, Sequence
 
 from tfx_pipeline import configs
-from tfx_pipeline.local_runner import SCHEMA_SUBDIR, code_version, prepare
+from tfx_pipeline.local_runner import SCHEMA_SUBDIR, code_version, pipeline_for
 
 
 def compile_kubeflow(pipeline_root: str, data_root: str, serving_dir: str, config,
@@ -41,18 +41,12 @@ def compile_kubeflow(pipeline_root: str, data_root: str, serving_dir: str, confi
     """
     from tfx import v1 as tfx
 
-    from tfx_pipeline.pipeline import create_pipeline
-
-    cfg, root, schema_path = prepare(config, data_root,
-                                      schema_dir or os.path.join(pipeline_root, SCHEMA_SUBDIR))
-    pipeline = create_pipeline(
-        pipeline_name=pipeline_name, pipeline_root=pipeline_root, data_root=data_root,
-        serving_dir=serving_dir, schema_path=schema_path, experiment=cfg.to_dict(),
-        class_names=root.class_names,
+    pipeline = pipeline_for(
+        config, data_root, schema_dir or os.path.join(pipeline_root, SCHEMA_SUBDIR),
+        pipeline_name=pipeline_name, pipeline_root=pipeline_root, serving_dir=serving_dir,
         beam_pipeline_args=list(configs.KUBEFLOW_BEAM_ARGS if beam_args is None else beam_args),
         metadata_connection_config=None, min_top1=min_top1,
-        top1_change_tolerance=top1_change_tolerance,
-        code_version=f"{image}@{code_version()}", feature_stats=root.feature_stats)
+        top1_change_tolerance=top1_change_tolerance, code_version=f"{image}@{code_version()}")
     output_path = os.path.abspath(output_path)
     os.makedirs(os.path.dirname(output_path), exist_ok=True)
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(

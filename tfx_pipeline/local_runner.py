@@ -24,18 +24,20 @@ class PipelineRunError(RuntimeError):
     """A component failed; the message names it and carries the component's own message."""
 
 
-def prepare(config, data_root: str, schema_dir: str):
-    """(config with data shapes, its DataRoot, rendered schema path) for one data root.
-
-    Reads ``<data_root>/metadata.json`` (any tf.io.gfile filesystem, ``gs://`` included) and
-    writes the pinned schema under ``schema_dir``.
-    """
+def pipeline_for(config, data_root: str, schema_dir: str, **kwargs):
+    """``create_pipeline(**kwargs)`` for one data root: its ``metadata.json`` (any tf.io.gfile
+    filesystem, ``gs://`` included) gives the config's data shapes, the class names and feature
+    stats; the pinned schema is written under ``schema_dir``."""
     from csp_tf.train.data_root import DataRoot
+    from tfx_pipeline.pipeline import create_pipeline
     from tfx_pipeline.validation import render_schema
 
     root = DataRoot.open(data_root)
     cfg = root.configure(config).validate()
-    return cfg, root, render_schema(cfg.data.feature_dim, cfg.data.num_classes, schema_dir)
+    return create_pipeline(
+        data_root=data_root, experiment=cfg.to_dict(), class_names=root.class_names,
+        schema_path=render_schema(cfg.data.feature_dim, cfg.data.num_classes, schema_dir),
+        feature_stats=root.feature_stats, **kwargs)  # feature_stats: into custom_config
 
 
 def code_version() -> str:
@@ -86,23 +88,17 @@ def run_local(pipeline_root: str, data_root: str, serving_dir: str, config,
     """
     from tfx import v1 as tfx
 
-    from tfx_pipeline.pipeline import create_pipeline
-
     pipeline_root = os.path.abspath(pipeline_root)
     os.makedirs(pipeline_root, exist_ok=True)
     metadata_path = os.path.abspath(metadata_path or os.path.join(pipeline_root, configs.LOCAL_METADATA_FILE))
     serving_dir = os.path.abspath(serving_dir)
-    cfg, root, schema_path = prepare(config, os.path.abspath(data_root),
-                                      os.path.join(pipeline_root, SCHEMA_SUBDIR))
-    pipeline = create_pipeline(
-        pipeline_name=pipeline_name, pipeline_root=pipeline_root,
-        data_root=os.path.abspath(data_root), serving_dir=serving_dir, schema_path=schema_path,
-        experiment=cfg.to_dict(), class_names=root.class_names,
+    pipeline = pipeline_for(
+        config, os.path.abspath(data_root), os.path.join(pipeline_root, SCHEMA_SUBDIR),
+        pipeline_name=pipeline_name, pipeline_root=pipeline_root, serving_dir=serving_dir,
         beam_pipeline_args=list(configs.LOCAL_BEAM_ARGS if beam_args is None else beam_args),
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path),
         enable_cache=enable_cache, min_top1=min_top1,
-        top1_change_tolerance=top1_change_tolerance, code_version=code_version(),
-        feature_stats=root.feature_stats)  # into custom_config
+        top1_change_tolerance=top1_change_tolerance, code_version=code_version())
     log.info("pipeline %s: data %s -> root %s, serving %s", pipeline_name, data_root,
              pipeline_root, serving_dir)
     start = time.time()

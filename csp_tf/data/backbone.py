@@ -114,9 +114,8 @@ def load_backbone(spec: BackboneSpec) -> Tuple[Any, Callable[[np.ndarray], np.nd
     """Builds (model, preprocess) for a spec; preprocess maps float32 [0, 255] pixels."""
     import keras
 
-    if spec.is_keras_file:
-        model = keras.saving.load_model(spec.backbone, compile=False)
-        return model, _identity
+    if spec.is_keras_file:  # a .keras model does its own preprocessing
+        return keras.saving.load_model(spec.backbone, compile=False), lambda x: x
     constructor = getattr(keras.applications, spec.backbone)
     preprocess = getattr(keras.applications, APPLICATIONS[spec.backbone]).preprocess_input
     weights = spec.weights
@@ -178,11 +177,9 @@ class EmbedImagesFn(beam.DoFn):
         for record in batch:
             try:
                 image = decode_image(_read_bytes(record["image_path"]), self._spec.image_size)
-            except OSError as exc:
-                yield _reject(record, "image_unreadable", f"{record['image_path']}: {exc}")
-                continue
-            except ValueError as exc:
-                yield _reject(record, "image_undecodable", f"{record['image_path']}: {exc}")
+            except (OSError, ValueError) as exc:  # OSError: not read; ValueError: not decoded
+                reason = "image_unreadable" if isinstance(exc, OSError) else "image_undecodable"
+                yield _reject(record, reason, f"{record['image_path']}: {exc}")
                 continue
             good.append(record)
             images.append(image)
@@ -217,7 +214,3 @@ def _exists(path: str) -> bool:
     from apache_beam.io.filesystems import FileSystems
 
     return FileSystems.exists(path)
-
-
-def _identity(x: np.ndarray) -> np.ndarray:
-    return x

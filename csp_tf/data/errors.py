@@ -10,6 +10,8 @@ class DataError(Exception):
 
 
 def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message (or its type name): for one-line errors."""
-    text = str(exc).strip()
+    """The first line of an exception's message (or its type name): for one-line errors.
+
+    A TF error's ``message`` is used when it has one (its ``str`` adds the op's context)."""
+    text = (getattr(exc, "message", None) or str(exc)).strip()
     return text.splitlines()[0] if text else type(exc).__name__

@@ -136,8 +136,8 @@ def run_ingest(manifest: Union[str, Sequence[str]], output_dir: str, feature_dim
 def make_pipeline_options(beam_args: Optional[Sequence[str]], in_process: bool) -> PipelineOptions:
     """DirectRunner defaults + user Beam args (later ones win); DataError on bad options."""
     user = [str(a) for a in (beam_args or [])]
-    args = list(DEFAULT_BEAM_ARGS) + (list(IN_PROCESS_BEAM_ARGS) if in_process else []) + user
-    options = PipelineOptions(args)
+    options = PipelineOptions([*DEFAULT_BEAM_ARGS, *(IN_PROCESS_BEAM_ARGS if in_process else ()),
+                               *user])
     try:
         known = options.get_all_options(retain_unknown_options=False)
         with_unknown = options.get_all_options(retain_unknown_options=True)
@@ -195,12 +195,9 @@ def explain_pipeline_error(exc: BaseException, manifests: Sequence[ManifestFile]
     """
     text = "\n".join(filter(None, (str(exc), _chain_text(exc))))
     cause = _root_cause(text) or f"{type(exc).__name__}: {_first_line(exc)}"
-    steps = _STEP.findall(text)
-    step = steps[-1] if steps else None
-    culprit = None
+    step = next(reversed(_STEP.findall(text)), None)
     match = re.search(r"Read\[(csv|jsonl|parquet)\]", step or text)
-    if match:
-        culprit = find_unreadable_manifest([m for m in manifests if m.fmt == match.group(1)])
+    culprit = match and find_unreadable_manifest([m for m in manifests if m.fmt == match.group(1)])
     if culprit is not None:
         path, why = culprit
         return DataError(f"the ingest failed reading manifest {path!r}: {why}; fix or re-export "
@@ -222,14 +219,10 @@ def _chain_text(exc: BaseException) -> str:
 def _root_cause(text: str) -> Optional[str]:
     """The last ``Type: message`` line that is not just a wrapper of another traceback."""
     found = None
-    for line in text.splitlines():
-        match = _EXC_LINE.match(line)
-        if not match:
-            continue
+    for match in filter(None, map(_EXC_LINE.match, text.splitlines())):
         message = match.group(2).strip()
-        if message.startswith("Traceback") or not message:
-            continue
-        found = f"{match.group(1).split('.')[-1]}: {_STEP.sub('', message).strip()}"
+        if message and not message.startswith("Traceback"):
+            found = f"{match.group(1).split('.')[-1]}: {_STEP.sub('', message).strip()}"
     return found
 
 

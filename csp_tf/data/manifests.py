@@ -74,12 +74,7 @@ def check_gzip(path: str) -> None:
     try:
         with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
             with gzip.GzipFile(fileobj=raw, mode="rb") as f:
-                size = 0
-                while True:
-                    chunk = f.read(_CHUNK)
-                    if not chunk:
-                        break
-                    size += len(chunk)
+                size = sum(len(chunk) for chunk in iter(lambda: f.read(_CHUNK), b""))
     except (EOFError, OSError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
         raise DataError(f"manifest {path!r} is a truncated or corrupt gzip file ({_first_line(exc)}); "
                         f"no row of it was ingested: re-copy or re-compress it and run again") from None

@@ -161,10 +161,8 @@ def write_outputs(output_dir: str, manifests: Sequence[Any], feature_dim: int,
     """Writes the root's JSON files into ``output_dir`` (the staging directory); paths in them
     are relative, and ``summary.json``'s ``output_dir`` is ``final_dir`` (where it will live)."""
     stats_dir = FileSystems.join(output_dir, STATS_DIR)
-    counts: Dict[str, int] = {}
-    for line in _read_text(FileSystems.join(stats_dir, "counts-00000-of-00001.jsonl")).splitlines():
-        key, value = json.loads(line)
-        counts[key] = value
+    counts: Dict[str, int] = dict(json.loads(line) for line in _read_text(
+        FileSystems.join(stats_dir, "counts-00000-of-00001.jsonl")).splitlines())
     class_names = vocabulary if vocabulary is not None else json.loads(
         _read_text(FileSystems.join(stats_dir, "vocabulary-00000-of-00001.json")))
 

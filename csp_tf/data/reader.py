@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from csp_tf import features as fk
 from csp_tf.data import schema, splits
-from csp_tf.data.errors import DataError
+from csp_tf.data.errors import DataError, first_line as _first_line
 
 COMPRESSION = "GZIP"
 CHUNK = 256  # serialized records per tf.data element inside the pipeline
@@ -338,14 +338,12 @@ def _to_model_inputs(parsed: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
 
 def _expected_sizes(files: Sequence[str]) -> Dict[str, int]:
     sizes: Dict[str, int] = {}
-    roots = {_dirname(_dirname(f)) for f in files}
-    for root in roots:
-        if not tf.io.gfile.exists(join(root, "metadata.json")):
-            continue
-        try:
-            sizes.update(file_sizes(read_metadata(root)))
-        except DataError:
-            continue
+    for root in {_dirname(_dirname(f)) for f in files}:
+        if tf.io.gfile.exists(join(root, "metadata.json")):
+            try:
+                sizes.update(file_sizes(read_metadata(root)))
+            except DataError:
+                pass
     return sizes
 
 
@@ -374,7 +372,3 @@ def join(root: str, rel: str) -> str:
 def _dirname(path: str) -> str:
     return posixpath.dirname(path.rstrip("/")) if "://" in path else os.path.dirname(os.path.normpath(path))
 
-
-def _first_line(exc: BaseException) -> str:
-    message = getattr(exc, "message", None) or str(exc)
-    return message.strip().splitlines()[0] if message.strip() else type(exc).__name__

@@ -113,16 +113,12 @@ def label_ratio_keep(columns: Mapping[str, Any], ratio: float):
     if _is_tensor(rank):
         import tensorflow as tf  # local: this module stays importable without TensorFlow
 
-        by_rank = label_ratio_mask_tf(rank, count, ratio)
-        if subset is None:
-            return by_rank
-        subset = tf.cast(subset, tf.float64)
-        return tf.where(subset >= 0, subset <= limit, by_rank)
-    by_rank = label_ratio_mask(rank, count, ratio)
-    if subset is None:
-        return by_rank
-    subset = np.asarray(subset, dtype=np.float64)
-    return np.where(subset >= 0, subset <= limit, by_rank)
+        by_rank, where = label_ratio_mask_tf(rank, count, ratio), tf.where
+        subset = None if subset is None else tf.cast(subset, tf.float64)
+    else:
+        by_rank, where = label_ratio_mask(rank, count, ratio), np.where
+        subset = None if subset is None else np.asarray(subset, dtype=np.float64)
+    return by_rank if subset is None else where(subset >= 0, subset <= limit, by_rank)
 
 
 def parse_manifest_split(value: Any) -> Optional[str]:

@@ -98,7 +98,8 @@ def parse_json_line(line: str) -> Dict[str, Any]:
     try:
         value = json.loads(line.lstrip("\ufeff"), object_pairs_hook=_unique_keys)
     except _DuplicateKey as dup:
-        raise RowError(dup.key, "duplicate_field", f"the JSON object names {dup.key!r} twice") from None
+        key = dup.args[0]
+        raise RowError(key, "duplicate_field", f"the JSON object names {key!r} twice") from None
     except ValueError as exc:
         raise RowError("<row>", "unparseable_row", f"not JSON: {exc}") from None
     if not isinstance(value, dict):
@@ -107,9 +108,7 @@ def parse_json_line(line: str) -> Dict[str, Any]:
 
 
 class _DuplicateKey(Exception):
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
+    """``args[0]``: the key a JSON object names twice."""
 
 
 def _unique_keys(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
@@ -208,9 +207,7 @@ def load_npy(path: str) -> np.ndarray:
 
     try:
         with FileSystems.open(path) as f:
-            data = f.read()
-        array = np.load(io.BytesIO(data), allow_pickle=False)
-        return np.asarray(array, dtype=np.float32)
+            return np.asarray(np.load(io.BytesIO(f.read()), allow_pickle=False), dtype=np.float32)
     except Exception as exc:  # any I/O or format problem is this row's problem
         raise RowError("features_path", "features_unreadable", f"{path}: {exc}") from None
 
@@ -219,9 +216,7 @@ def resolve_path(path: str, base_dir: str) -> str:
     """Absolute paths and URLs as given; relative ones against the manifest's directory."""
     if "://" in path or os.path.isabs(path):
         return path
-    if "://" in base_dir:
-        return posixpath.join(base_dir, path)
-    return os.path.join(base_dir, path)
+    return (posixpath.join if "://" in base_dir else os.path.join)(base_dir, path)
 
 
 def jsonable(value: Any) -> Any:
@@ -255,11 +250,7 @@ def _present(value: Any) -> bool:
         return False
     if isinstance(value, float) and math.isnan(value):
         return False
-    if isinstance(value, str):
-        return bool(value.strip())
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return True
-    return True
+    return bool(value.strip()) if isinstance(value, str) else True
 
 
 def _text(value: Any) -> Optional[str]:

@@ -24,6 +24,7 @@ the prototypes): for maps and for checking a learned location prior. Determinist
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import io
 import json
@@ -154,12 +155,8 @@ def generate_world(out_dir: str, size: str = "small", *, num_species: Optional[i
     labeled[rng.permutation(total)[:params.num_labeled]] = True
     class_names = [s["name"] for s in species]
     rows = _rows(lon, lat, labels, labeled, class_names, rng)
-    bad_rows: Dict[str, int] = {}
-    if params.inject_bad_rows:
-        bad = _bad_rows(params, rows, features, class_names, rng)
-        bad_rows = _count(reason for _, _, reason in bad)
-    else:
-        bad = []
+    bad = _bad_rows(params, rows, features, class_names, rng) if params.inject_bad_rows else []
+    bad_rows = dict(sorted(collections.Counter(reason for _, _, reason in bad).items()))
 
     manifest = os.path.join(out_dir, f"manifest.{params.manifest_format}")
     _write_manifest(manifest, params.manifest_format, rows, features, bad)
@@ -176,7 +173,7 @@ def generate_world(out_dir: str, size: str = "small", *, num_species: Optional[i
         "params": dataclasses.asdict(params),
         "class_names": class_names,
         "groups": [[s["name"] for s in species if s["group"] == g] for g in range(params.num_groups)],
-        "species": [{k: v for k, v in s.items()} for s in species],
+        "species": [dict(s) for s in species],
         "population_centers": [dict(zip(("name", "lon", "lat", "sigma_deg", "weight"), c))
                                for c in POPULATION_CENTERS],
         "population_floor": POPULATION_FLOOR,
@@ -218,20 +215,22 @@ class _Grid:
         mask = globe.is_land(lat2d, lon2d)
         return mask.reshape(len(self.lat), sub, len(self.lon), sub).mean(axis=(1, 3))
 
-    def population(self) -> np.ndarray:
-        """Relative observer density: floor + Gaussian population centres."""
-        density = np.full(self.lon2d.shape, POPULATION_FLOOR)
-        for _, lon, lat, sigma, weight in POPULATION_CENTERS:
+    def _bumps(self, density: np.ndarray, bumps) -> np.ndarray:
+        """``density`` plus weighted Gaussians, for each (lon, lat, sigma in degrees, weight)."""
+        for lon, lat, sigma, weight in bumps:
             d = angular_distance(self.lon2d, self.lat2d, lon, lat)
             density += weight * np.exp(-0.5 * (d / sigma) ** 2)
         return density
 
+    def population(self) -> np.ndarray:
+        """Relative observer density: floor + Gaussian population centres."""
+        return self._bumps(np.full(self.lon2d.shape, POPULATION_FLOOR),
+                           (c[1:] for c in POPULATION_CENTERS))
+
     def range_density(self, blobs: Sequence[Dict[str, float]], land: np.ndarray) -> np.ndarray:
         """A species' range: Gaussian blobs times land fraction, tails cut, sums to 1."""
-        density = np.zeros(self.lon2d.shape)
-        for blob in blobs:
-            d = angular_distance(self.lon2d, self.lat2d, blob["lon"], blob["lat"])
-            density += blob["weight"] * np.exp(-0.5 * (d / blob["sigma_deg"]) ** 2)
+        density = self._bumps(np.zeros(self.lon2d.shape), ((b["lon"], b["lat"], b["sigma_deg"],
+                                                             b["weight"]) for b in blobs))
         density *= land
         density[density < 1e-3 * density.max()] = 0.0
         return density / density.sum()
@@ -241,8 +240,7 @@ class _Grid:
         """One point per label: a cell from its species' density, then a land point inside it."""
         from global_land_mask import globe
 
-        lon = np.empty(len(labels))
-        lat = np.empty(len(labels))
+        lon, lat = np.empty((2, len(labels)))
         cell = np.empty(len(labels), dtype=np.int64)
         for s in np.unique(labels):
             idx = np.flatnonzero(labels == s)
@@ -387,18 +385,13 @@ def _write_manifest(path: str, fmt: str, rows: Dict[str, np.ndarray], features: 
     if fmt == "parquet":
         _write_parquet(path, rows, features, bad)
         return
+    line = _csv_line if fmt == "csv" else _json_line
     text = _feature_strings(features)
-    lines = []
-    for i in range(len(rows["id"])):
-        row = {k: rows[k][i] for k in rows}
-        lines.append(_csv_line(row, text[i]) if fmt == "csv" else _json_line(row, text[i]))
+    lines = [line({k: rows[k][i] for k in rows}, text[i]) for i in range(len(rows["id"]))]
     for row, raw, _ in bad:
-        if raw is not None:
-            lines.append(raw)
-        else:
-            feats = row["features"]
-            ftext = feats if isinstance(feats, str) else " ".join(f"{v:.4f}" for v in feats)
-            lines.append(_csv_line(row, ftext) if fmt == "csv" else _json_line(row, ftext))
+        feats = row["features"]
+        ftext = feats if isinstance(feats, str) else " ".join(f"{v:.4f}" for v in feats)
+        lines.append(raw if raw is not None else line(row, ftext))
     order = np.random.default_rng(len(lines)).permutation(len(lines))  # mix bad rows in
     with open(path, "w") as f:
         if fmt == "csv":
@@ -463,9 +456,3 @@ def _write_parquet(path: str, rows: Dict[str, np.ndarray], features: np.ndarray,
     })
     pq.write_table(table, path, row_group_size=16384)
 
-
-def _count(reasons) -> Dict[str, int]:
-    counts: Dict[str, int] = {}
-    for reason in reasons:
-        counts[reason] = counts.get(reason, 0) + 1
-    return dict(sorted(counts.items()))

@@ -81,11 +81,8 @@ PLACES_SOURCES: Tuple[Source, ...] = (
 
 
 def sha256_of(path: str) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _verify(source: Source, path: str, where: str) -> None:

@@ -4,16 +4,14 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
-
 import tensorflow as tf
 
-from csp_tf.encoders.base import (DEFAULT_MAP_RANGE, PositionEncoder, map_range_normalize,
-                                  register_encoder)
+from csp_tf.encoders.base import map_range_normalize, register_encoder
+from csp_tf.encoders.naive import NaiveEncoder
 
 
 @register_encoder("wrap")
-class WrapEncoder(PositionEncoder):
+class WrapEncoder(NaiveEncoder):
     """[sin πu, sin πv, cos πu, cos πv] with u = lon/180, v = lat/90: both sines, then both cosines.
 
     (..., 2) lon/lat degrees -> (..., 4). [QUIRK] πv = 2·lat in radians, so latitude has a
@@ -21,15 +19,7 @@ class WrapEncoder(PositionEncoder):
     FCNet (Linear → ReLU → 4 residual blocks), which lives in ``csp_tf.models``.
     """
 
-    config_keys = ("map_range",)
-
-    def __init__(self, map_range: Sequence[float] = DEFAULT_MAP_RANGE, **kwargs):
-        super().__init__(**kwargs)
-        self.map_range = [float(v) for v in map_range]
-
-    @property
-    def embedding_dim(self) -> int:
-        return 4
+    embedding_dim = 4  # map_range: as NaiveEncoder's
 
     def _encode(self, lonlat):
         x = map_range_normalize(lonlat, self.map_range)
@@ -48,9 +38,7 @@ class GeoNet3DEncoder(WrapEncoder):
     v = lat/90 (ENCODERS_EXTRA §2). (..., 2) -> (..., 3). [QUIRK] πv = 2·lat in radians, so it
     is not the true xyz: (lon, ±90) maps to the vector of (lon + 180, 0) on the equator."""
 
-    @property
-    def embedding_dim(self) -> int:
-        return 3
+    embedding_dim = 3
 
     def _encode(self, lonlat):
         x = math.pi * map_range_normalize(lonlat, self.map_range)

@@ -46,7 +46,6 @@ BASELINES: Dict[str, Baseline] = {b.name: b for b in (
     Baseline("lr_image_x_knn", "LR(image) × kNN", "fused"),
     Baseline("lr_image_x_lr_sincos", "LR(image) × LR(sin/cos)", "fused"),
 )}
-DEFAULT_BASELINES = tuple(BASELINES)
 
 
 def unit_sphere(lon_lat: np.ndarray) -> np.ndarray:

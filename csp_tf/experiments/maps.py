@@ -121,10 +121,6 @@ def default_classes(world: Optional[Dict[str, np.ndarray]], num_classes: int,
     return [int(i) for i in np.flatnonzero(group == group[0])][:max_classes]
 
 
-def _coastline(ax, lon_f: np.ndarray, lat_f: np.ndarray, mask: np.ndarray) -> None:
-    ax.contour(lon_f, lat_f, mask, levels=[0.5], colors="k", linewidths=0.4)
-
-
 def _land_mask(deg: float = COAST_DEG) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     from global_land_mask import globe
 
@@ -133,13 +129,22 @@ def _land_mask(deg: float = COAST_DEG) -> Tuple[np.ndarray, np.ndarray, np.ndarr
     return lon, lat, globe.is_land(lat2d, lon2d).astype(float)
 
 
-def _style(ax, title: str) -> None:
+def _map(fig, position: Tuple[int, int, int], image: np.ndarray, title: str, coast,
+         colorbar: bool = True, **imshow: Any):
+    """One panel: ``image`` over the globe with coastlines (``_land_mask``), title, colour bar."""
+    ax = fig.add_subplot(*position)
+    im = ax.imshow(image, extent=EXTENT, origin="lower", aspect="auto", interpolation="nearest",
+                   **imshow)
+    ax.contour(*coast, levels=[0.5], colors="k", linewidths=0.4)
     ax.set_xlim(EXTENT[0], EXTENT[1])
     ax.set_ylim(EXTENT[2], EXTENT[3])
     ax.set_xticks(range(-180, 181, 60))
     ax.set_yticks(range(-90, 91, 45))
     ax.tick_params(labelsize=6)
     ax.set_title(title, fontsize=8)
+    if colorbar:
+        fig.colorbar(im, ax=ax, fraction=0.03, pad=0.01).ax.tick_params(labelsize=6)
+    return ax
 
 
 def _model_context(model_dir: str):
@@ -189,27 +194,19 @@ def draw_class_maps(path: str, classes: Sequence[int], names: Sequence[str], pro
     coast = _land_mask()
     shape = (len(lat), len(lon))
     for row, c in enumerate(classes):
-        ax = fig.add_subplot(len(classes), ncols, row * ncols + 1)
         grid = probs[:, c].reshape(shape)
-        im = ax.imshow(grid, extent=EXTENT, origin="lower", cmap="viridis", vmin=0.0,
-                       vmax=max(float(grid.max()), 1e-6), aspect="auto", interpolation="nearest")
-        _coastline(ax, *coast)
-        n_pts = 0
-        if points is not None:
-            sel = points["label"] == c
-            n_pts = int(sel.sum())
+        sel = points["label"] == c if points is not None else None
+        ax = _map(fig, (len(classes), ncols, row * ncols + 1), grid,
+                  f"{names[c]}: predicted P(y|loc)"
+                  + (f", {int(sel.sum())} labeled pts" if sel is not None else ""), coast,
+                  cmap="viridis", vmin=0.0, vmax=max(float(grid.max()), 1e-6))
+        if sel is not None:
             ax.scatter(points["lon_lat"][sel, 0], points["lon_lat"][sel, 1], s=9, c="red",
                        edgecolors="white", linewidths=0.4)
-        _style(ax, f"{names[c]}: predicted P(y|loc)" + (f", {n_pts} labeled pts" if points is not None else ""))
-        fig.colorbar(im, ax=ax, fraction=0.03, pad=0.01).ax.tick_params(labelsize=6)
         if world is not None:
-            ax = fig.add_subplot(len(classes), ncols, row * ncols + 2)
             dens = world["range_density"][c]
-            im = ax.imshow(dens / max(float(dens.max()), 1e-12), extent=EXTENT, origin="lower",
-                           cmap="magma", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
-            _coastline(ax, *coast)
-            _style(ax, f"{names[c]}: true range (relative density)")
-            fig.colorbar(im, ax=ax, fraction=0.03, pad=0.01).ax.tick_params(labelsize=6)
+            _map(fig, (len(classes), ncols, row * ncols + 2), dens / max(float(dens.max()), 1e-12),
+                 f"{names[c]}: true range (relative density)", coast, cmap="magma", vmin=0, vmax=1)
     fig.savefig(path, dpi=DPI)
 
 
@@ -221,10 +218,8 @@ def draw_embedding_map(path: str, emb: np.ndarray, lon: np.ndarray, lat: np.ndar
     rgb = pca_rgb(emb).reshape(len(lat), len(lon), 3)
     fig = Figure(figsize=(EMBED_W_IN, EMBED_H_IN), dpi=DPI)
     fig.subplots_adjust(left=0.06, right=0.98, bottom=0.07, top=0.9)
-    ax = fig.add_subplot(1, 1, 1)
-    ax.imshow(rgb, extent=EXTENT, origin="lower", aspect="auto", interpolation="nearest")
-    _coastline(ax, *_land_mask())
-    _style(ax, f"location embedding, PCA → RGB ({emb.shape[1]}-d)\n{subtitle}")
+    _map(fig, (1, 1, 1), rgb, f"location embedding, PCA → RGB ({emb.shape[1]}-d)\n{subtitle}",
+         _land_mask(), colorbar=False)
     fig.savefig(path, dpi=DPI)
 
 
@@ -278,10 +273,8 @@ def render_maps(model_dir: str, out_dir: str, classes: Optional[Sequence[int]] =
         if world is not None:
             entry["range_auc"] = range_auc(wprobs[:, c], world["range_density"][c].ravel(), land)
         per_class.append(entry)
-    files = {}
-    for key, path in paths:
-        w, h = png_size(path)
-        files[key] = {"path": path, "width": w, "height": h, "bytes": os.path.getsize(path)}
+    files = {key: {"path": path, **dict(zip(("width", "height"), png_size(path))),
+                   "bytes": os.path.getsize(path)} for key, path in paths}
     summary = {"model": model_dir, "world": world_dir, "resolution_deg": resolution,
                "classes": per_class, "files": files}
     with open(os.path.join(out_dir, "maps.json"), "w") as f:

@@ -108,20 +108,15 @@ def stage_done(stage_dir: str, cfg: ExperimentConfig, ignore: Sequence[str] = ()
 
 def _read_seconds(stage_dir: str) -> float:
     path = os.path.join(stage_dir, TIMING_FILE)
-    if os.path.exists(path):
-        with open(path) as f:
-            return float(json.load(f).get("seconds", float("nan")))
-    return float("nan")
+    if not os.path.exists(path):
+        return float("nan")
+    with open(path) as f:
+        return float(json.load(f).get("seconds", float("nan")))
 
 
 def _write_seconds(stage_dir: str, seconds: float) -> None:
     with open(os.path.join(stage_dir, TIMING_FILE), "w") as f:
         json.dump({"seconds": seconds}, f)
-
-
-def _load_model(stage_dir: str):
-    from csp_tf.models.loading import load_csp_model
-    return load_csp_model(stage_dir)
 
 
 def _run_pretrain(p: Protocol, cfg: ExperimentConfig, method: Method, seed: int,
@@ -145,12 +140,13 @@ def _image_probs(p: Protocol, ratio: float, seed: int, data: DataRoot) -> Option
     """P(y|img) on the evaluation split from the Img-only cell of (ratio, seed), if it exists."""
     from csp_tf.evaluate import predict_arrays
     from csp_tf.experiments.methods import get_method
+    from csp_tf.models.loading import load_csp_model
 
     cell = p.finetune_dir(get_method("img_only"), ratio, seed)
     if not os.path.exists(os.path.join(cell, "model.keras")):
         return None
     ev = data.labeled(p.split)
-    out = predict_arrays(_load_model(cell), ev["lon_lat"], ev["image_features"])
+    out = predict_arrays(load_csp_model(cell), ev["lon_lat"], ev["image_features"])
     return out["image_probabilities"]
 
 
@@ -258,34 +254,31 @@ def run_protocol(p: Protocol, echo: Echo = print) -> List[Dict[str, object]]:
                     echo(f"{tag}: done earlier (top1 {float(old['top1']):.2f}), skipped")  # type: ignore[arg-type]
                     continue
                 t0 = time.time()
+                model = None
                 if method.baseline:
                     row = _baseline_row(p, method, ratio, seed, data, baselines, digest)
-                    by_key[res.cell_key(method.name, ratio, seed)] = row
-                    _write_tables(p, list(by_key.values()))
-                    ran += 1
+                else:
+                    base_dir = None
+                    if method.pretrains:
+                        if np.isnan(pre_seconds):
+                            echo(f"{tag}: pre-training {method.pretrain_loss} ...")
+                            pre_seconds = _run_pretrain(p, pre_cfg, method, seed, data)
+                        base_dir = p.pretrain_dir(method, seed)
+                    model, ft_seconds, n_labeled = _run_finetune(p, cfg, method, ratio, seed,
+                                                                 data, base_dir)
+                    t_eval = time.time()
+                    from csp_tf.evaluate import evaluate_model
+                    metrics = evaluate_model(model, data.labeled(p.split))
+                    row = res.metrics_row(
+                        method, ratio, seed, p.split, metrics, train_rows=n_labeled,
+                        pretrain_s=pre_seconds, finetune_s=ft_seconds,
+                        eval_s=time.time() - t_eval, config_hash=digest, finished_at=_now())
+                by_key[res.cell_key(method.name, ratio, seed)] = row
+                _write_tables(p, list(by_key.values()))
+                ran += 1
+                if model is None:  # a baseline: seconds, not worth an ETA
                     echo(f"{tag}: {row['score']} top1 {row['top1']:.2f} | {time.time() - t0:.0f} s")
                     continue
-                base_dir = None
-                if method.pretrains:
-                    if np.isnan(pre_seconds):
-                        echo(f"{tag}: pre-training {method.pretrain_loss} ...")
-                        pre_seconds = _run_pretrain(p, pre_cfg, method, seed, data)
-                    base_dir = p.pretrain_dir(method, seed)
-                model, ft_seconds, n_labeled = _run_finetune(p, cfg, method, ratio, seed, data,
-                                                             base_dir)
-                t_eval = time.time()
-                from csp_tf.evaluate import evaluate_model
-                metrics = evaluate_model(model, data.labeled(p.split))
-                eval_seconds = time.time() - t_eval
-                row = res.metrics_row(
-                    method, ratio, seed, p.split, metrics, train_rows=n_labeled,
-                    pretrain_s=pre_seconds, finetune_s=ft_seconds, eval_s=eval_seconds,
-                    config_hash=digest,
-                    finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
-                by_key[res.cell_key(method.name, ratio, seed)] = row
-                rows = list(by_key.values())
-                _write_tables(p, rows)
-                ran += 1
                 t_run += time.time() - t0
                 left = p.total_cells - index
                 eta = f", ~{t_run / ran * left / 60:.0f} min left" if left else ""
@@ -326,7 +319,11 @@ def _baseline_row(p: Protocol, method: Method, ratio: float, seed: int, data: Da
     return res.metrics_row(
         method, ratio, seed, p.split, metrics, train_rows=len(data.labeled("train", ratio)["label"]),
         pretrain_s=float("nan"), finetune_s=seconds, eval_s=0.0, config_hash=digest,
-        finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        finished_at=_now())
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def _release(model) -> None:

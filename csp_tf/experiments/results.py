@@ -51,8 +51,7 @@ def metrics_row(method: Method, ratio: float, seed: int, split: str,
         for m in ("top1", "top3", "mrr"):
             # Img. Only trains no location model: its location columns would be a random init.
             missing = (method.image_only and part != "image") or part not in metrics
-            value = math.nan if missing else metrics[part][m]
-            row[f"{part}_{m}"] = value
+            row[f"{part}_{m}"] = math.nan if missing else metrics[part][m]
     row.update(extra)
     return row
 
@@ -137,15 +136,13 @@ def paired_gain(rows: Sequence[Mapping[str, object]], method: str, reference: st
     over ``reference`` on ``column``, pairing cells of the same ratio and seed."""
     by = {(str(r["method"]), float(r["ratio"]), int(r["seed"])): float(r[column])  # type: ignore[arg-type]
           for r in rows}
-    out: Dict[float, Tuple[float, float, float, int]] = {}
+    out: Dict[float, List[Tuple[float, float]]] = {}
     for (m, ratio, seed), v in by.items():
-        if m != method or (reference, ratio, seed) not in by:
-            continue
-        out.setdefault(ratio, [])  # type: ignore[arg-type]
-        out[ratio].append((v, by[(reference, ratio, seed)]))  # type: ignore[union-attr]
+        if m == method and (reference, ratio, seed) in by:
+            out.setdefault(ratio, []).append((v, by[(reference, ratio, seed)]))
     result = {}
     for ratio, pairs in out.items():
-        a = np.asarray(pairs, np.float64)  # type: ignore[arg-type]
+        a = np.asarray(pairs, np.float64)
         if np.isnan(a).any():
             continue
         diff = a[:, 0] - a[:, 1]

@@ -28,6 +28,8 @@ from csp_tf.train.inputs import Arrays, FeatureStats, from_arrays, from_tfrecord
 
 PRETRAIN_SPLITS = ("pretrain", "train")
 _SPLIT_DIR = re.compile(r"Split-([^/\\]+)$")
+_NO_ROWS_HINT = ("check its summary.json (rejected rows, the manifest's split column) and re-run "
+                 "the ingest")
 
 
 @dataclasses.dataclass
@@ -125,9 +127,7 @@ class DataRoot:
         if name not in self._arrays:
             files = self.files(name)
             if self.splits[name].rows == 0:  # metadata.json says so: no need to read the shards
-                raise ConfigError(f"split {name!r} of {self.source} has 0 rows: check its "
-                                  f"summary.json (rejected rows, the manifest's split column) "
-                                  f"and re-run the ingest")
+                raise ConfigError(f"split {name!r} of {self.source} has 0 rows: {_NO_ROWS_HINT}")
             reader.check_files(files, self.sizes)
             self._arrays[name] = reader.read_arrays(files, self.feature_dim,
                                                     rerun_hint=self.path or None)
@@ -157,10 +157,8 @@ def stage_inputs(config: ExperimentConfig, root: DataRoot, stage: str) -> Dict[s
             files = root.files(*[s for s in PRETRAIN_SPLITS if s in root.splits])
             rows = sum(root.rows(s) for s in PRETRAIN_SPLITS)
             if rows == 0:  # else one empty "epoch" would save an untrained model as if trained
-                raise ConfigError(
-                    f"pre-training needs rows, but the splits 'pretrain' and 'train' of "
-                    f"{root.source} have 0 rows: check its summary.json (rejected rows, the "
-                    f"manifest's split column) and re-run the ingest")
+                raise ConfigError(f"pre-training needs rows, but the splits 'pretrain' and 'train' "
+                                  f"of {root.source} have 0 rows: {_NO_ROWS_HINT}")
             stage_input = from_tfrecords(files, root.feature_dim, pc.batch_size, rows, seed=seed,
                                          deterministic=config.data.deterministic,
                                          shuffle_buffer=config.data.shuffle_buffer,
