@@ -101,8 +101,9 @@ def cmd_stage(args) -> int:
 def cmd_evaluate(args) -> int:
     from csp_tf.evaluate import evaluate_model
     from csp_tf.train.data_root import DataRoot
+    from csp_tf.models.loading import load_csp_model
 
-    model = load_keras_model(args.model)
+    model = load_csp_model(args.model)
     metrics = evaluate_model(model, DataRoot.open(args.data_root).labeled(args.split))
     text = json.dumps(metrics, indent=2)
     if args.out:
@@ -114,8 +115,9 @@ def cmd_evaluate(args) -> int:
 
 def cmd_export(args) -> int:
     from csp_tf.export import export_saved_model
+    from csp_tf.models.loading import load_csp_model
 
-    model, cfg = load_keras_model(args.model), _saved_config(args.model)
+    model, cfg = load_csp_model(args.model), _saved_config(args.model)
     names = None
     if cfg is not None and cfg.data.data_root and os.path.exists(os.path.join(cfg.data.data_root, "labels.txt")):
         names = open(os.path.join(cfg.data.data_root, "labels.txt")).read().split("\n")[:model.num_classes]
@@ -127,8 +129,9 @@ def cmd_export(args) -> int:
 
 def cmd_export_encoder(args) -> int:
     from csp_tf.pretrained import export_location_encoder
+    from csp_tf.models.loading import load_csp_model
 
-    model, cfg = load_keras_model(args.model), _saved_config(args.model)
+    model, cfg = load_csp_model(args.model), _saved_config(args.model)
     card = json.load(open(args.card)) if args.card else {}
     card.setdefault("source_stage", os.path.abspath(args.model))
     sources = open(args.sources).read() if args.sources else None
@@ -142,8 +145,9 @@ def cmd_embed(args) -> int:
     import numpy as np
     import pandas as pd
     from csp_tf.coords import check_lon_lat_array
+    from csp_tf.models.loading import load_csp_model
 
-    model = load_keras_model(args.model)
+    model = load_csp_model(args.model)
     if not os.path.exists(args.csv):
         raise CLIError(f"--csv {args.csv!r} does not exist")
     df = pd.read_csv(args.csv)
@@ -157,12 +161,6 @@ def cmd_embed(args) -> int:
     out.to_csv(args.out, index=False)
     print(f"wrote {len(out)} embeddings of size {emb.shape[1]} to {args.out}")
     return 0
-
-
-def load_keras_model(model_dir: str):
-    """A stage output dir (or a .keras file) → CSPModel."""
-    from csp_tf.models.loading import load_csp_model
-    return load_csp_model(model_dir)
 
 
 def _saved_config(model_dir: str):

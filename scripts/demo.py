@@ -52,7 +52,8 @@ def main(argv=None) -> int:
 def _demo(args: argparse.Namespace, out: str) -> int:
     t_start = time.time()
 
-    from csp_tf.cli import load_config, load_keras_model
+    from csp_tf.cli import load_config
+    from csp_tf.models.loading import load_csp_model
     from csp_tf.data.ingest import run_ingest
     from csp_tf.data.world import generate_world
 
@@ -112,7 +113,7 @@ def _demo(args: argparse.Namespace, out: str) -> int:
 
     _step("4/4 report")
     from csp_tf.evaluate import evaluate_model
-    model = load_keras_model(os.path.join(serving_dir, str(versions[-1]), "assets.extra", "model.keras"))
+    model = load_csp_model(os.path.join(serving_dir, str(versions[-1]), "assets.extra", "model.keras"))
     # test, not val: the image probe's L2 and the fusion weights were chosen on val.
     m = evaluate_model(model, DataRoot.open(data_root).labeled("test"))
     rows = [("Img-only (linear probe on image features)", m["image"]),
