@@ -23,7 +23,9 @@ pipq() { "$VENV/bin/pip" "$@" 2>&1 | { grep -v "is ignored: it is neither" || tr
 pipq install -q --no-deps --ignore-requires-python -r "$LOCK_TFX"
 pipq install -q -r "$LOCK"
 pipq install -q --no-deps --no-build-isolation -e .
-"$VENV/bin/python" -W ignore -c "import tensorflow, keras, tfx, apache_beam, tensorflow_serving.apis, csp_tf" \
-  || { echo "install.sh: import check failed" >&2; exit 1; }
+# the import check's TF start-up lines and Google FutureWarnings are shown only if it fails
+check_log="$VENV/.import-check.log"
+TF_CPP_MIN_LOG_LEVEL=3 "$VENV/bin/python" -c "import tensorflow, keras, tfx, apache_beam, tensorflow_serving.apis, csp_tf" \
+  >"$check_log" 2>&1 || { cat "$check_log" >&2; echo "install.sh: import check failed" >&2; exit 1; }
 rm -f "$VENV"/.lock-*; touch "$stamp"
 echo "[install] done: $VENV"

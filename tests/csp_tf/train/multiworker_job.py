@@ -17,6 +17,18 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(__file__))
 
 
+def toy_world(**kwargs):
+    """This directory's conftest.toy_world, loaded by path: inside a full pytest run the module
+    name ``conftest`` may already be another directory's conftest."""
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "conftest.py")
+    spec = importlib.util.spec_from_file_location("csp_tf_train_conftest", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.toy_world(**kwargs)
+
+
 def tiny_config():
     from csp_tf.configs import get_preset
 
@@ -42,8 +54,6 @@ def negatives_config(cross: bool):
 
 
 def global_batch(rows: int = 64):
-    from conftest import toy_world
-
     w = toy_world()
     return {"lon_lat": w["lon_lat"][:rows], "image_features": w["image_features"][:rows]}
 
@@ -99,7 +109,6 @@ def main(mode: str, out_dir: str, result_path: str, *args: str) -> None:
     from csp_tf.train import runtime
 
     if mode == "train":
-        from conftest import toy_world
         from csp_tf.train import from_arrays, pretrain
 
         cfg = tiny_config()
