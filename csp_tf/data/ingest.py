@@ -3,7 +3,7 @@
     manifests ─ Read ─ ParseAndValidate ─┬─ (image rows) BatchElements ─ EmbedImages ─┐
                                          │                                          ├─ DedupeIds ─ AssignSplit
                                          └─ (feature rows) ─────────────────────────┘        │
-          pretrain / val / test ── Encode ── WriteToTFRecord      train ── GroupByKey(label) ─ RankWithinClass
+          pretrain / val / test ── Encode ── WriteShards (by id)   train ── GroupByKey(label) ─ RankWithinClass
           every rejection ── dead_letter/rejected-*.jsonl           counts ── summary.json, metadata.json
           every written row ── FeatureStats (mean, std) ── metadata.json feature_stats
 
@@ -308,9 +308,20 @@ def build_pipeline(pipeline: beam.Pipeline, manifests: Sequence[ManifestFile], o
     for split in fk.SPLITS:
         split_records = ranked["ranked"] if split == "train" else by_split[fk.SPLITS.index(split)]
         encoded = split_records | f"Encode[{split}]" >> beam.ParDo(EncodeFn(split), vocab_view)
-        encoded | f"Write[{split}]" >> beam.io.WriteToTFRecord(
-            FileSystems.join(output_dir, split, "part"), file_name_suffix=SHARD_SUFFIX,
-            num_shards=num_shards, compression_type=CompressionTypes.GZIP)
+        if num_shards:  # rows -> shards and their order from the row id: same bytes every run
+            shard_keys = pipeline | f"ShardKeys[{split}]" >> beam.Create(
+                [(k, None) for k in range(num_shards)])  # every shard written, empty ones too
+            ((encoded | f"KeyByShard[{split}]" >> beam.Map(_key_by_shard, num_shards),
+              shard_keys)
+             | f"AllShards[{split}]" >> beam.Flatten()
+             | f"GroupShards[{split}]" >> beam.GroupByKey()
+             | f"Write[{split}]" >> beam.ParDo(WriteShardFn(
+                 FileSystems.join(output_dir, split), num_shards)))
+        else:
+            (encoded | f"Values[{split}]" >> beam.Values()
+             | f"Write[{split}]" >> beam.io.WriteToTFRecord(
+                 FileSystems.join(output_dir, split, "part"), file_name_suffix=SHARD_SUFFIX,
+                 compression_type=CompressionTypes.GZIP))
         stats.append(encoded | f"CountOut[{split}]" >> beam.Map(_stat, f"rows_out/{split}"))
 
     dead = tuple(rejected) | "AllRejected" >> beam.Flatten()
@@ -418,7 +429,7 @@ class EncodeFn(beam.DoFn):
         self._index: Optional[Dict[str, int]] = None
         self._vocab_key: Optional[int] = None
 
-    def process(self, record: Dict[str, Any], vocabulary: List[str]) -> Iterable[bytes]:
+    def process(self, record: Dict[str, Any], vocabulary: List[str]) -> Iterable[Tuple[str, bytes]]:
         if self._vocab_key != id(vocabulary):
             self._index = {name: i for i, name in enumerate(vocabulary)}
             self._vocab_key = id(vocabulary)
@@ -433,7 +444,35 @@ class EncodeFn(beam.DoFn):
             fk.LABEL_SUBSET: record.get("subset") if record.get("subset") is not None else fk.NO_SUBSET,
         }
         self._counter.inc()
-        yield encode_example(example)
+        yield record["id"], encode_example(example)
+
+
+def _key_by_shard(id_and_example: Tuple[str, bytes], num_shards: int) -> Tuple[int, Tuple[str, bytes]]:
+    return splits.stable_hash("shard", id_and_example[0]) % num_shards, id_and_example
+
+
+class WriteShardFn(beam.DoFn):
+    """(shard index, [(id, serialized example)]) -> ``part-0000k-of-0000n.tfrecord.gz``, rows in
+    ``stable_hash("order", id)`` order. Beam's WriteToTFRecord assigns rows to shards at random,
+    so a re-run of the same manifest wrote different files, and a streamed pre-training epoch
+    (files in order, a finite shuffle buffer) saw different batches; this writes the same bytes."""
+
+    def __init__(self, split_dir: str, num_shards: int) -> None:
+        self._split_dir, self._num_shards = split_dir, num_shards
+
+    def process(self, shard: Tuple[int, Iterable[Optional[Tuple[str, bytes]]]]) -> Iterable[str]:
+        import tensorflow as tf
+
+        index, rows = shard
+        rows = sorted((r for r in rows if r is not None),
+                      key=lambda r: (splits.stable_hash("order", r[0]), r[0]))
+        path = FileSystems.join(self._split_dir,
+                                f"part-{index:05d}-of-{self._num_shards:05d}{SHARD_SUFFIX}")
+        tf.io.gfile.makedirs(self._split_dir)
+        with tf.io.TFRecordWriter(path, tf.io.TFRecordOptions(compression_type="GZIP")) as writer:
+            for _, example in rows:
+                writer.write(example)
+        yield path
 
 
 class DeadLetterFn(beam.DoFn):
