@@ -16,17 +16,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-
-def toy_world(**kwargs):
-    """This directory's conftest.toy_world, loaded by path: inside a full pytest run the module
-    name ``conftest`` may already be another directory's conftest."""
-    import importlib.util
-
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "conftest.py")
-    spec = importlib.util.spec_from_file_location("csp_tf_train_conftest", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.toy_world(**kwargs)
+from train_world import toy_world  # noqa: E402 - after the path
 
 
 def tiny_config():
