@@ -366,6 +366,11 @@ class DataConfig(ConfigNode):
     standardize_features: bool = True
     shuffle_buffer: int = 10000
     deterministic: bool = True  # a fixed read order is what lets a run resume mid-epoch exactly
+    # Label-free pre-training pools up to this size (lon/lat + features, float32) are read into
+    # memory sorted by id and shuffled per epoch by the seed: the same batches whatever the file
+    # layout (ExampleGen reshards on every run). Larger pools stream their files in order
+    # through a shuffle buffer, so their batches depend on the layout. 0 = always stream.
+    pretrain_in_memory_mb: int = 1024
 
 
 @dataclass
@@ -479,7 +484,8 @@ _POSITIVE = {"frequency_num", "min_radius", "max_radius", "rbf_kernel_size", "nu
              "legendre_polys", "tile_size", "embedding_size", "num_filts", "hidden_dim", "lr",
              "batch_size", "temp_inbatch", "temp_negloc", "temp_simcse", "num_neg_rand_loc",
              "image_classifier_steps", "image_classifier_fullbatch_lr", "steps_per_execution"}
-_NON_NEGATIVE = {"epochs", "min_steps", "image_classifier_l2", "feature_dim", "num_classes"}
+_NON_NEGATIVE = {"epochs", "min_steps", "image_classifier_l2", "feature_dim", "num_classes",
+                 "pretrain_in_memory_mb"}
 # The keys of csp_tf.models.layers.ACTIVATIONS (a test keeps them equal): importing csp_tf.models
 # here would close an import cycle through csp_model, which imports this module.
 ACTIVATIONS = ("relu", "leakyrelu", "gelu", "sigmoid", "tanh")

@@ -25,7 +25,7 @@ from csp_tf.data import splits
 from csp_tf.data.errors import DataError
 from csp_tf.datasets import features, sources
 
-RATIOS = (0.05, 0.1, 0.2, 1.0)
+RATIOS = (0.01, 0.02, 0.05, 0.1, 0.2, 1.0)  # nested; 1 % and 2 % probe the few-label regime
 FEATURE_DIM = 38  # relief 10, land 6, turbidity 4, colour 18 (features.py)
 FRACTIONS = (0.7, 0.15, 0.15)
 MANIFEST_COLUMNS = ("id", "lon", "lat", "label", "features", "split", "subset")

@@ -10,7 +10,8 @@ same files in the same order give the same batches, whichever source described t
 
 The label rule, once: every labeled input (the balanced pre-training sampler, fine-tuning, the
 image probe, validation, evaluation) holds only rows with ``label >= 0`` (``DataRoot.labeled``);
-the label-free pre-training stream reads every row of ``pretrain`` + ``train``.
+the label-free pre-training pool is every row of ``pretrain`` + ``train``, in memory sorted by id
+when it fits ``data.pretrain_in_memory_mb`` (same batches whatever the file layout), else streamed.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from csp_tf.data import reader, splits as label_splits
 from csp_tf.train.inputs import Arrays, FeatureStats, from_arrays, from_tfrecords
 
 PRETRAIN_SPLITS = ("pretrain", "train")
+POOL_KEYS = ("lon_lat", "image_features", "label", "id")  # what pre-training reads, and the id
 _SPLIT_DIR = re.compile(r"Split-([^/\\]+)$")
 _NO_ROWS_HINT = ("check its summary.json (rejected rows, the manifest's split column) and re-run "
                  "the ingest")
@@ -121,9 +123,8 @@ class DataRoot:
             split.rows = _count_records(split.files)
         return split.rows
 
-    def labeled(self, name: str, label_ratio: Optional[float] = None) -> Arrays:
-        """The labeled rows (``label >= 0``) of split ``name`` sorted by id, at ``label_ratio``
-        (train only: ``csp_tf.data.splits.label_ratio_keep``); ConfigError when none are left."""
+    def _read(self, name: str) -> Arrays:
+        """Every row of split ``name`` sorted by id (read once, then kept)."""
         if name not in self._arrays:
             files = self.files(name)
             if self.splits[name].rows == 0:  # metadata.json says so: no need to read the shards
@@ -131,7 +132,18 @@ class DataRoot:
             reader.check_files(files, self.sizes)
             self._arrays[name] = reader.read_arrays(files, self.feature_dim,
                                                     rerun_hint=self.path or None)
-        arrays = self._arrays[name]
+        return self._arrays[name]
+
+    def pool(self, *names: str) -> Arrays:
+        """Every row, labeled or not, of the non-empty splits ``names``, each sorted by id: the
+        label-free pre-training pool, independent of how the rows are laid out in files."""
+        parts = [self._read(n) for n in names if self.rows(n)]
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    def labeled(self, name: str, label_ratio: Optional[float] = None) -> Arrays:
+        """The labeled rows (``label >= 0``) of split ``name`` sorted by id, at ``label_ratio``
+        (train only: ``csp_tf.data.splits.label_ratio_keep``); ConfigError when none are left."""
+        arrays = self._read(name)
         keep = arrays["label"] >= 0
         if label_ratio is not None:
             if name != "train":
@@ -153,16 +165,22 @@ def stage_inputs(config: ExperimentConfig, root: DataRoot, stage: str) -> Dict[s
         if pc.sampler == "balanced":  # the reference's label-balanced sampler (SPEC §7.1)
             stage_input = from_arrays(root.labeled("train"), pc.batch_size, sampler="balanced",
                                       seed=seed, max_per_class=pc.max_num_exs_per_class)
-        else:  # label-free shuffled epochs, streamed: pools that do not fit in memory
-            files = root.files(*[s for s in PRETRAIN_SPLITS if s in root.splits])
-            rows = sum(root.rows(s) for s in PRETRAIN_SPLITS)
+        else:  # label-free shuffled epochs over every row of pretrain + train
+            names = [s for s in PRETRAIN_SPLITS if s in root.splits]
+            rows = sum(root.rows(s) for s in names)
             if rows == 0:  # else one empty "epoch" would save an untrained model as if trained
                 raise ConfigError(f"pre-training needs rows, but the splits 'pretrain' and 'train' "
                                   f"of {root.source} have 0 rows: {_NO_ROWS_HINT}")
-            stage_input = from_tfrecords(files, root.feature_dim, pc.batch_size, rows, seed=seed,
-                                         deterministic=config.data.deterministic,
-                                         shuffle_buffer=config.data.shuffle_buffer,
-                                         sizes=root.sizes)
+            pool_mb = rows * (root.feature_dim + 2) * 4 / 2**20
+            if pool_mb <= config.data.pretrain_in_memory_mb:
+                stage_input = from_arrays(root.pool(*names), pc.batch_size, sampler="shuffle",
+                                          seed=seed, keys=POOL_KEYS)
+            else:  # streamed: the order follows the file layout (data.pretrain_in_memory_mb)
+                stage_input = from_tfrecords(root.files(*names), root.feature_dim, pc.batch_size,
+                                             rows, seed=seed,
+                                             deterministic=config.data.deterministic,
+                                             shuffle_buffer=config.data.shuffle_buffer,
+                                             sizes=root.sizes)
         return {"stage_input": stage_input, "feature_stats": root.feature_stats}
     if stage != "finetune":
         raise ValueError(f"stage must be 'pretrain' or 'finetune', not {stage!r}")
