@@ -10,9 +10,10 @@ import hashlib
 import logging
 import os
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from tfx_pipeline import configs
+from tfx_pipeline.progress import component_progress
 
 log = logging.getLogger("tfx_pipeline")
 
@@ -63,7 +64,8 @@ def run_local(pipeline_root: str, data_root: str, serving_dir: str, config,
               metadata_path: Optional[str] = None, beam_args: Optional[Sequence[str]] = None,
               enable_cache: bool = True, *, pipeline_name: str = configs.PIPELINE_NAME,
               min_top1: float = configs.MIN_TOP1_ACCURACY,
-              top1_change_tolerance: float = configs.TOP1_CHANGE_TOLERANCE) -> Dict[str, Any]:
+              top1_change_tolerance: float = configs.TOP1_CHANGE_TOLERANCE,
+              progress: Optional[Callable[[str], None]] = None) -> Dict[str, Any]:
     """Runs the whole pipeline with ``LocalDagRunner`` and returns a summary.
 
     Args:
@@ -76,6 +78,8 @@ def run_local(pipeline_root: str, data_root: str, serving_dir: str, config,
         process per core).
       enable_cache: reuse unchanged components' outputs from earlier runs.
       pipeline_name / min_top1 / top1_change_tolerance: see ``create_pipeline``.
+      progress: gets a line as each component starts and ends (default: the
+        ``tfx_pipeline`` logger at INFO, which the terminal shows).
 
     Returns:
       ``{"run_id", "pipeline_root", "metadata_path", "serving_dir", "blessed", "pushed",
@@ -104,7 +108,8 @@ def run_local(pipeline_root: str, data_root: str, serving_dir: str, config,
     start = time.time()
     error: Optional[BaseException] = None
     try:
-        tfx.orchestration.LocalDagRunner().run(pipeline)
+        with component_progress(len(pipeline.components), progress or log.info):
+            tfx.orchestration.LocalDagRunner().run(pipeline)
     except Exception as exc:  # noqa: BLE001 - re-raised below with the failing component named
         error = exc
     wall = time.time() - start

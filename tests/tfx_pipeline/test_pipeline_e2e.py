@@ -30,10 +30,21 @@ def _run(workdir, data_root, **kwargs):
                      beam_args=TEST_BEAM_ARGS, **kwargs)
 
 
+PROGRESS = []
+
+
 @pytest.fixture(scope="module")
 def first_run(workdir, tiny_data_root):
     # min_top1=0: a one-step model must still be blessed (the gate itself is tested below).
-    return _run(workdir, tiny_data_root, min_top1=0.0)
+    return _run(workdir, tiny_data_root, min_top1=0.0, progress=PROGRESS.append)
+
+
+def test_every_component_reports_its_start_and_end(first_run):
+    comps = first_run["components"]
+    running = [line.split()[2] for line in PROGRESS if line.endswith("s)") and " running " in line]
+    done = [line.split()[1] for line in PROGRESS if " done in " in line]
+    assert sorted(running) == sorted(done) == sorted(comps), PROGRESS
+    assert PROGRESS[0].startswith(f"pipeline: [1/{len(comps)}] ImportExampleGen running")
 
 
 def test_full_run_pushes_a_blessed_model(first_run, workdir):
