@@ -40,15 +40,27 @@ class _ComponentLines(logging.Handler):
 
 @contextlib.contextmanager
 def component_progress(total: int, emit: Emit) -> Iterator[None]:
-    """Within the block, each component start and end of ``total`` becomes a line to ``emit``."""
+    """Within the block, each component start and end of ``total`` becomes a line to ``emit``.
+
+    The absl logger's level is held at INFO or below for the block: every Beam executor parses
+    absl flags (``BaseBeamExecutor``), which resets it to WARNING, and a record below the
+    level is never created. Its INFO lines go where they went before (the log file).
+    """
     absl_logger = logging.getLogger("absl")
     handler = _ComponentLines(total, emit)
     old_level = absl_logger.level
-    if absl_logger.getEffectiveLevel() > logging.INFO:  # the records must be created at all
-        absl_logger.setLevel(logging.INFO)
+
+    def set_level(level) -> None:  # absl's own resets keep INFO records alive
+        level = logging._checkLevel(level)  # type: ignore[attr-defined]
+        logging.Logger.setLevel(absl_logger, min(level, logging.INFO) if level else level)
+
+    if absl_logger.getEffectiveLevel() > logging.INFO:
+        logging.Logger.setLevel(absl_logger, logging.INFO)
+    absl_logger.setLevel = set_level  # type: ignore[method-assign]
     absl_logger.addHandler(handler)
     try:
         yield
     finally:
         absl_logger.removeHandler(handler)
-        absl_logger.setLevel(old_level)
+        del absl_logger.setLevel  # the class's method again
+        logging.Logger.setLevel(absl_logger, old_level)
