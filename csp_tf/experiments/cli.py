@@ -123,6 +123,9 @@ def add_report_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("experiments", nargs="+", help="experiment dirs")
     p.add_argument("--out", required=True, help="markdown file to write")
     p.add_argument("--csv", default=None, help="merged results.csv to write")
+    p.add_argument("--gain-plot", default=None, metavar="PNG",
+                   help="also draw each method's paired top-1 gain over Sup. Only (grid) against "
+                        "the label ratio")
     p.set_defaults(func=cmd_report)
     return p
 
@@ -159,6 +162,12 @@ def cmd_report(args: argparse.Namespace) -> int:
         f.write(text)
     if args.csv:
         res.write_results(args.csv, rows)
+    if args.gain_plot:
+        from csp_tf.experiments.gain_plot import plot_paired_gains
+        try:
+            print(f"wrote {plot_paired_gains(rows, methods, args.gain_plot)}")
+        except ValueError as exc:
+            raise CLIError(f"--gain-plot: {exc}") from None
     print(f"wrote {args.out}: {len(rows)} cells, {len(methods)} methods, seeds {seeds}")
     return 0
 

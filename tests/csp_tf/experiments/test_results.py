@@ -87,7 +87,21 @@ def test_report_merges_seed_lanes(tmp_path):
                           [res.metrics_row(get_method("csp"), 0.05, seed, "test", _metrics(top1))])
     out = tmp_path / "merged.md"
     cmd_report(argparse.Namespace(experiments=[str(tmp_path / "seed0"), str(tmp_path / "seed1")],
-                                  out=str(out), csv=str(tmp_path / "m.csv")))
+                                  out=str(out), csv=str(tmp_path / "m.csv"), gain_plot=None))
     text = out.read_text()
     assert "52.00 ± 2.83" in text and "seeds 0, 1" in text
     assert len(res.read_results(str(tmp_path / "m.csv"))) == 2
+
+
+def test_gain_plot_draws_paired_gains_and_refuses_unpaired_rows(tmp_path):
+    from csp_tf.experiments.gain_plot import plot_paired_gains
+    from csp_tf.experiments.methods import METHODS
+    rows = [dict(method=m, ratio=r, seed=s, top1=90.0 + d * r + s, location_top1=89.0 + d)
+            for m, d in (("sup_grid", 0.0), ("csp_multiply", 1.0))
+            for r in (0.01, 0.05) for s in range(2)]
+    methods = [METHODS["sup_grid"], METHODS["csp_multiply"], METHODS["knn_sphere"]]
+    path = plot_paired_gains(rows, methods, str(tmp_path / "g.png"))
+    assert os.path.getsize(path) > 10_000
+    with pytest.raises(ValueError, match="no method has cells paired"):
+        plot_paired_gains([r for r in rows if r["method"] == "sup_grid"], methods,
+                          str(tmp_path / "h.png"))
