@@ -24,6 +24,7 @@ def plot_paired_gains(rows: Sequence[Mapping[str, object]], methods: Sequence[Me
     compared = [m for m in methods if m.name != reference and not m.baseline and not m.image_only]
     fig, axes = plt.subplots(1, len(SCORES), figsize=(11, 4), sharey=True)
     drawn = 0
+    ticks: set = set()
     for ax, (column, label) in zip(axes, SCORES):
         for m in compared:
             gains = paired_gain(rows, m.name, reference, column)
@@ -32,11 +33,16 @@ def plot_paired_gains(rows: Sequence[Mapping[str, object]], methods: Sequence[Me
                 continue
             mean = [gains[r][1] for r in ratios]
             std = [0.0 if gains[r][2] != gains[r][2] else gains[r][2] for r in ratios]
+            ns = sorted({gains[r][3] for r in ratios})
+            n = f"{ns[0]}" if len(ns) == 1 else f"{ns[0]}–{ns[-1]}"
             ax.errorbar([100 * r for r in ratios], mean, yerr=std, marker="o", capsize=3,
-                        label=f"{m.label} (n={max(gains[r][3] for r in ratios)})")
+                        label=f"{m.label} (n={n} seeds)")
+            ticks.update(100 * r for r in ratios)
             drawn += 1
         ax.axhline(0.0, color="grey", lw=0.8)
         ax.set_xscale("log")
+        ax.set_xticks(sorted(ticks), [f"{t:g}" for t in sorted(ticks)])
+        ax.minorticks_off()
         ax.set_xlabel("labeled share of train (%)")
         ax.set_title(label)
         ax.grid(alpha=0.3)
