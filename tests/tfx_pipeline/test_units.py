@@ -134,13 +134,14 @@ def _reshard(src_dir, dst_dir, num_files):
 
 
 def test_pretraining_batches_do_not_depend_on_the_file_layout(tiny_data_root, tmp_path):
-    """ExampleGen reshards the same rows differently on every run: the pre-training pool is read
-    into memory sorted by id, so a run on a re-sharded artifact sees the same batches. Streamed
-    (data.pretrain_in_memory_mb=0, for pools too big for memory) the order follows the files."""
+    """ExampleGen reshards the same rows differently on every run: with the in-memory pool
+    (data.pretrain_in_memory_mb > 0) the rows are sorted by id, so a run on a re-sharded artifact
+    sees the same batches. Streamed (the default, 0) the order follows the files."""
     from csp_tf.train.data_root import DataRoot, stage_inputs
 
     ours = DataRoot.open(tiny_data_root)
-    cfg = ours.configure(tiny_config()).override({"pretrain.batch_size": 128})
+    cfg = ours.configure(tiny_config()).override({"pretrain.batch_size": 128,
+                                                  "data.pretrain_in_memory_mb": 64})
     uri = tmp_path / "examples" / "2"
     for split in ("pretrain", "train"):
         _reshard(os.path.join(tiny_data_root, split), str(uri / f"Split-{split}"), 3)
