@@ -51,7 +51,8 @@ def component_progress(total: int, emit: Emit) -> Iterator[None]:
     old_level = absl_logger.level
 
     def set_level(level) -> None:  # absl's own resets keep INFO records alive
-        level = logging._checkLevel(level)  # type: ignore[attr-defined]
+        if isinstance(level, str):
+            level = logging.getLevelName(level)
         logging.Logger.setLevel(absl_logger, min(level, logging.INFO) if level else level)
 
     if absl_logger.getEffectiveLevel() > logging.INFO:

@@ -4,6 +4,7 @@ the label ratio on a log axis (PNG). ``csp-tf report --gain-plot`` draws it."""
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Mapping, Sequence
 
@@ -28,11 +29,11 @@ def plot_paired_gains(rows: Sequence[Mapping[str, object]], methods: Sequence[Me
     for ax, (column, label) in zip(axes, SCORES):
         for m in compared:
             gains = paired_gain(rows, m.name, reference, column)
-            ratios = sorted(r for r, g in gains.items() if g[3] > 0)
+            ratios = sorted(gains)
             if not ratios:
                 continue
             mean = [gains[r][1] for r in ratios]
-            std = [0.0 if gains[r][2] != gains[r][2] else gains[r][2] for r in ratios]
+            std = [0.0 if math.isnan(gains[r][2]) else gains[r][2] for r in ratios]  # one seed
             ns = sorted({gains[r][3] for r in ratios})
             n = f"{ns[0]}" if len(ns) == 1 else f"{ns[0]}–{ns[-1]}"
             ax.errorbar([100 * r for r in ratios], mean, yerr=std, marker="o", capsize=3,

@@ -156,8 +156,7 @@ def gain_table(rows: Sequence[Mapping[str, object]], method: str = "csp",
                reference: str = "sup_grid") -> str:
     """CSP's gain over Sup-only (grid), fused and location-only, beside the paper's figures
     (columns: the paper's ratios and every ratio with a pair)."""
-    paired = {float(r["ratio"]) for r in rows if r["method"] == method}  # type: ignore[arg-type]
-    ratios = sorted(set(PAPER_RELATIVE_GAIN) | paired)
+    ratios = sorted(set(PAPER_RELATIVE_GAIN) | set(paired_gain(rows, method, reference, "top1")))
 
     def cell(g: Tuple[float, float, float, int]) -> str:
         std = "" if math.isnan(g[2]) else f" ± {g[2]:.2f}"
