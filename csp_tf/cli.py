@@ -24,10 +24,12 @@ class CLIError(Exception):
 
 def add_config_args(p: argparse.ArgumentParser, applies_to: str = "") -> None:
     """``--preset NAME`` or ``--config FILE``, then any number of ``--set key=value``."""
+    from csp_tf.presets import PRESETS  # data only: no TensorFlow
+
     g = p.add_argument_group("configuration")
     g.add_argument("--preset", default=None,
-                   help="named config: demo, inat2018, fmow, fmow_released (default: demo, or the "
-                        "config saved in --base-model / --model when given)")
+                   help=f"named config: {', '.join(PRESETS)} (default: demo, or the config saved "
+                        "with the model the command starts from, when it takes one)")
     g.add_argument("--config", default=None, help="YAML/JSON config file (see `csp-tf config`)")
     g.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config value, e.g. --set pretrain.lr=1e-4 (repeatable)"

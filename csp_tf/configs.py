@@ -247,6 +247,8 @@ class LocationEncoderConfig(ConfigNode):
     hidden_dim: int = 512
     num_filts: int = 256
     dropout: float = 0.5
+    # fcnet's ResLayer dropout: the reference fixes it at 0.5 and ignores ``dropout`` (SPEC §2.11)
+    fcnet_dropout: float = 0.5
     activation: str = "relu"  # relu | leakyrelu (slope 0.2) | gelu (exact) | sigmoid | tanh
     use_layn: bool = True
     skip_connection: bool = True
@@ -369,10 +371,8 @@ class DataConfig(ConfigNode):
     # Label-free pre-training pools up to this size (lon/lat + features, float32) are read into
     # memory sorted by id and shuffled per epoch by the seed: the same batches whatever the file
     # layout (ExampleGen reshards on every run). Larger pools stream their files in order
-    # through a shuffle buffer, so their batches depend on the layout. 0 (default) = always
-    # stream: a TFX pre-training Trainer killed mid-epoch and resumed on the in-memory pool
-    # ends up to 1e-4 away from an uninterrupted run (docs/data.md, open), streaming does not.
-    pretrain_in_memory_mb: int = 0
+    # through a shuffle buffer, so their batches depend on the layout. 0 = always stream.
+    pretrain_in_memory_mb: int = 1024
 
 
 @dataclass
@@ -469,8 +469,9 @@ class ExperimentConfig(ConfigNode):
             raise ConfigError(f"location_encoder.num_filts={le.num_filts} must be a multiple of "
                               f"location_encoder.position.{pe.type}.frequency_num="
                               f"{pe.frequency_num} (SPEC §2.5)")
-        if not 0.0 <= le.dropout < 1.0:
-            raise ConfigError(f"location_encoder.dropout={le.dropout!r} must be in [0, 1)")
+        for key in ("dropout", "fcnet_dropout"):
+            if not 0.0 <= getattr(le, key) < 1.0:
+                raise ConfigError(f"location_encoder.{key}={getattr(le, key)!r} must be in [0, 1)")
         pt = self.pretrain
         if pt.cross_replica_negatives and pt.loss not in ("contsoftmax", "contsoftmaxsym"):
             raise ConfigError("pretrain.cross_replica_negatives needs loss contsoftmax or "

@@ -100,17 +100,20 @@ class FeedForwardNet(_Network):
 
 @keras.saving.register_keras_serializable(package="csp_tf")
 class FCNet(_Network):
-    """Mac Aodha et al. 2019 FCNet: Linear → ReLU → 4 × ResLayer; ResLayer dropout fixed 0.5."""
+    """Mac Aodha et al. 2019 FCNet: Linear → ReLU → 4 × ResLayer. The reference fixes the
+    ResLayer dropout at 0.5 whatever ``--dropout`` says (SPEC §2.11); ``res_dropout`` keeps that
+    default (``location_encoder.fcnet_dropout``)."""
 
-    config_keys = ("input_dim", "output_dim", "num_res_layers", "seed")
+    config_keys = ("input_dim", "output_dim", "num_res_layers", "seed", "res_dropout")
 
     RES_DROPOUT = 0.5
 
     def __init__(self, input_dim: int, output_dim: int = 256, num_res_layers: int = 4,
-                 seed: int = 0, **kwargs):
+                 seed: int = 0, res_dropout: float = RES_DROPOUT, **kwargs):
         super().__init__(**kwargs)
         self.input_dim, self.output_dim = int(input_dim), int(output_dim)
         self.num_res_layers, self.seed = int(num_res_layers), int(seed)
+        self.res_dropout = float(res_dropout)
         d = self.output_dim
         self.inp = torch_linear(d, self.input_dim, seed=self.seed, name="input")
         # Named attributes, not a list of tuples: both tf.train.Checkpoint and the .keras
@@ -135,7 +138,7 @@ class FCNet(_Network):
         seed = seed if training else None
         h = tf.nn.relu(self.inp(x))
         for i, (a, b) in enumerate(self.res):
-            y = stateless_dropout(tf.nn.relu(a(h)), self.RES_DROPOUT, fold_seed(seed, i))
+            y = stateless_dropout(tf.nn.relu(a(h)), self.res_dropout, fold_seed(seed, i))
             h = h + tf.nn.relu(b(y))
         return h
 
@@ -229,7 +232,8 @@ def build_location_encoder(cfg, seed: int = 0, name: str = "location_encoder") -
     pe = build_position_encoder(cfg.position)
     d_in, net = pe.embedding_dim, cfg.resolved_network()
     if net == "fcnet":
-        network = FCNet(d_in, cfg.num_filts, seed=seed, name="fcnet")
+        network = FCNet(d_in, cfg.num_filts, seed=seed, res_dropout=cfg.fcnet_dropout,
+                        name="fcnet")
     elif net == "diag":
         network = DiagHead(d_in, cfg.num_filts, cfg.dropout, cfg.activation, cfg.use_postmat,
                            seed=seed, name="diag")

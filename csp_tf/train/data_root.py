@@ -10,9 +10,9 @@ same files in the same order give the same batches, whichever source described t
 
 The label rule, once: every labeled input (the balanced pre-training sampler, fine-tuning, the
 image probe, validation, evaluation) holds only rows with ``label >= 0`` (``DataRoot.labeled``);
-the label-free pre-training pool is every row of ``pretrain`` + ``train``, streamed in file order,
-or read into memory sorted by id when it fits ``data.pretrain_in_memory_mb`` (opt-in: then the
-batches do not depend on the file layout).
+the label-free pre-training pool is every row of ``pretrain`` + ``train``, read into memory sorted
+by id when it fits ``data.pretrain_in_memory_mb`` (default 1024: the batches then do not depend on
+the file layout), else streamed in file order.
 """
 
 from __future__ import annotations

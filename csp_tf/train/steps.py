@@ -193,12 +193,17 @@ class TrainStep:
         self.loss_fn, self.optimizer, self.strategy = loss_fn, optimizer, strategy
         self.variables = list(variables)
         self.seed, self.stage_salt = int(seed), int(stage_salt)
-        # reduce_retracing: the last, smaller batch of an epoch reuses the traced graph.
+        # One exact trace per batch shape (no reduce_retracing): the full batches and an epoch's
+        # short last batch each run on their own graph, whichever came first. Relaxed traces
+        # made that order matter: a run resumed right before the short batch traced [b] first
+        # and then ran every full batch on a relaxed [None] graph, which Grappler optimises
+        # differently from [B], so it drifted ~1e-4 from an uninterrupted run in one epoch
+        # (tests/tfx_pipeline/test_trainer_resume.py, in_memory). The cost: one more trace
+        # per stage.
         # _noinline: the forward/backward graph is optimised (Grappler) on its own, as one unit,
         # so a call of N steps runs the same kernels as N calls (bit-for-bit the same weights);
         # inlined, Grappler's rewrites across the unrolled steps change float rounding.
         self.grads_fn = tf.function(self._loss_and_grads, jit_compile=jit_compile,
-                                    reduce_retracing=True,
                                     experimental_attributes={"_noinline": True})
         if getattr(loss_fn, "collective", False) and strategy.num_replicas_in_sync > 1:
             # A loss with a collective (the all-gather of cross-replica negatives) calls
@@ -208,7 +213,7 @@ class TrainStep:
                 log.warning("runtime.jit_compile is not applied to a loss with cross-replica "
                             "collectives (pretrain.cross_replica_negatives)")
             self.grads_fn = self._loss_and_grads
-        self.steps_fn = tf.function(self._distributed_steps, reduce_retracing=True)
+        self.steps_fn = tf.function(self._distributed_steps)
 
     def _loss_and_grads(self, batch, seed):
         with tf.GradientTape() as tape:

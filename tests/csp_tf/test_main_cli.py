@@ -94,3 +94,14 @@ def test_help_is_fast_and_lists_commands():
                 "query", "experiment", "map"):
         assert cmd in out.stdout
     assert "import tensorflow" not in out.stderr
+
+
+def test_preset_help_names_every_preset():
+    from csp_tf.presets import PRESETS
+
+    out = subprocess.run([sys.executable, "-m", "csp_cli", "experiment", "--help"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0
+    text = " ".join(out.stdout.split())  # argparse wraps the help text
+    for name in PRESETS:
+        assert name in text.split("named config:")[1].split("(default")[0], name

@@ -68,6 +68,21 @@ def test_fcnet_and_l2regress_variants():
     assert m.location_embedding(tf.zeros([3, 2])).shape == (3, 256)
 
 
+def test_fcnet_dropout_defaults_to_the_reference_half_and_can_be_set():
+    """The reference fixes the ResLayer dropout at 0.5 (SPEC §2.11); ``fcnet_dropout`` offers
+    the fix, kept through a .keras round trip."""
+    from csp_tf.models.location_encoder import FCNet
+
+    assert get_preset("inat2018").location_encoder.fcnet_dropout == 0.5
+    x = tf.random.stateless_uniform([64, 4], seed=[0, 1])
+    seed = tf.constant([3, 4], tf.int64)
+    half, none = FCNet(4, 32, res_dropout=0.5), FCNet(4, 32, res_dropout=0.0)
+    assert half.res_dropout == FCNet(4, 32).res_dropout == 0.5
+    assert not np.allclose(half(x, training=True, seed=seed), half(x))
+    np.testing.assert_array_equal(none(x, training=True, seed=seed), none(x))
+    assert FCNet.from_config(none.get_config()).res_dropout == 0.0
+
+
 def test_fuse_uses_image_only_where_location_missing():
     img = tf.constant([[0.5, 0.5], [0.2, 0.8]])
     loc = tf.constant([[0.9, 0.1], [0.9, 0.1]])
