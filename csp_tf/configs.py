@@ -12,223 +12,31 @@ picks the encoder and ``location_encoder.position.<type>`` holds that encoder's 
 ``--set location_encoder.position.type=rbf --set location_encoder.position.rbf.anchors=uniform``.
 ``location_encoder.position.<option>`` is short for the selected encoder's option. Changing
 the type keeps the options the two encoders share (the radii carry from gridcell to theory).
+
+This module holds the stage configs, their validation and the presets' lookup. The pieces
+under them live in two modules, whose names are re-exported here: ``csp_tf.config_tree`` (the
+generic machinery: ``ConfigError``, ``ConfigNode``, ``to_dict``/``from_dict``, overrides and
+value coercion) and ``csp_tf.encoder_options`` (``PositionEncoderConfig``, one options
+dataclass per encoder, ``ENCODER_OPTIONS``, ``OWN_HEADS``, ``NETWORKS``).
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, Mapping
 
 import yaml
 
+from csp_tf.config_tree import ConfigError, ConfigNode, _assign, _child, _flatten
+from csp_tf.encoder_options import (  # noqa: F401  (re-exported: importable from here as before)
+    ENCODER_OPTIONS, MAP_RANGE, NETWORKS, OWN_HEADS, HarmonicsOptions, HexaGridOptions,
+    MapRangeOptions, NerfOptions, PositionEncoderConfig, RBFOptions, RFFOptions, ScheduleOptions,
+    TileOptions)
 from csp_tf.presets import PRESETS
-
-
-class ConfigError(ValueError):
-    """A config value is invalid; the message names the field and the value."""
-
-
-class ConfigNode:
-    """``to_dict``/``from_dict`` of a config dataclass and of everything nested in it."""
-
-    def to_dict(self) -> Dict[str, Any]:
-        return {f.name: _to_plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any], prefix: str = ""):
-        _mapping(d, prefix)
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        kwargs = {}
-        for key, value in d.items():
-            if prefix + key in REMOVED_KEYS:
-                continue  # an old saved config: the field never had an effect
-            if key not in fields:
-                raise ConfigError(f"unknown config key {prefix + key!r}")
-            node = _node_type(fields[key])
-            kwargs[key] = (node.from_dict(value, prefix + key + ".") if node
-                           else _coerce(prefix + key, value, _default(fields[key])))
-        return cls(**kwargs)
-
-
-# ----- position encoder options: one dataclass per kind of encoder --------------------------
-MAP_RANGE = [-180.0, 180.0, -90.0, 90.0]
-
-
-@dataclass
-class ScheduleOptions(ConfigNode):
-    """Encoders on the ``_cal_freq_list`` schedule (SPEC §2.1): S, λ_min, λ_max (degrees for
-    the Space2Vec encoders, radian multiples for Sphere2Vec). ``seed`` draws the ``random``
-    schedule; ``frequencies`` gives the f_s outright (a saved model's)."""
-
-    frequency_num: int = 32
-    min_radius: float = 1e-6
-    max_radius: float = 1.0
-    freq_init: str = "geometric"  # geometric | nerf | random
-    seed: int = 0
-    frequencies: Optional[List[float]] = None
-
-
-@dataclass
-class HexaGridOptions(ConfigNode):
-    """``hexagridcell`` (SPEC §2.6): f_s = λ_max^{-s/(S-1)}, no λ_min."""
-
-    frequency_num: int = 32
-    max_radius: float = 360.0
-
-
-@dataclass
-class NerfOptions(ConfigNode):
-    frequency_num: int = 32
-
-
-@dataclass
-class MapRangeOptions(ConfigNode):
-    """``naive``, ``wrap``, ``geo_net_fft``, ``geo_net_3d``: the min-max range to [-1, 1]."""
-
-    map_range: List[float] = field(default_factory=lambda: list(MAP_RANGE))
-
-
-@dataclass
-class RBFOptions(ConfigNode):
-    """``rbf`` (SPEC §2.8): M Gaussian kernels of width σ (degrees) around anchors.
-    ``anchors``: ``data`` (M training locations, the reference; csp-tf fills ``anchor_pts``
-    from the data root's train split with ``seed``) or ``uniform`` (area-uniform on the sphere
-    from ``seed``). ``anchor_pts``: the (M, 2) anchors themselves, saved with the model."""
-
-    num_rbf_anchor_pts: int = 200
-    rbf_kernel_size: float = 1.0
-    anchors: str = "data"
-    seed: int = 0
-    anchor_pts: Optional[List[List[float]]] = None
-
-
-@dataclass
-class RFFOptions(ConfigNode):
-    """``rff`` (SPEC §2.9): ω ~ N(0, k·I) (``variance``, the [QUIRK]) or N(0, k⁻²·I)
-    (``bandwidth``), k = ``rbf_kernel_size``; ω, b drawn from ``seed`` unless given."""
-
-    frequency_num: int = 32
-    rbf_kernel_size: float = 1.0
-    rff_kernel_mode: str = "variance"
-    map_range: List[float] = field(default_factory=lambda: list(MAP_RANGE))
-    seed: int = 0
-    omega: Optional[List[List[float]]] = None
-    bias: Optional[List[float]] = None
-
-
-@dataclass
-class HarmonicsOptions(ConfigNode):
-    """``spherical_harmonics`` (ENCODERS_EXTRA §5): L² features."""
-
-    legendre_polys: int = 10
-    harmonics_calculation: str = "analytic"  # analytic (SatCLIP) | closed-form
-
-
-@dataclass
-class TileOptions(ConfigNode):
-    """``tile`` (ENCODERS_EXTRA §4): cell size (degrees) and the table's width."""
-
-    tile_size: float = 1.0
-    embedding_size: int = 64
-    seed: int = 0
-
-
-_SCHEDULED = ("gridcell", "gridcellnorm", "theory", "theorynorm", "theorydiag", "sphereC",
-              "sphereC+", "sphereM", "sphereM+", "dfs")
-# Every registered encoder (csp_tf.encoders.ENCODERS; a test keeps the two equal) -> options.
-ENCODER_OPTIONS: Dict[str, type] = {
-    **{name: ScheduleOptions for name in _SCHEDULED},
-    **{name: MapRangeOptions for name in ("naive", "wrap", "geo_net_fft", "geo_net_3d")},
-    "hexagridcell": HexaGridOptions, "nerf": NerfOptions, "rbf": RBFOptions, "rff": RFFOptions,
-    "spherical_harmonics": HarmonicsOptions, "tile": TileOptions,
-}
-# Old saved configs have one flat section: each encoder takes the options it has, as before.
-_LEGACY_FLAT = {f.name for c in ENCODER_OPTIONS.values() for f in dataclasses.fields(c)}
-
-
-class PositionEncoderConfig:
-    """OneOf: ``type`` names the encoder, ``options`` holds its options dataclass.
-
-    ``PositionEncoderConfig(type="gridcell", min_radius=0.1)`` and ``pe.min_radius`` read and
-    write the selected encoder's options; assigning ``type`` switches encoder and keeps the
-    options the two share. Serialised as ``{"type": t, t: {...}}``.
-    """
-
-    def __init__(self, type: str = "gridcell", options: Optional[ConfigNode] = None, **flat):
-        _check_type(type)
-        object.__setattr__(self, "type", type)
-        object.__setattr__(self, "options", options or ENCODER_OPTIONS[type]())
-        for key, value in flat.items():
-            setattr(self, key, value)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name == "type":
-            _check_type(value)
-            old, new = self.options, ENCODER_OPTIONS[value]()
-            for f in dataclasses.fields(new):
-                if hasattr(old, f.name):
-                    setattr(new, f.name, copy.deepcopy(getattr(old, f.name)))
-            object.__setattr__(self, "options", new)
-        elif name != "options":
-            self._option(name)
-            return setattr(self.options, name, value)
-        object.__setattr__(self, name, value)
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_") or name in ("type", "options"):
-            raise AttributeError(name)
-        self._option(name)
-        return getattr(self.options, name)
-
-    def _option(self, name: str) -> None:
-        names = [f.name for f in dataclasses.fields(self.options)]
-        if name not in names:
-            raise ConfigError(f"location_encoder.position.{name}: encoder {self.type!r} has no "
-                              f"such option; its options: {', '.join(names)}")
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, PositionEncoderConfig) and vars(self) == vars(other)
-
-    def __repr__(self) -> str:
-        return f"PositionEncoderConfig(type={self.type!r}, options={self.options!r})"
-
-    def to_dict(self) -> Dict[str, Any]:
-        return {"type": self.type, self.type: self.options.to_dict()}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any], prefix: str = "") -> "PositionEncoderConfig":
-        d = dict(_mapping(d, prefix))
-        kind = d.pop("type", "gridcell")
-        _check_type(kind)
-        options = ENCODER_OPTIONS[kind]
-        names = {f.name for f in dataclasses.fields(options)}
-        merged = {k: v for k, v in d.items() if k in names}  # an old flat section
-        merged.update(_mapping(d.pop(kind, {}), prefix + kind))
-        for key in d:
-            if key in ENCODER_OPTIONS:
-                raise ConfigError(f"config section {prefix + key!r} is given but {prefix}type="
-                                  f"{kind!r}; set the type to {key!r} or move the options")
-            if key not in names and key not in _LEGACY_FLAT:
-                raise ConfigError(f"unknown config key {prefix + key!r} (encoder {kind!r} has: "
-                                  f"{', '.join(sorted(names))})")
-        return cls(kind, options.from_dict(merged, prefix + kind + "."))
-
-
-def _check_type(kind: str) -> None:
-    if kind not in ENCODER_OPTIONS:
-        raise ConfigError(f"location_encoder.position.type={kind!r} is not a known encoder; "
-                          f"known: {', '.join(sorted(ENCODER_OPTIONS))}")
-
-
-# ----- the sections -------------------------------------------------------------------------
-# Encoders with their own trainable head instead of the FFN (SPEC §2.5, §2.6) -> network name.
-OWN_HEADS = {"theorydiag": "diag", "hexagridcell": "linear"}
-NETWORKS = ("auto", "ffn", "fcnet", "diag", "linear")
 
 
 @dataclass
@@ -353,6 +161,7 @@ class FinetuneConfig(ConfigNode):
 # Keys that no longer exist -> why; old saved configs still load, ``--set`` names the reason.
 REMOVED_KEYS = {"finetune.eval_frequency": "it was never read: the experiment protocol's "
                                            "--eval-every sets the evaluation period"}
+ConfigNode.removed_keys = REMOVED_KEYS  # from_dict skips them in every section
 
 
 @dataclass
@@ -535,94 +344,3 @@ def parse_float_list(name: str, text: str) -> list:
     return values
 
 
-def _flatten(d: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
-    out = {}
-    for key, value in d.items():
-        out.update(_flatten(value, f"{prefix}{key}.") if isinstance(value, Mapping)
-                   else {prefix + key: value})
-    return out
-
-
-def _mapping(d: Any, prefix: str) -> Mapping[str, Any]:
-    if not isinstance(d, Mapping):
-        raise ConfigError(f"config section {prefix or '<root>'!r} must be a mapping, got {d!r}")
-    return d
-
-
-# ----- (de)serialisation helpers --------------------------------------------------------------
-def _to_plain(value: Any) -> Any:
-    if isinstance(value, (ConfigNode, PositionEncoderConfig)):
-        return value.to_dict()
-    return copy.deepcopy(value)
-
-
-def _node_type(f: dataclasses.Field) -> Optional[type]:
-    """The config class of a nested section, None for a plain value."""
-    factory = f.default_factory
-    if factory is PositionEncoderConfig or (isinstance(factory, type) and issubclass(factory, ConfigNode)):
-        return factory
-    return None
-
-
-def _default(f: dataclasses.Field) -> Any:
-    if f.default is not dataclasses.MISSING:
-        return f.default
-    return f.default_factory() if f.default_factory is not dataclasses.MISSING else None
-
-
-def _child(node: Any, part: str, path: str, key: str) -> Any:
-    """The nested section ``part`` of ``node`` for an override ``key``."""
-    if isinstance(node, PositionEncoderConfig):
-        if part == node.type:
-            return node.options
-        if part in ENCODER_OPTIONS:
-            raise ConfigError(f"{key!r}: the selected encoder is {node.type!r}; set "
-                              f"{path.rsplit('.', 1)[0]}.type={part} as well")
-    elif dataclasses.is_dataclass(node) and part in {f.name for f in dataclasses.fields(node)}:
-        child = getattr(node, part)
-        if isinstance(child, (ConfigNode, PositionEncoderConfig)):
-            return child
-    raise ConfigError(f"unknown config key {key!r}")
-
-
-def _assign(node: Any, name: str, value: Any, key: str) -> None:
-    if isinstance(node, PositionEncoderConfig):
-        if name != "type":
-            node._option(name)
-            _assign(node.options, name, value, key)
-            return
-        setattr(node, "type", value)
-        return
-    fields = {f.name: f for f in dataclasses.fields(node)}
-    if name not in fields or _node_type(fields[name]):
-        raise ConfigError(f"unknown config key {key!r}")
-    setattr(node, name, _coerce(key, value, _default(fields[name])))
-
-
-_BOOLS = {**dict.fromkeys(("true", "t", "1", "yes", "on"), True),
-          **dict.fromkeys(("false", "f", "0", "no", "off"), False)}
-
-
-def _coerce(name: str, value: Any, default: Any) -> Any:
-    """YAML/CLI values arrive as strings or ints; coerce them to the field's default type."""
-    if default is None or value is None:
-        return value
-    try:
-        if isinstance(default, bool):
-            return _BOOLS[value.lower()] if isinstance(value, str) else bool(value)
-        if isinstance(default, int):
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError
-            return int(value)
-        if isinstance(default, float):
-            return float(value)
-        if isinstance(default, str):  # YAML reads a bare on/off as a boolean
-            return ("on" if value else "off") if isinstance(value, bool) else str(value)
-        if isinstance(default, list):
-            if not isinstance(value, (list, tuple)) or len(value) != len(default):
-                raise ValueError
-            return [float(v) for v in value]
-    except (KeyError, TypeError, ValueError):
-        raise ConfigError(f"{name}={value!r} should be a {type(default).__name__}"
-                          + (f" of {len(default)} numbers" if isinstance(default, list) else "")) from None
-    return value

@@ -20,9 +20,10 @@ Echo = Callable[[str], None]
 
 # What matters most for a location prior (issue: min_radius, lr, steps, dropout, width, τ mode).
 # More labels want a finer finest scale and more updates (docs/results.md, per-ratio picks on
-# places: 0.25° and 30 epochs at 100 %, 4000 steps at 20 %), so the space reaches both.
+# places: 0.25° and 30 epochs at 100 %, 4000 steps at 20 %), fewer labels a coarser one and
+# fewer updates (2° and 750 steps at 1 %), so the space reaches both ends.
 SEARCH_SPACE: Dict[str, Sequence[Any]] = {
-    "location_encoder.position.min_radius": (0.02, 0.05, 0.1, 0.25, 0.5, 1.0),
+    "location_encoder.position.min_radius": (0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0),
     "finetune.lr": (3e-4, 1e-3, 3e-3),
     "finetune.min_steps": (750, 1500, 3000, 6000),
     "finetune.epochs": (10, 30),
