@@ -4,27 +4,31 @@
 nested in it (unknown keys raise ``ConfigError`` naming the dotted key); ``OneOfNode`` is a
 section that holds one of several option dataclasses. The helpers here flatten a dict to dotted
 keys, walk a dotted override key down the tree and coerce YAML/CLI values to each field's
-default type. Nothing here knows a particular config: the position encoder's OneOf lives in
-``csp_tf.encoder_options``, the stage configs in ``csp_tf.configs``.
+default type. Nothing here knows a particular config but ``REMOVED_KEYS`` (skipped on load in
+every section): the position encoder's OneOf lives in ``csp_tf.encoder_options``, the stage
+configs in ``csp_tf.configs``.
 """
 
 from __future__ import annotations
 
+import abc
 import copy
 import dataclasses
-from typing import Any, ClassVar, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional
 
 
 class ConfigError(ValueError):
     """A config value is invalid; the message names the field and the value."""
 
 
+# Dotted keys that no longer exist -> why: ``from_dict`` skips them (an old saved config still
+# loads: the field never had an effect) and ``ExperimentConfig.override`` names the reason.
+REMOVED_KEYS = {"finetune.eval_frequency": "it was never read: the experiment protocol's "
+                                           "--eval-every sets the evaluation period"}
+
+
 class ConfigNode:
     """``to_dict``/``from_dict`` of a config dataclass and of everything nested in it."""
-
-    # Dotted keys that no longer exist -> why. ``from_dict`` skips them (an old saved config:
-    # the field never had an effect); ``csp_tf.configs`` sets this to its ``REMOVED_KEYS``.
-    removed_keys: ClassVar[Mapping[str, str]] = {}
 
     def to_dict(self) -> Dict[str, Any]:
         return {f.name: _to_plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
@@ -35,7 +39,7 @@ class ConfigNode:
         fields = {f.name: f for f in dataclasses.fields(cls)}
         kwargs = {}
         for key, value in d.items():
-            if prefix + key in cls.removed_keys:
+            if prefix + key in REMOVED_KEYS:
                 continue  # an old saved config: the field never had an effect
             if key not in fields:
                 raise ConfigError(f"unknown config key {prefix + key!r}")
@@ -45,26 +49,24 @@ class ConfigNode:
         return cls(**kwargs)
 
 
-class OneOfNode:
-    """A section that holds one of several option dataclasses (the Model Garden OneOf).
+class OneOfNode(abc.ABC):
+    """A section that holds one of several option dataclasses (the Model Garden OneOf): it
+    (de)serialises itself and says how a dotted override reaches its options."""
 
-    Subclasses give ``to_dict``/``from_dict`` and say how a dotted override reaches them:
-    ``_override_child`` returns the nested section ``part`` (None: no such section) and
-    ``_override_assign`` sets the option ``name``.
-    """
-
-    def to_dict(self) -> Dict[str, Any]:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def to_dict(self) -> Dict[str, Any]: ...
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], prefix: str = "") -> "OneOfNode":
-        raise NotImplementedError
+    @abc.abstractmethod
+    def from_dict(cls, d: Mapping[str, Any], prefix: str = "") -> "OneOfNode": ...
 
+    @abc.abstractmethod
     def _override_child(self, part: str, path: str, key: str) -> Optional[Any]:
-        raise NotImplementedError
+        """The nested section ``part``; None where there is no such section."""
 
+    @abc.abstractmethod
     def _override_assign(self, name: str, value: Any, key: str) -> None:
-        raise NotImplementedError
+        """Sets the option ``name``."""
 
 
 def _flatten(d: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:

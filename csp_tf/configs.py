@@ -31,7 +31,7 @@ from typing import Any, Dict, Mapping
 
 import yaml
 
-from csp_tf.config_tree import ConfigError, ConfigNode, _assign, _child, _flatten
+from csp_tf.config_tree import REMOVED_KEYS, ConfigError, ConfigNode, _assign, _child, _flatten
 from csp_tf.encoder_options import (  # noqa: F401  (re-exported: importable from here as before)
     ENCODER_OPTIONS, MAP_RANGE, NETWORKS, OWN_HEADS, HarmonicsOptions, HexaGridOptions,
     MapRangeOptions, NerfOptions, PositionEncoderConfig, RBFOptions, RFFOptions, ScheduleOptions,
@@ -156,12 +156,6 @@ class FinetuneConfig(ConfigNode):
     image_classifier_steps: int = 1500
     image_classifier_fullbatch_lr: float = 0.2
     fusion: str = "calibrated"
-
-
-# Keys that no longer exist -> why; old saved configs still load, ``--set`` names the reason.
-REMOVED_KEYS = {"finetune.eval_frequency": "it was never read: the experiment protocol's "
-                                           "--eval-every sets the evaluation period"}
-ConfigNode.removed_keys = REMOVED_KEYS  # from_dict skips them in every section
 
 
 @dataclass

@@ -135,8 +135,8 @@ def _reshard(src_dir, dst_dir, num_files):
 
 def test_pretraining_batches_do_not_depend_on_the_file_layout(tiny_data_root, tmp_path):
     """ExampleGen reshards the same rows differently on every run: with the in-memory pool
-    (data.pretrain_in_memory_mb > 0) the rows are sorted by id, so a run on a re-sharded artifact
-    sees the same batches. Streamed (the default, 0) the order follows the files."""
+    (data.pretrain_in_memory_mb > 0, the default) the rows are sorted by id, so a run on a
+    re-sharded artifact sees the same batches. Streamed (0) the order follows the files."""
     from csp_tf.train.data_root import DataRoot, stage_inputs
 
     ours = DataRoot.open(tiny_data_root)
