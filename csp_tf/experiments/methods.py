@@ -200,6 +200,9 @@ def config_fingerprint(cfg: ExperimentConfig, ignore: Sequence[str] = ()) -> Dic
     d["data"].pop("data_root", None)
     for key in ("progress", "log_every_steps", "checkpoint_every_steps"):
         d["runtime"].pop(key, None)
+    if cfg.location_encoder.resolved_network() != "fcnet":
+        # only the FCNet reads it: a gridcell stage stays reusable when it changes
+        d["location_encoder"].pop("fcnet_dropout", None)
     return d
 
 

@@ -43,6 +43,16 @@ def test_fingerprint_ignores_where_the_data_lives():
     assert config_fingerprint(a) != config_fingerprint(b)
 
 
+def test_fingerprint_keeps_fcnet_dropout_only_for_an_fcnet():
+    """A gridcell stage trained before ``fcnet_dropout`` changed stays reusable; a wrap stage not."""
+    grid = [method_config(get_preset("places"), get_method("csp"), 0) for _ in range(2)]
+    wrap = [method_config(get_preset("places"), get_method("sup_wrap"), 0, 0.05) for _ in range(2)]
+    for a, b in (grid, wrap):
+        b.location_encoder.fcnet_dropout = 0.5 if a.location_encoder.fcnet_dropout != 0.5 else 0.0
+    assert config_fingerprint(grid[0]) == config_fingerprint(grid[1])
+    assert config_fingerprint(wrap[0]) != config_fingerprint(wrap[1])
+
+
 @pytest.mark.parametrize("fn,text", [(parse_methods, "csp,nope"), (parse_methods, "csp,csp"),
                                      (parse_ratios, "0.05,1.5"), (parse_ratios, "a"),
                                      (parse_ratios, "0"), (parse_seeds, "0,x"), (parse_seeds, "1,1")])
