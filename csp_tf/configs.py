@@ -75,6 +75,14 @@ class LocationEncoderConfig(ConfigNode):
                               "hexagridcell have their own head, no FFN)")
         return net
 
+    def model_fields(self) -> Dict[str, Any]:
+        """The fields that decide the built encoder: ``fcnet_dropout`` only where the network is
+        an FCNet, so a gridcell stage stays comparable (and reusable) when it changes."""
+        d = self.to_dict()
+        if self.resolved_network() != "fcnet":
+            d.pop("fcnet_dropout")
+        return d
+
 
 @dataclass
 class PretrainConfig(ConfigNode):

@@ -200,9 +200,7 @@ def config_fingerprint(cfg: ExperimentConfig, ignore: Sequence[str] = ()) -> Dic
     d["data"].pop("data_root", None)
     for key in ("progress", "log_every_steps", "checkpoint_every_steps"):
         d["runtime"].pop(key, None)
-    if cfg.location_encoder.resolved_network() != "fcnet":
-        # only the FCNet reads it: a gridcell stage stays reusable when it changes
-        d["location_encoder"].pop("fcnet_dropout", None)
+    d["location_encoder"] = cfg.location_encoder.model_fields()
     return d
 
 

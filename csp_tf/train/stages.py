@@ -268,7 +268,7 @@ def load_base_model(model: CSPModel, optimizer, base_model_dir: str,
         raise ConfigError(f"base model dir {base_model_dir!r} has no {CONFIG_FILE}: is it a "
                           "csp-tf pre-training output?")
     base = ExperimentConfig.load(base_cfg_path)
-    if base.location_encoder != config.location_encoder:
+    if base.location_encoder.model_fields() != config.location_encoder.model_fields():
         raise ConfigError(
             "the base model's location_encoder config differs from this run's: "
             f"{base.location_encoder} vs {config.location_encoder}")

@@ -101,6 +101,15 @@ def test_base_model_mismatch_is_a_clear_error(tiny_config, world, tmp_path):
                  base_model_dir=str(tmp_path / "pre"))
 
 
+def test_base_model_loads_when_only_an_unused_fcnet_dropout_differs(tiny_config, world, tmp_path):
+    assert tiny_config.location_encoder.resolved_network() != "fcnet"
+    pretrain(tiny_config, from_arrays(world, 64, seed=0), str(tmp_path / "pre"))
+    tiny_config.location_encoder.fcnet_dropout = 0.5 if tiny_config.location_encoder.fcnet_dropout != 0.5 else 0.0
+    ft = finetune(tiny_config, from_arrays(world, 64), from_arrays(world, 64), str(tmp_path / "ft"),
+                  base_model_dir=str(tmp_path / "pre"))
+    assert ft.completed
+
+
 def test_bad_inputs_fail_clearly(tiny_config, world, tmp_path):
     bad = dict(world, lon_lat=world["lon_lat"].copy())
     bad["lon_lat"][5, 1] = np.nan
