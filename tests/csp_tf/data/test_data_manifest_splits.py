@@ -11,7 +11,7 @@ import pytest
 
 from csp_tf import features as fk
 from csp_tf.data import reader, splits
-from csp_tf.data.ingest import FeatureStatsFn, run_ingest
+from csp_tf.data.ingest import run_ingest
 
 from data_test_helpers import read_dead_letter
 
@@ -127,27 +127,6 @@ def test_feature_stats_equal_numpy_over_the_written_rows(split_root):
     with open(os.path.join(root, "metadata.json")) as f:
         stats = json.load(f)["feature_stats"]
     assert set(stats) == {"count", "mean", "std", "std_floor"} and stats["std_floor"] == 1e-6
-
-
-def test_feature_stats_combine_is_stable_and_floors_constant_dimensions():
-    rng = np.random.default_rng(3)
-    x = np.stack([1e6 + rng.normal(0, 1e-2, 5000), np.full(5000, 3.0), rng.normal(0, 1, 5000)], 1)
-    x = x.astype(np.float32)
-    fn = FeatureStatsFn()
-    parts = []
-    for chunk in np.array_split(x, 7):  # several bundles merged, as a runner would
-        acc = fn.create_accumulator()
-        for row in chunk:
-            acc = fn.add_input(acc, {"features": row})
-        parts.append(acc)
-    out = fn.extract_output(fn.merge_accumulators([fn.create_accumulator()] + parts))
-    x64 = x.astype(np.float64)
-    assert out["count"] == 5000
-    np.testing.assert_allclose(out["mean"], x64.mean(axis=0), rtol=1e-12)
-    np.testing.assert_allclose(out["std"][0], x64[:, 0].std(), rtol=1e-6)
-    assert out["std"][1] == 1e-6  # a constant dimension: floored, never 0
-    empty = fn.extract_output(fn.create_accumulator())
-    assert empty["count"] == 0 and empty["mean"] is None
 
 
 def test_old_data_roots_have_no_feature_stats(split_root, tmp_path):
