@@ -88,6 +88,39 @@ def _select(fit: Callable[[object], object], grid: Sequence[object], predict: Ca
     return best  # type: ignore[return-value]
 
 
+def _lr(c_value: float):
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=c_value, max_iter=LR_MAX_ITER, tol=1e-4)
+
+
+def fit_knn_sphere(train: Arrays, val: Arrays, num_classes: int) -> Tuple[object, Dict[str, object]]:
+    """kNN on the unit sphere, k and weights chosen on val; (model, what was chosen)."""
+    from sklearn.neighbors import KNeighborsClassifier
+
+    y, yv = np.asarray(train["label"]), np.asarray(val["label"])
+    xs, xsv = unit_sphere(train["lon_lat"]), unit_sphere(val["lon_lat"])
+    grid = [(k, w) for k in KNN_KS if k <= len(y) for w in ("uniform", "distance")]
+    h, model, acc = _select(lambda hw: KNeighborsClassifier(hw[0], weights=hw[1]).fit(xs, y), grid,
+                            lambda m: _full_proba(m, xsv, num_classes), yv)
+    return model, {"k": h[0], "weights": h[1], "val_top1": acc}
+
+
+def fit_lr_sincos(train: Arrays, val: Arrays, num_classes: int) -> Tuple[object, Dict[str, object]]:
+    """Multinomial LR on multi-scale sin/cos of lon/lat, C chosen on val; (model, chosen)."""
+    y, yv = np.asarray(train["label"]), np.asarray(val["label"])
+    xf, xfv = multiscale_sincos(train["lon_lat"]), multiscale_sincos(val["lon_lat"])
+    h, model, acc = _select(lambda cv: _lr(cv).fit(xf, y), LR_CS,
+                            lambda m: _full_proba(m, xfv, num_classes), yv)
+    return model, {"C": h, "val_top1": acc, "iterations": int(model.n_iter_.max())}
+
+
+def location_baseline_proba(name: str, model, lon_lat: np.ndarray, num_classes: int) -> np.ndarray:
+    """P(y|loc) of a fitted ``knn_sphere`` or ``lr_sincos`` model, a column per class."""
+    features = {"knn_sphere": unit_sphere, "lr_sincos": multiscale_sincos}[name]
+    return _full_proba(model, features(lon_lat), num_classes)
+
+
 class BaselineSuite:
     """Fits the baselines for one labeled subset; ``scores(arrays)`` → probabilities per key."""
 
@@ -115,32 +148,17 @@ class BaselineSuite:
             return self._fit(train, val)
 
     def _fit(self, train: Arrays, val: Arrays) -> "BaselineSuite":
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.neighbors import KNeighborsClassifier
-
         c = self.num_classes
         y, yv = np.asarray(train["label"]), np.asarray(val["label"])
         t0 = time.time()
-        xs, xsv = unit_sphere(train["lon_lat"]), unit_sphere(val["lon_lat"])
-        grid = [(k, w) for k in KNN_KS if k <= len(y) for w in ("uniform", "distance")]
-        h, self.knn, acc = _select(
-            lambda hw: KNeighborsClassifier(hw[0], weights=hw[1]).fit(xs, y), grid,
-            lambda m: _full_proba(m, xsv, c), yv)
-        self.chosen["knn_sphere"] = {"k": h[0], "weights": h[1], "val_top1": acc}
+        self.knn, self.chosen["knn_sphere"] = fit_knn_sphere(train, val, c)
         self.seconds["knn_sphere"] = time.time() - t0
-
-        def lr(cval):
-            return LogisticRegression(C=cval, max_iter=LR_MAX_ITER, tol=1e-4)
-
         t0 = time.time()
-        xf, xfv = multiscale_sincos(train["lon_lat"]), multiscale_sincos(val["lon_lat"])
-        h, self.lr_loc, acc = _select(lambda cv: lr(cv).fit(xf, y), LR_CS,
-                                      lambda m: _full_proba(m, xfv, c), yv)
-        self.chosen["lr_sincos"] = {"C": h, "val_top1": acc, "iterations": int(self.lr_loc.n_iter_.max())}
+        self.lr_loc, self.chosen["lr_sincos"] = fit_lr_sincos(train, val, c)
         self.seconds["lr_sincos"] = time.time() - t0
         t0 = time.time()
         xi, xiv = self._image_x(train["image_features"]), self._image_x(val["image_features"])
-        h, self.lr_img, acc = _select(lambda cv: lr(cv).fit(xi, y), LR_CS,
+        h, self.lr_img, acc = _select(lambda cv: _lr(cv).fit(xi, y), LR_CS,
                                       lambda m: _full_proba(m, xiv, c), yv)
         self.chosen["lr_image"] = {"C": h, "val_top1": acc, "iterations": int(self.lr_img.n_iter_.max())}
         self.seconds["lr_image"] = time.time() - t0
@@ -149,8 +167,8 @@ class BaselineSuite:
 
     def scores(self, arrays: Arrays) -> Dict[str, np.ndarray]:
         c = self.num_classes
-        p_knn = _full_proba(self.knn, unit_sphere(arrays["lon_lat"]), c)
-        p_loc = _full_proba(self.lr_loc, multiscale_sincos(arrays["lon_lat"]), c)
+        p_knn = location_baseline_proba("knn_sphere", self.knn, arrays["lon_lat"], c)
+        p_loc = location_baseline_proba("lr_sincos", self.lr_loc, arrays["lon_lat"], c)
         p_img = _full_proba(self.lr_img, self._image_x(arrays["image_features"]), c)
         return {"knn_sphere": p_knn, "lr_sincos": p_loc, "lr_image": p_img,
                 "lr_image_x_knn": p_img * p_knn, "lr_image_x_lr_sincos": p_img * p_loc}

@@ -1,8 +1,8 @@
 """``csp-tf experiment`` and ``csp-tf map``: sub-commands registered by the main CLI.
 
 The console script (``csp_cli``) calls ``add_experiment_parser(subparsers)``, ``add_map_parser``,
-``add_tune_parser`` and ``add_report_parser``. TensorFlow is imported only when a command runs,
-so ``csp-tf --help`` stays instant.
+``add_tune_parser``, ``add_report_parser`` and ``add_compare_parser``. TensorFlow is imported
+only when a command runs, so ``csp-tf --help`` stays instant.
 """
 
 from __future__ import annotations
@@ -169,6 +169,54 @@ def cmd_report(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise CLIError(f"--gain-plot: {exc}") from None
     print(f"wrote {args.out}: {len(rows)} cells, {len(methods)} methods, seeds {seeds}")
+    return 0
+
+
+def add_compare_parser(subparsers) -> argparse.ArgumentParser:
+    """Registers ``compare``: paired significance of each cell against a location baseline."""
+    p = subparsers.add_parser(
+        "compare", help="is each model's location-only top-1 really above the kNN? (McNemar, "
+                        "paired on the same rows)",
+        description="Loads every fine-tuned cell of the experiment dirs, scores its P(y|loc) and "
+                    "a location baseline (fitted on the cell's label subset, chosen on val) on "
+                    "the same rows of --split, and writes the paired difference with its 95 %% "
+                    "interval and McNemar's exact p per cell, and a summary per method and ratio.")
+    p.add_argument("experiments", nargs="+", help="experiment dirs (their finetune/ cells)")
+    p.add_argument("--data-root", required=True, help="the data root the cells were trained on")
+    p.add_argument("--split", default="test", choices=["val", "test"], help="default test")
+    p.add_argument("--against", default="knn_sphere", choices=["knn_sphere", "lr_sincos"],
+                   help="the baseline (default knn_sphere)")
+    p.add_argument("--methods", default=None, help="only these method keys, comma-separated")
+    p.add_argument("--ratios", default=None, help="only these label ratios, comma-separated")
+    p.add_argument("--out", required=True, help="markdown file to write")
+    p.add_argument("--json", default=None, help="also write the rows as JSON")
+    p.set_defaults(func=cmd_compare)
+    return p
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    import json
+
+    from csp_tf.experiments.methods import parse_ratios
+    from csp_tf.experiments.significance import compare_cells, find_cells, render
+
+    methods = [m for m in args.methods.split(",") if m] if args.methods else None
+    try:
+        cells = find_cells(args.experiments, methods,
+                           parse_ratios(args.ratios) if args.ratios else None)
+    except FileNotFoundError as exc:
+        raise CLIError(str(exc)) from None
+    if not cells:
+        raise CLIError("no fine-tuned cells (finetune/<method>/ratio<r>/seed<s>/model.keras) "
+                       "match under " + ", ".join(args.experiments))
+    rows = compare_cells(args.data_root, cells, args.split, args.against,
+                         echo=lambda line: print(line, flush=True))
+    with open(args.out, "w") as f:
+        f.write(render(rows))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=2)
+    print(f"wrote {args.out}: {len(rows)} cells")
     return 0
 
 

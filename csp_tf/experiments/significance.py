@@ -1,0 +1,182 @@
+"""Is a model's location-only top-1 really above (or below) a simple baseline's?
+
+Seed means ± std say how much a result moves with the seed; they do not say whether a 0.05-point
+gap to the kNN is more than the evaluation split can resolve (21 755 test places: one place is
+0.005 points). This compares each fine-tuned cell with a location baseline (``knn_sphere`` or
+``lr_sincos``, fitted on the cell's own label subset, chosen on val, as in ``experiment``) on the
+*same* evaluation rows:
+
+* ``a_only`` / ``b_only``: rows only the model / only the baseline gets right (top-1);
+* ``p_value``: exact two-sided McNemar test on those discordant rows (binomial, p = 1/2);
+* ``ci95``: 95 % interval of the paired difference in points (normal, over rows).
+
+Read-only over finished experiment dirs: models are loaded from ``finetune/<method>/ratio<r>/
+seed<s>/``, nothing is trained.
+"""
+
+from __future__ import annotations
+
+import glob
+import math
+import os
+import re
+from dataclasses import asdict, dataclass
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+Echo = Callable[[str], None]
+LOCATION_BASELINES = ("knn_sphere", "lr_sincos")
+ALPHA = 0.05
+_CELL = re.compile(r"finetune/(?P<method>[^/]+)/ratio(?P<ratio>[0-9.e-]+)/seed(?P<seed>\d+)$")
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    """Two predictors scored on the same rows (a: the model, b: the baseline)."""
+
+    n: int
+    top1_a: float
+    top1_b: float
+    a_only: int
+    b_only: int
+    diff: float  # top1_a - top1_b, points
+    ci95: Tuple[float, float]
+    p_value: float
+
+    @property
+    def verdict(self) -> str:
+        """``above`` / ``below`` where McNemar rejects equality at ``ALPHA``, else ``level``."""
+        if self.p_value >= ALPHA:
+            return "level"
+        return "above" if self.diff > 0 else "below"
+
+
+def binomial_two_sided(k: int, n: int) -> float:
+    """Exact two-sided p of ``k`` successes in ``n`` fair coin flips (McNemar's exact test)."""
+    if n == 0:
+        return 1.0
+    k = min(k, n - k)
+    tail = sum(math.comb(n, i) for i in range(k + 1))
+    return min(1.0, 2 * tail / 2 ** n)  # int / int: exact rounding, no overflow for large n
+
+
+def paired_test(correct_a: np.ndarray, correct_b: np.ndarray) -> PairedTest:
+    """McNemar and a paired 95 % interval for two boolean per-row correctness vectors."""
+    a, b = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
+    if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
+        raise ValueError(f"need two equal, non-empty 1-D vectors, got {a.shape} and {b.shape}")
+    n = len(a)
+    d = a.astype(np.float64) - b.astype(np.float64)
+    half = 1.96 * 100.0 * d.std(ddof=1) / math.sqrt(n) if n > 1 else float("nan")
+    diff = 100.0 * d.mean()
+    a_only, b_only = int(np.sum(a & ~b)), int(np.sum(~a & b))
+    return PairedTest(n, 100.0 * a.mean(), 100.0 * b.mean(), a_only, b_only, diff,
+                      (diff - half, diff + half), binomial_two_sided(a_only, a_only + b_only))
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One fine-tuned model of an experiment dir."""
+
+    run: str
+    method: str
+    ratio: float
+    seed: int
+    path: str
+
+
+def find_cells(run_dirs: Sequence[str], methods: Optional[Sequence[str]] = None,
+               ratios: Optional[Sequence[float]] = None) -> List[Cell]:
+    """Every ``finetune/<method>/ratio<r>/seed<s>`` holding a ``model.keras`` under ``run_dirs``."""
+    cells = []
+    for run in run_dirs:
+        if not os.path.isdir(os.path.join(run, "finetune")):
+            raise FileNotFoundError(f"{run}: no finetune/ directory; is it a `csp-tf experiment` "
+                                    "output?")
+        for model in sorted(glob.glob(os.path.join(run, "finetune", "*", "ratio*", "seed*",
+                                                   "model.keras"))):
+            m = _CELL.search(os.path.dirname(model).replace(os.sep, "/"))
+            if m is None:
+                continue
+            ratio = float(m["ratio"])
+            if (methods and m["method"] not in methods) or \
+                    (ratios and not any(abs(ratio - r) < 1e-9 for r in ratios)):
+                continue
+            cells.append(Cell(run, m["method"], ratio, int(m["seed"]), os.path.dirname(model)))
+    return cells
+
+
+def top1_correct(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per-row top-1 hit, ties against the true class (as ``evaluate.ranking_metrics``)."""
+    true = scores[np.arange(len(labels)), labels]
+    return np.sum(scores >= true[:, None], axis=1) == 1
+
+
+def compare_cells(data_root: str, cells: Sequence[Cell], split: str = "test",
+                  against: str = "knn_sphere", echo: Echo = print) -> List[Dict[str, object]]:
+    """One row per cell: the model's location-only top-1 against ``against`` on ``split``."""
+    from csp_tf.evaluate import predict_arrays
+    from csp_tf.experiments.baselines import (fit_knn_sphere, fit_lr_sincos, located_labeled,
+                                              location_baseline_proba)
+    from csp_tf.models.loading import load_csp_model
+    from csp_tf.train.data_root import DataRoot
+
+    if against not in LOCATION_BASELINES:
+        raise ValueError(f"against={against!r}: one of {', '.join(LOCATION_BASELINES)}")
+    fit = {"knn_sphere": fit_knn_sphere, "lr_sincos": fit_lr_sincos}[against]
+    data = DataRoot.open(data_root)
+    rows_eval = located_labeled(data.labeled(split))
+    labels = rows_eval["label"].astype(np.int64)
+    baseline: Dict[float, np.ndarray] = {}
+    out = []
+    for i, cell in enumerate(cells, 1):
+        if cell.ratio not in baseline:
+            model, chosen = fit(located_labeled(data.labeled("train", cell.ratio)),
+                                located_labeled(data.labeled("val")), data.num_classes)
+            proba = location_baseline_proba(against, model, rows_eval["lon_lat"], data.num_classes)
+            baseline[cell.ratio] = top1_correct(proba, labels)
+            echo(f"{against} at ratio {cell.ratio:g}: {chosen}")
+        model = load_csp_model(cell.path)
+        scores = predict_arrays(model, rows_eval["lon_lat"].astype(np.float32),
+                                rows_eval["image_features"].astype(np.float32))
+        if scores["location_probabilities"].shape[1] != data.num_classes:
+            raise ValueError(f"{cell.path}: {scores['location_probabilities'].shape[1]} classes, "
+                             f"but {data_root} has {data.num_classes}")
+        test = paired_test(top1_correct(scores["location_probabilities"], labels),
+                           baseline[cell.ratio])
+        row = {**asdict(cell), "against": against, "split": split, **asdict(test),
+               "verdict": test.verdict}
+        out.append(row)
+        echo(f"[{i}/{len(cells)}] {cell.method:<13} ratio={cell.ratio:<5g} seed={cell.seed}: "
+             f"{test.top1_a:.2f} vs {test.top1_b:.2f} ({test.diff:+.2f}, p={test.p_value:.3f}, "
+             f"{test.verdict})")
+    return out
+
+
+def render(rows: Sequence[Dict[str, object]]) -> str:
+    """Markdown: one line per cell, then a per (method, ratio) summary over seeds."""
+    if not rows:
+        return "no cells\n"
+    against, split = rows[0]["against"], rows[0]["split"]
+    lines = [f"Location-only top-1 (%) against `{against}` on `{split}`, paired on the same rows "
+             f"(McNemar exact, α = {ALPHA}).", "",
+             "| run | method | ratio | seed | model | baseline | diff (95 % CI) | model only / "
+             "baseline only | p | verdict |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lo, hi = r["ci95"]  # type: ignore[misc]
+        lines.append(f"| {r['run']} | {r['method']} | {r['ratio']:g} | {r['seed']} | "
+                     f"{r['top1_a']:.2f} | {r['top1_b']:.2f} | {r['diff']:+.2f} ({lo:+.2f}, "
+                     f"{hi:+.2f}) | {r['a_only']} / {r['b_only']} | {r['p_value']:.3f} | "
+                     f"{r['verdict']} |")
+    groups: Dict[Tuple[str, float], List[Dict[str, object]]] = {}
+    for r in rows:
+        groups.setdefault((str(r["method"]), float(r["ratio"])), []).append(r)  # type: ignore[arg-type]
+    lines += ["", "| method | ratio | seeds | mean diff | above / level / below |",
+              "|---|---|---|---|---|"]
+    for (method, ratio), rs in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        diffs = [float(r["diff"]) for r in rs]  # type: ignore[arg-type]
+        counts = [sum(r["verdict"] == v for r in rs) for v in ("above", "level", "below")]
+        lines.append(f"| {method} | {ratio:g} | {len(rs)} | {np.mean(diffs):+.2f} | "
+                     f"{counts[0]} / {counts[1]} / {counts[2]} |")
+    return "\n".join(lines) + "\n"
