@@ -107,6 +107,17 @@ def find_cells(run_dirs: Sequence[str], methods: Optional[Sequence[str]] = None,
     return cells
 
 
+def recipe_of(cell_dir: str) -> str:
+    """12 hex digits naming the cell's config up to its seed: cells of one recipe are the seeds
+    of one result, whichever experiment dir they were run in."""
+    from csp_tf.configs import ExperimentConfig
+    from csp_tf.experiments.protocol import fingerprint_hash
+
+    cfg = ExperimentConfig.load(os.path.join(cell_dir, "config.yaml"))
+    cfg.runtime.seed = 0
+    return fingerprint_hash(cfg)
+
+
 def top1_correct(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Per-row top-1 hit, ties against the true class (as ``evaluate.ranking_metrics``)."""
     true = scores[np.arange(len(labels)), labels]
@@ -145,8 +156,8 @@ def compare_cells(data_root: str, cells: Sequence[Cell], split: str = "test",
                              f"but {data_root} has {data.num_classes}")
         test = paired_test(top1_correct(scores["location_probabilities"], labels),
                            baseline[cell.ratio])
-        row = {**asdict(cell), "against": against, "split": split, **asdict(test),
-               "verdict": test.verdict}
+        row = {**asdict(cell), "recipe": recipe_of(cell.path), "against": against,
+               "split": split, **asdict(test), "verdict": test.verdict}
         out.append(row)
         echo(f"[{i}/{len(cells)}] {cell.method:<13} ratio={cell.ratio:<5g} seed={cell.seed}: "
              f"{test.top1_a:.2f} vs {test.top1_b:.2f} ({test.diff:+.2f}, p={test.p_value:.3f}, "
@@ -169,14 +180,17 @@ def render(rows: Sequence[Dict[str, object]]) -> str:
                      f"{r['top1_a']:.2f} | {r['top1_b']:.2f} | {r['diff']:+.2f} ({lo:+.2f}, "
                      f"{hi:+.2f}) | {r['a_only']} / {r['b_only']} | {r['p_value']:.3f} | "
                      f"{r['verdict']} |")
-    groups: Dict[Tuple[str, float], List[Dict[str, object]]] = {}
+    groups: Dict[Tuple[float, str, str], List[Dict[str, object]]] = {}
     for r in rows:
-        groups.setdefault((str(r["method"]), float(r["ratio"])), []).append(r)  # type: ignore[arg-type]
-    lines += ["", "| method | ratio | seeds | mean diff | above / level / below |",
-              "|---|---|---|---|---|"]
-    for (method, ratio), rs in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        groups.setdefault((float(r["ratio"]), str(r["method"]), str(r["recipe"])), []).append(r)  # type: ignore[arg-type]
+    lines += ["", "Per recipe (cells whose configs differ only in the seed):", "",
+              "| method | ratio | recipe | seeds | model | mean diff | above / level / below |",
+              "|---|---|---|---|---|---|---|"]
+    for (ratio, method, recipe), rs in sorted(groups.items()):
         diffs = [float(r["diff"]) for r in rs]  # type: ignore[arg-type]
+        top1 = [float(r["top1_a"]) for r in rs]  # type: ignore[arg-type]
+        spread = f" ± {np.std(top1, ddof=1):.2f}" if len(rs) > 1 else ""
         counts = [sum(r["verdict"] == v for r in rs) for v in ("above", "level", "below")]
-        lines.append(f"| {method} | {ratio:g} | {len(rs)} | {np.mean(diffs):+.2f} | "
-                     f"{counts[0]} / {counts[1]} / {counts[2]} |")
+        lines.append(f"| {method} | {ratio:g} | {recipe} | {len(rs)} | {np.mean(top1):.2f}{spread} "
+                     f"| {np.mean(diffs):+.2f} | {counts[0]} / {counts[1]} / {counts[2]} |")
     return "\n".join(lines) + "\n"
