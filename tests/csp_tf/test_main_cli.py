@@ -77,6 +77,7 @@ def test_resume_by_rerunning_the_same_command(data_root, tmp_path, capsys):
      "data.feature_dim=99"),
     (["finetune", "--data-root", "{root}", "--out", "{tmp}/x", "--set", "pretrain.bogus=1"],
      "unknown config key 'pretrain.bogus'"),
+    (["compare", "{tmp}", "--data-root", "{root}", "--out", "{tmp}/c.md"], "no finetune/ directory"),
 ])
 def test_user_errors_are_one_line(argv, needle, trained, data_root, tmp_path, capsys):
     pd.DataFrame({"lon": [0.0, 1.0], "lat": [0.0, 91.0]}).to_csv(tmp_path / "bad.csv", index=False)
@@ -91,7 +92,7 @@ def test_help_is_fast_and_lists_commands():
                          timeout=60)
     assert out.returncode == 0
     for cmd in ("pretrain", "finetune", "evaluate", "export", "embed", "generate", "ingest", "pipeline",
-                "query", "experiment", "map"):
+                "query", "experiment", "map", "compare"):
         assert cmd in out.stdout
     assert "import tensorflow" not in out.stderr
 
