@@ -209,8 +209,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if not cells:
         raise CLIError("no fine-tuned cells (finetune/<method>/ratio<r>/seed<s>/model.keras) "
                        "match under " + ", ".join(args.experiments))
-    rows = compare_cells(args.data_root, cells, args.split, args.against,
-                         echo=lambda line: print(line, flush=True))
+    try:
+        rows = compare_cells(args.data_root, cells, args.split, args.against,
+                             echo=lambda line: print(line, flush=True))
+    except (ValueError, FileNotFoundError) as exc:  # a cell of other data, a damaged cell dir
+        raise CLIError(str(exc)) from None
     with open(args.out, "w") as f:
         f.write(render(rows))
     if args.json:

@@ -200,7 +200,8 @@ def config_fingerprint(cfg: ExperimentConfig, ignore: Sequence[str] = ()) -> Dic
     d["data"].pop("data_root", None)
     for key in ("progress", "log_every_steps", "checkpoint_every_steps"):
         d["runtime"].pop(key, None)
-    d["location_encoder"] = cfg.location_encoder.model_fields()
+    if "location_encoder" in d:
+        d["location_encoder"] = cfg.location_encoder.model_fields()
     return d
 
 

@@ -127,6 +127,8 @@ def top1_correct(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
 def compare_cells(data_root: str, cells: Sequence[Cell], split: str = "test",
                   against: str = "knn_sphere", echo: Echo = print) -> List[Dict[str, object]]:
     """One row per cell: the model's location-only top-1 against ``against`` on ``split``."""
+    import keras
+
     from csp_tf.evaluate import predict_arrays
     from csp_tf.experiments.baselines import (fit_knn_sphere, fit_lr_sincos, located_labeled,
                                               location_baseline_proba)
@@ -154,6 +156,8 @@ def compare_cells(data_root: str, cells: Sequence[Cell], split: str = "test",
         if scores["location_probabilities"].shape[1] != data.num_classes:
             raise ValueError(f"{cell.path}: {scores['location_probabilities'].shape[1]} classes, "
                              f"but {data_root} has {data.num_classes}")
+        del model
+        keras.backend.clear_session()  # one model at a time: a long list of cells stays flat in memory
         test = paired_test(top1_correct(scores["location_probabilities"], labels),
                            baseline[cell.ratio])
         row = {**asdict(cell), "recipe": recipe_of(cell.path), "against": against,
