@@ -154,7 +154,8 @@ def generate_world(out_dir: str, size: str = "small", *, num_species: Optional[i
     labeled[rng.permutation(total)[:params.num_labeled]] = True
     class_names = [s["name"] for s in species]
     rows = observation_rows(lon, lat, labels, labeled, class_names, rng)
-    bad = broken_rows(params, rows, features, class_names, rng) if params.inject_bad_rows else []
+    bad = (broken_rows(params.manifest_format, rows, features, class_names, rng)
+           if params.inject_bad_rows else [])
     bad_rows = dict(sorted(collections.Counter(reason for _, _, reason in bad).items()))
 
     manifest = os.path.join(out_dir, f"manifest.{params.manifest_format}")

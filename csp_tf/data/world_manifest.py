@@ -1,8 +1,9 @@
 """The generated world's rows and manifest files (``world.generate_world`` decides what they hold).
 
-``observation_rows`` gives every observation an id, a date and an observer; ``broken_rows`` adds the
-deliberately broken rows the ingest must dead-letter (one per reason, ``inject_bad_rows``);
-``write_manifest`` writes CSV, JSON Lines or Parquet with the bad rows mixed in.
+``observation_rows`` gives every observation an id, a date and an observer; ``broken_rows``
+adds the deliberately broken rows the ingest must dead-letter (two per reason the format can
+hold, ``inject_bad_rows``); ``write_manifest`` writes CSV, JSON Lines or Parquet with the bad rows
+mixed in. It imports nothing from ``world.py`` (tests/test_import_graph.py forbids cycles).
 """
 
 from __future__ import annotations
@@ -10,15 +11,13 @@ from __future__ import annotations
 import io
 import json
 import math
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-if TYPE_CHECKING:  # world.py imports this module
-    from csp_tf.data.world import WorldParams
 
 def observation_rows(lon: np.ndarray, lat: np.ndarray, labels: np.ndarray, labeled: np.ndarray,
-          class_names: Sequence[str], rng: np.random.Generator) -> Dict[str, np.ndarray]:
+                     class_names: Sequence[str], rng: np.random.Generator) -> Dict[str, np.ndarray]:
     n = len(lon)
     days = rng.integers(0, 4018, size=n)  # 2010-01-01 .. 2020-12-31
     dates = (np.datetime64("2010-01-01") + days.astype("timedelta64[D]")).astype(str)
@@ -33,10 +32,11 @@ def observation_rows(lon: np.ndarray, lat: np.ndarray, labels: np.ndarray, label
     }
 
 
-def broken_rows(params: WorldParams, rows: Dict[str, np.ndarray], features: np.ndarray,
-              class_names: Sequence[str], rng: np.random.Generator) -> List[Tuple[Dict[str, Any], Optional[str], str]]:
-    """(row, raw text override or None, expected reason): two rows of each kind the format allows."""
-    fmt = params.manifest_format
+def broken_rows(fmt: str, rows: Dict[str, np.ndarray], features: np.ndarray,
+                class_names: Sequence[str], rng: np.random.Generator
+                ) -> List[Tuple[Dict[str, Any], Optional[str], str]]:
+    """(row, raw text override or None, expected reason): two rows of each kind ``fmt`` (the
+    manifest format) allows."""
     out: List[Tuple[Dict[str, Any], Optional[str], str]] = []
     duplicated = rng.choice(len(rows["id"]), size=2, replace=False)
     for k in range(2):

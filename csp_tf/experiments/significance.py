@@ -157,7 +157,7 @@ def compare_cells(data_root: str, cells: Sequence[Cell], split: str = "test",
             raise ValueError(f"{cell.path}: {scores['location_probabilities'].shape[1]} classes, "
                              f"but {data_root} has {data.num_classes}")
         del model
-        keras.backend.clear_session()  # one model at a time: a long list of cells stays flat in memory
+        keras.backend.clear_session()  # one model at a time: memory stays flat over many cells
         test = paired_test(top1_correct(scores["location_probabilities"], labels),
                            baseline[cell.ratio])
         row = {**asdict(cell), "recipe": recipe_of(cell.path), "against": against,
@@ -186,7 +186,8 @@ def render(rows: Sequence[Dict[str, object]]) -> str:
                      f"{r['verdict']} |")
     groups: Dict[Tuple[float, str, str], List[Dict[str, object]]] = {}
     for r in rows:
-        groups.setdefault((float(r["ratio"]), str(r["method"]), str(r["recipe"])), []).append(r)  # type: ignore[arg-type]
+        key = (float(r["ratio"]), str(r["method"]), str(r["recipe"]))  # type: ignore[arg-type]
+        groups.setdefault(key, []).append(r)
     lines += ["", "Per recipe (cells whose configs differ only in the seed):", "",
               "| method | ratio | recipe | seeds | model | mean diff | above / level / below |",
               "|---|---|---|---|---|---|---|"]
