@@ -24,7 +24,8 @@ from tfx_pipeline.cli import add_pipeline_parser
 
 REGISTRARS = (add_stage_parsers, add_generate_parser, add_ingest_parser, add_dataset_parser,
               add_experiment_parser, add_map_parser, add_tune_parser, add_report_parser,
-              add_compare_parser, add_ablation_parser, add_pipeline_parser, add_query_parser, add_serve_parser)
+              add_compare_parser, add_ablation_parser, add_pipeline_parser, add_query_parser,
+              add_serve_parser)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -115,10 +115,16 @@ def fit_lr_sincos(train: Arrays, val: Arrays, num_classes: int) -> Tuple[object,
     return model, {"C": h, "val_top1": acc, "iterations": int(model.n_iter_.max())}
 
 
+# The location-only baselines: name -> (fit on train with val selection, its input features).
+LOCATION_BASELINES: Dict[str, Tuple[Callable, Callable[[np.ndarray], np.ndarray]]] = {
+    "knn_sphere": (fit_knn_sphere, unit_sphere),
+    "lr_sincos": (fit_lr_sincos, multiscale_sincos),
+}
+
+
 def location_baseline_proba(name: str, model, lon_lat: np.ndarray, num_classes: int) -> np.ndarray:
     """P(y|loc) of a fitted ``knn_sphere`` or ``lr_sincos`` model, a column per class."""
-    features = {"knn_sphere": unit_sphere, "lr_sincos": multiscale_sincos}[name]
-    return _full_proba(model, features(lon_lat), num_classes)
+    return _full_proba(model, LOCATION_BASELINES[name][1](lon_lat), num_classes)
 
 
 class BaselineSuite:

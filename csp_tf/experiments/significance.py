@@ -26,7 +26,6 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 Echo = Callable[[str], None]
-LOCATION_BASELINES = ("knn_sphere", "lr_sincos")
 ALPHA = 0.05
 _CELL = re.compile(r"finetune/(?P<method>[^/]+)/ratio(?P<ratio>[0-9.e-]+)/seed(?P<seed>\d+)$")
 
@@ -107,21 +106,21 @@ def find_cells(run_dirs: Sequence[str], methods: Optional[Sequence[str]] = None,
     return cells
 
 
-def recipe_of(cell_dir: str) -> str:
-    """12 hex digits naming the cell's config up to its seed: cells of one recipe are the seeds
+def recipe_of(cfg) -> str:
+    """12 hex digits naming a cell's config up to its seed: cells of one recipe are the seeds
     of one result, whichever experiment dir they were run in."""
-    from csp_tf.configs import ExperimentConfig
     from csp_tf.experiments.protocol import fingerprint_hash
 
-    cfg = ExperimentConfig.load(os.path.join(cell_dir, "config.yaml"))
+    cfg = cfg.copy()
     cfg.runtime.seed = 0
     return fingerprint_hash(cfg)
 
 
 def top1_correct(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Per-row top-1 hit, ties against the true class (as ``evaluate.ranking_metrics``)."""
-    true = scores[np.arange(len(labels)), labels]
-    return np.sum(scores >= true[:, None], axis=1) == 1
+    """Per-row top-1 hit, ties against the true class (``evaluate.ranks_of_true_class``)."""
+    from csp_tf.evaluate import ranks_of_true_class
+
+    return ranks_of_true_class(np.asarray(scores, np.float64), np.asarray(labels, np.int64)) == 1
 
 
 def compare_cells(data_root: str, cells: Sequence[Cell], split: str = "test",
@@ -129,15 +128,16 @@ def compare_cells(data_root: str, cells: Sequence[Cell], split: str = "test",
     """One row per cell: the model's location-only top-1 against ``against`` on ``split``."""
     import keras
 
-    from csp_tf.evaluate import predict_arrays
-    from csp_tf.experiments.baselines import (fit_knn_sphere, fit_lr_sincos, located_labeled,
+    from csp_tf.configs import ExperimentConfig
+    from csp_tf.experiments.analysis import correct_by_class
+    from csp_tf.experiments.baselines import (LOCATION_BASELINES, located_labeled,
                                               location_baseline_proba)
     from csp_tf.models.loading import load_csp_model
     from csp_tf.train.data_root import DataRoot
 
     if against not in LOCATION_BASELINES:
         raise ValueError(f"against={against!r}: one of {', '.join(LOCATION_BASELINES)}")
-    fit = {"knn_sphere": fit_knn_sphere, "lr_sincos": fit_lr_sincos}[against]
+    fit = LOCATION_BASELINES[against][0]
     data = DataRoot.open(data_root)
     rows_eval = located_labeled(data.labeled(split))
     labels = rows_eval["label"].astype(np.int64)
@@ -150,17 +150,16 @@ def compare_cells(data_root: str, cells: Sequence[Cell], split: str = "test",
             proba = location_baseline_proba(against, model, rows_eval["lon_lat"], data.num_classes)
             baseline[cell.ratio] = top1_correct(proba, labels)
             echo(f"{against} at ratio {cell.ratio:g}: {chosen}")
+        cfg = ExperimentConfig.load(os.path.join(cell.path, "config.yaml"))
+        if cfg.data.num_classes != data.num_classes:
+            raise ValueError(f"{cell.path}: {cfg.data.num_classes} classes, but {data_root} has "
+                             f"{data.num_classes}")
         model = load_csp_model(cell.path)
-        scores = predict_arrays(model, rows_eval["lon_lat"].astype(np.float32),
-                                rows_eval["image_features"].astype(np.float32))
-        if scores["location_probabilities"].shape[1] != data.num_classes:
-            raise ValueError(f"{cell.path}: {scores['location_probabilities'].shape[1]} classes, "
-                             f"but {data_root} has {data.num_classes}")
+        hits = correct_by_class(model, rows_eval, "location_probabilities").astype(bool)
         del model
         keras.backend.clear_session()  # one model at a time: memory stays flat over many cells
-        test = paired_test(top1_correct(scores["location_probabilities"], labels),
-                           baseline[cell.ratio])
-        row = {**asdict(cell), "recipe": recipe_of(cell.path), "against": against,
+        test = paired_test(hits, baseline[cell.ratio])
+        row = {**asdict(cell), "recipe": recipe_of(cfg), "against": against,
                "split": split, **asdict(test), "verdict": test.verdict}
         out.append(row)
         echo(f"[{i}/{len(cells)}] {cell.method:<13} ratio={cell.ratio:<5g} seed={cell.seed}: "
