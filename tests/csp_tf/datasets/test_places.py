@@ -13,7 +13,7 @@ import pytest
 
 from csp_tf.data import splits
 from csp_tf.data.errors import DataError
-from csp_tf.datasets import places, rasters, sources
+from csp_tf.datasets import place_labels, places, rasters, sources
 
 FILES = ("manifest.csv", "labels.txt", "sources.json", "SOURCES.md", "build_info.json")
 
@@ -190,3 +190,36 @@ def test_manifest_fields_with_commas_and_quotes_round_trip_through_ingest(tmp_pa
         rec = validation.validate_row(raw, 2, None, str(tmp_path))
         assert (rec["id"], rec["label"]) == (row_id, label)
         np.testing.assert_array_equal(rec["features"], feats)
+
+
+def test_haze_label_keeps_rows_splits_and_features_of_the_country_build(standin, built, tmp_path):
+    cache, srcs = standin
+    out = str(tmp_path / "haze")
+    info = places.build_places(out, cache, srcs, label="haze_peak_month", log=lambda *_: None)
+    country, haze = _rows(built[0]), _rows(out)
+    # the expected label of every country-build row, from the same turbidity grid
+    rs = places.read_rasters(sources.fetch_all(srcs, cache))
+    month = dict(zip([r["id"] for r in country], place_labels.haze_peak_month(
+        rs["turbidity"], np.array([float(r["lon"]) for r in country]),
+        np.array([float(r["lat"]) for r in country]))))
+    counts = {m: sum(v == m for v in month.values()) for m in set(month.values())}
+    dropped = sorted(m for m, n in counts.items() if n < 10)
+    assert info["label"] == "haze_peak_month" and info["dropped_classes_label"] == dropped
+    kept = [r for r in country if month[r["id"]] not in dropped]
+    assert len(haze) == len(kept) == info["rows"] and len(kept) > 300
+    assert [(r["id"], r["lon"], r["lat"], r["features"], r["split"], r["label"]) for r in haze] == [
+        (r["id"], r["lon"], r["lat"], r["features"], r["split"], month[r["id"]]) for r in kept]
+    with open(os.path.join(out, "labels.txt"), encoding="utf-8") as f:
+        labels = f.read().split()
+    assert labels == sorted(set(month.values()) - set(dropped)) and len(labels) >= 3
+    # subsets are stratified by the new label: every month keeps a labelled row at every ratio
+    for ratio in places.RATIOS:
+        at_ratio = {r["label"] for r in haze if r["split"] == "train" and float(r["subset"]) <= ratio}
+        assert at_ratio == {r["label"] for r in haze if r["split"] == "train"}, ratio
+    assert "label" not in built[1]  # the default country build's build_info is unchanged
+
+
+def test_an_unknown_label_is_a_clear_error(standin, tmp_path):
+    cache, srcs = standin
+    with pytest.raises(DataError, match="label 'biome': not one of"):
+        places.build_places(str(tmp_path / "o"), cache, srcs, label="biome")

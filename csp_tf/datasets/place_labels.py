@@ -1,0 +1,37 @@
+"""Which real attribute of a place the ``places`` set uses as its label.
+
+* ``country``: the place's ISO country code (GeoNames). A piecewise-constant function of location
+  whose borders owe nothing to the surroundings, so the "image" side can tell little about it
+  that the location does not: the main development set.
+* ``haze_peak_month``: the calendar month in which the Linke turbidity climatology (pvlib's
+  SoDa/MINES grid, 5', 12 months) peaks at the place: dust seasons, biomass-burning seasons,
+  monsoon haze. A real climatological attribute that follows climate, not borders, so the
+  surroundings features (relief, land, annual haze and its range, colour) say something about
+  it and neighbouring places mostly share it: the regime the paper's method is built for
+  (species ranges follow environment), used as the control set in docs/results.md. The 12
+  monthly values themselves are not among the features (only their annual mean and range).
+"""
+
+from __future__ import annotations
+
+from typing import List, Tuple
+
+import numpy as np
+
+from csp_tf.datasets import rasters
+
+LABEL_KINDS: Tuple[str, ...] = ("country", "haze_peak_month")
+# Numbered so that sorting (labels.txt order = class index) is calendar order.
+MONTHS: Tuple[str, ...] = ("01-jan", "02-feb", "03-mar", "04-apr", "05-may", "06-jun",
+                           "07-jul", "08-aug", "09-sep", "10-oct", "11-nov", "12-dec")
+
+
+def haze_peak_month(lt: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> List[str]:
+    """The month of the highest Linke turbidity in the place's 5' cell (``lt``: rows × cols × 12,
+    value·20 as pvlib ships it); a tie goes to the earlier month."""
+    if lt.ndim != 3 or lt.shape[2] != 12:
+        raise ValueError(f"Linke turbidity grid must be rows x cols x 12, got {lt.shape}")
+    r, c = rasters.cell_index(lt.shape[:2], lon, lat)
+    peak = np.argmax(lt[r, c, :], axis=1)
+    return [MONTHS[m] for m in peak.tolist()]
+

@@ -1,0 +1,34 @@
+"""place_labels: the month of peak haze at a place, read from a 12-month turbidity grid."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from csp_tf.datasets import place_labels
+
+
+def _grid(rows: int = 18, cols: int = 36) -> np.ndarray:
+    lt = np.full((rows, cols, 12), 40, np.uint8)
+    lt[:9, :, 6] = 90       # northern half peaks in July
+    lt[9:, :18, 0] = 90     # south-west in January
+    lt[9:, 18:, 8] = 70     # south-east: September and November tie ...
+    lt[9:, 18:, 10] = 70    # ... the earlier month wins
+    return lt
+
+
+def test_peak_month_follows_the_cell_of_each_place():
+    lon = np.array([-170.0, 10.0, -100.0, 100.0, 179.9])
+    lat = np.array([45.0, 5.0, -30.0, -60.0, -89.9])
+    assert place_labels.haze_peak_month(_grid(), lon, lat) == [
+        "07-jul", "07-jul", "01-jan", "09-sep", "09-sep"]
+
+
+def test_months_sort_in_calendar_order():
+    # labels.txt is written sorted: the class index must follow the calendar
+    assert sorted(place_labels.MONTHS) == list(place_labels.MONTHS) and len(place_labels.MONTHS) == 12
+
+
+def test_a_grid_without_twelve_months_is_refused():
+    with pytest.raises(ValueError, match="rows x cols x 12"):
+        place_labels.haze_peak_month(np.zeros((18, 36, 4)), np.zeros(1), np.zeros(1))
