@@ -223,3 +223,12 @@ def test_an_unknown_label_is_a_clear_error(standin, tmp_path):
     cache, srcs = standin
     with pytest.raises(DataError, match="label 'biome': not one of"):
         places.build_places(str(tmp_path / "o"), cache, srcs, label="biome")
+
+
+def test_cli_passes_the_label_kind(monkeypatch, tmp_path):
+    from csp_cli import main
+
+    seen = {}
+    monkeypatch.setattr(places, "build_places", lambda out, cache, **kw: seen.update(kw, out=out))
+    rc = main(["dataset", "build", "places", "--out", str(tmp_path / "o"), "--label", "haze_peak_month"])
+    assert rc == 0 and seen["label"] == "haze_peak_month" and seen["out"] == str(tmp_path / "o")
