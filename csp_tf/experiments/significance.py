@@ -87,7 +87,14 @@ class Cell:
 
 def find_cells(run_dirs: Sequence[str], methods: Optional[Sequence[str]] = None,
                ratios: Optional[Sequence[float]] = None) -> List[Cell]:
-    """Every ``finetune/<method>/ratio<r>/seed<s>`` holding a ``model.keras`` under ``run_dirs``."""
+    """Every ``finetune/<method>/ratio<r>/seed<s>`` holding a ``model.keras`` under ``run_dirs``,
+    except image-only methods (``img_only``: its P(y|loc) head is never trained)."""
+    from csp_tf.experiments.methods import METHODS
+
+    image_only = {name for name, m in METHODS.items() if m.image_only}
+    asked = sorted(set(methods or ()) & image_only)
+    if asked:
+        raise ValueError(f"--methods {','.join(asked)}: image-only, no location model to compare")
     cells = []
     for run in run_dirs:
         if not os.path.isdir(os.path.join(run, "finetune")):
@@ -99,7 +106,7 @@ def find_cells(run_dirs: Sequence[str], methods: Optional[Sequence[str]] = None,
             if m is None:
                 continue
             ratio = float(m["ratio"])
-            if (methods and m["method"] not in methods) or \
+            if m["method"] in image_only or (methods and m["method"] not in methods) or \
                     (ratios and not any(abs(ratio - r) < 1e-9 for r in ratios)):
                 continue
             cells.append(Cell(run, m["method"], ratio, int(m["seed"]), os.path.dirname(model)))

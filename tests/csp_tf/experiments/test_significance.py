@@ -46,7 +46,8 @@ def test_top1_correct_counts_ties_against_the_true_class():
 
 
 def test_find_cells_filters_and_refuses_a_non_experiment_dir(tmp_path):
-    for method, ratio, seed in (("sup_grid", "0.05", 0), ("csp", "0.05", 1), ("csp", "1", 0)):
+    for method, ratio, seed in (("sup_grid", "0.05", 0), ("csp", "0.05", 1), ("csp", "1", 0),
+                                ("img_only", "0.05", 0)):
         d = tmp_path / "run" / "finetune" / method / f"ratio{ratio}" / f"seed{seed}"
         d.mkdir(parents=True)
         (d / "model.keras").write_text("")
@@ -57,6 +58,9 @@ def test_find_cells_filters_and_refuses_a_non_experiment_dir(tmp_path):
     assert [c.method for c in find_cells([str(tmp_path / "run")], ["csp"], [1.0])] == ["csp"]
     with pytest.raises(FileNotFoundError, match="no finetune/"):
         find_cells([str(tmp_path)])
+    # img_only's location head is untrained: never compared, and asking for it is an error
+    with pytest.raises(ValueError, match="img_only: image-only"):
+        find_cells([str(tmp_path / "run")], ["img_only"])
 
 
 def test_compare_matches_the_experiment_and_the_baseline_rows(experiment_run, tiny_world):
