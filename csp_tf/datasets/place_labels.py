@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import List, Mapping, Tuple
 
 import numpy as np
 
@@ -35,3 +35,9 @@ def haze_peak_month(lt: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> List[st
     peak = np.argmax(lt[r, c, :], axis=1)
     return [MONTHS[m] for m in peak.tolist()]
 
+
+def compute(kind: str, rs: Mapping[str, np.ndarray], lon: np.ndarray, lat: np.ndarray) -> List[str]:
+    """The labels of a non-country ``kind`` from the build's rasters (``rs``, places.read_rasters)."""
+    if kind == "haze_peak_month":
+        return haze_peak_month(rs["turbidity"], lon, lat)
+    raise ValueError(f"label {kind!r}: not one of {list(LABEL_KINDS[1:])} (country comes with the places)")

@@ -189,6 +189,15 @@ def _write_json(path: str, obj: object) -> None:
         f.write("\n")
 
 
+def unlearnable_classes(labels: Sequence[str], split: np.ndarray, min_rows: int
+                        ) -> Tuple[List[str], List[str]]:
+    """(classes with fewer than ``min_rows`` rows, classes with enough rows but none in train)."""
+    counts = Counter(labels)
+    small = sorted(c for c, n in counts.items() if n < min_rows)
+    in_train = {labels[i] for i in np.flatnonzero(split == "train")}
+    return small, sorted(set(counts) - set(small) - in_train)
+
+
 def build_places(out_dir: str, cache_dir: str, srcs: Sequence[sources.Source] = sources.PLACES_SOURCES,
                  min_class_rows: int = 10, seed: int = 0, label: str = "country",
                  log=print) -> Dict[str, object]:
@@ -207,28 +216,20 @@ def build_places(out_dir: str, cache_dir: str, srcs: Sequence[sources.Source] = 
     if missing:
         raise DataError(f"sources lack {sorted(missing)}: the places build needs all four archives")
     places, skipped = parse_places(sources.read_member(paths["places"], PLACES_MEMBER))
-    counts = Counter(places.cc)
-    keep = np.array([counts[c] >= min_class_rows for c in places.cc])
-    dropped_small = sorted(c for c, n in counts.items() if n < min_class_rows)
-    places = places.take(keep)
-    split = assign_splits(places.ids, seed)
-    in_train = {places.cc[i] for i in np.flatnonzero(split == "train")}
-    no_train = sorted(set(places.cc) - in_train)
-    if no_train:
-        keep = np.array([c in in_train for c in places.cc])
-        places, split = places.take(keep), split[keep]
+    split = assign_splits(places.ids, seed)  # a hash of each id: the same whatever is dropped
+    dropped_small, no_train = unlearnable_classes(places.cc, split, min_class_rows)
+    keep = np.array([c not in set(dropped_small + no_train) for c in places.cc])
+    places, split = places.take(keep), split[keep]
     log(f"places: {len(places.ids)} rows, {len(set(places.cc))} classes; reading rasters")
     t1 = time.time()
     rs = read_rasters(paths)
     layout, matrix = compute_features(rs, places.lon, places.lat)
     t2 = time.time()
     dropped_label: List[str] = []
-    if label == "haze_peak_month":
-        places.label = place_labels.haze_peak_month(rs["turbidity"], places.lon, places.lat)
-        counts = Counter(places.label)
-        in_train = {places.label[i] for i in np.flatnonzero(split == "train")}
-        dropped_label = sorted(c for c in counts if counts[c] < min_class_rows or c not in in_train)
-        keep = np.array([c not in dropped_label for c in places.label])
+    if label != "country":  # the countries were filtered above
+        places.label = place_labels.compute(label, rs, places.lon, places.lat)
+        dropped_label = sorted(sum(unlearnable_classes(places.label, split, min_class_rows), []))
+        keep = np.array([c not in set(dropped_label) for c in places.label])
         places, split, matrix = places.take(keep), split[keep], matrix[keep]
     subset = assign_subsets(places.ids, places.label, split, seed)
     os.makedirs(out_dir, exist_ok=True)

@@ -32,3 +32,10 @@ def test_months_sort_in_calendar_order():
 def test_a_grid_without_twelve_months_is_refused():
     with pytest.raises(ValueError, match="rows x cols x 12"):
         place_labels.haze_peak_month(np.zeros((18, 36, 4)), np.zeros(1), np.zeros(1))
+
+
+def test_compute_dispatches_on_the_kind():
+    lon, lat = np.array([10.0, -100.0]), np.array([5.0, -30.0])
+    assert place_labels.compute("haze_peak_month", {"turbidity": _grid()}, lon, lat) == ["07-jul", "01-jan"]
+    with pytest.raises(ValueError, match="country comes with the places"):
+        place_labels.compute("country", {"turbidity": _grid()}, lon, lat)
