@@ -139,6 +139,11 @@ class FinetuneConfig(ConfigNode):
     * ``fusion``: ``product`` = P(y|img)·P(y|loc) (SPEC §9); ``calibrated`` = softmax of
       α·log P(y|img) + β·log P(y|loc) − γ·log P(y) with (α, β, γ) chosen on val (the grid holds
       (1,0,0) and (0,1,0), so on val the fused score is never below the better of its parts).
+    * ``place_memory``: ``calibrated`` = the model keeps the labeled places and, outside
+      training, mixes the k nearest places' votes into the softmax P(y|loc), with (k, distance
+      power, concentration) chosen on val from a grid that holds "off" (``csp_tf.models.
+      place_memory``); ``off`` = the network alone; ``auto`` = ``calibrated`` with the softmax
+      head, ``off`` with ``presence`` (``calibrated`` needs ``location_loss='softmax'``).
     The evaluation period during fine-tuning is the experiment protocol's ``--eval-every``.
     """
 
@@ -164,6 +169,7 @@ class FinetuneConfig(ConfigNode):
     image_classifier_steps: int = 1500
     image_classifier_fullbatch_lr: float = 0.2
     fusion: str = "calibrated"
+    place_memory: str = "auto"
 
 
 @dataclass
@@ -289,8 +295,19 @@ class ExperimentConfig(ConfigNode):
                               f"contsoftmaxsym, not {pt.loss!r}")
         if not 0.0 < ft.label_ratio <= 1.0:
             raise ConfigError(f"finetune.label_ratio={ft.label_ratio} must be in (0, 1]")
+        if ft.place_memory == "calibrated" and ft.location_loss != "softmax":
+            raise ConfigError("finetune.place_memory='calibrated' mixes votes into a softmax "
+                              f"P(y|loc); finetune.location_loss={ft.location_loss!r} has per-class "
+                              "sigmoids: set finetune.place_memory=off")
         parse_float_list("finetune.image_classifier_l2_grid", ft.image_classifier_l2_grid)
         return self
+
+    def uses_place_memory(self) -> bool:
+        """Whether fine-tuning fills and calibrates a place memory (``finetune.place_memory``)."""
+        ft = self.finetune
+        wanted = ft.place_memory == "calibrated" or (
+            ft.place_memory == "auto" and ft.location_loss == "softmax")
+        return wanted and ft.epochs > 0
 
 
 # Checked by the last part of the key, in every section that has it.
@@ -321,7 +338,8 @@ def _choices() -> Dict[str, tuple]:
             "sampler": ("shuffle", "balanced"), "image_classifier_labels": ("fewshot", "full"),
             "location_loss": ("softmax", "presence"), "lr_schedule": ("exp", "cosine"),
             "image_classifier_solver": ("fullbatch", "minibatch"),
-            "fusion": ("calibrated", "product"), "jit_compile": ("auto", "on", "off"),
+            "fusion": ("calibrated", "product"), "place_memory": ("auto", "calibrated", "off"),
+            "jit_compile": ("auto", "on", "off"),
             "mixed_precision": ("auto", "on", "off", "bfloat16"),
             "distribution": ("default", "mirrored", "multi_worker")}
 

@@ -48,13 +48,31 @@ def predict_arrays(model: CSPModel, lon_lat: np.ndarray, image_features: np.ndar
     return {k: np.concatenate(v) for k, v in parts.items()}
 
 
+def predict_location_network(model: CSPModel, lon_lat: np.ndarray,
+                             batch_size: int = 4096) -> np.ndarray:
+    """P(y|loc) of the network alone (a model's place memory left out), in batches."""
+    fn = getattr(model, "_csp_network_fn", None)
+    if fn is None:
+        fn = tf.function(lambda x: model.location_probs(x, memory=False), reduce_retracing=True)
+        model._csp_network_fn = fn
+    return np.concatenate([fn(tf.constant(lon_lat[i:i + batch_size], tf.float32)).numpy()
+                           for i in range(0, len(lon_lat), batch_size)])
+
+
+def has_active_memory(model) -> bool:
+    memory = getattr(model, "place_memory", None)
+    return memory is not None and memory.active
+
+
 def evaluate_model(model: CSPModel, arrays: Mapping[str, np.ndarray],
                    ks: Iterable[int] = TOP_KS) -> Dict[str, Dict[str, float]]:
     """Metrics of the three predictors on labeled rows (``lon_lat``, ``image_features``, ``label``).
 
     * ``fused``: P_img ⊙ σ(W_c e(x)); rows without a location use P_img (SPEC §9).
     * ``image``: P_img ("No prior" / Img-only).
-    * ``location``: σ(W_c e(x)) on the rows that have a location ("LocEnc").
+    * ``location``: σ(W_c e(x)) on the rows that have a location ("LocEnc"), with the place
+      memory's votes when the model has an active one; then ``location_network`` also scores
+      the network alone.
     """
     labels = np.asarray(arrays["label"])
     keep = labels >= 0
@@ -62,8 +80,12 @@ def evaluate_model(model: CSPModel, arrays: Mapping[str, np.ndarray],
     labels = labels[keep]
     scores = predict_arrays(model, lon_lat, np.asarray(arrays["image_features"], np.float32)[keep])
     has_loc = ~np.isnan(lon_lat).any(axis=1)
-    return {
+    out = {
         "fused": ranking_metrics(scores["probabilities"], labels, ks),
         "image": ranking_metrics(scores["image_probabilities"], labels, ks),
         "location": ranking_metrics(scores["location_probabilities"][has_loc], labels[has_loc], ks),
     }
+    if has_active_memory(model):
+        network = predict_location_network(model, lon_lat[has_loc])
+        out["location_network"] = ranking_metrics(network, labels[has_loc], ks)
+    return out

@@ -21,14 +21,16 @@ PAPER_SHAPES = {"inat2018": (2048, 8142), "fmow": (2048, 62), "fmow_released": (
 REFERENCE_FINETUNE: Preset = {
     "finetune.location_loss": "presence", "finetune.sampler": "balanced",
     "finetune.lr_schedule": "exp", "finetune.image_classifier_solver": "minibatch",
-    "finetune.fusion": "product", "finetune.min_steps": 0}
+    "finetune.fusion": "product", "finetune.min_steps": 0, "finetune.place_memory": "off"}
 
 # Fine-tuning for natural (not class-balanced) data: softmax with the class prior, shuffled
-# epochs, a converged image probe, fusion calibrated on val (docs/results.md).
+# epochs, a converged image probe, fusion and the place memory calibrated on val
+# (docs/results.md).
 NATURAL_FINETUNE: Preset = {
     "finetune.location_loss": "softmax", "finetune.sampler": "shuffle",
     "finetune.image_classifier_solver": "fullbatch", "finetune.fusion": "calibrated",
-    "finetune.lr_schedule": "cosine", "finetune.min_steps": 500}
+    "finetune.lr_schedule": "cosine", "finetune.min_steps": 500,
+    "finetune.place_memory": "auto"}
 
 # What the two reference scripts share (CSP-MC-BLD: gridcell S=32 0.1°..360°, contsoftmax,
 # τ = (20, 1, 1), w = 1, K = 1, sphericalold, 5 % stratified labels, SPEC §10.1).

@@ -24,7 +24,7 @@ from csp_tf.experiments.methods import Method
 COLUMNS = ("method", "label", "encoder", "pretrain_loss", "ratio", "seed", "split", "score",
            "top1", "top3", "top5", "mrr",
            "fused_top1", "fused_top3", "fused_mrr",
-           "location_top1", "location_top3", "location_mrr",
+           "location_top1", "location_top3", "location_mrr", "location_network_top1",
            "image_top1", "image_top3", "image_mrr",
            "count", "train_rows", "pretrain_s", "finetune_s", "eval_s", "config_hash", "finished_at")
 FLOAT_COLUMNS = {c for c in COLUMNS if c.endswith(("top1", "top3", "top5", "mrr", "_s"))} | {"ratio"}
@@ -52,6 +52,9 @@ def metrics_row(method: Method, ratio: float, seed: int, split: str,
             # Img. Only trains no location model: its location columns would be a random init.
             missing = (method.image_only and part != "image") or part not in metrics
             row[f"{part}_{m}"] = math.nan if missing else metrics[part][m]
+    # P(y|loc) of the network alone, where a place memory's votes are part of ``location``.
+    row["location_network_top1"] = (metrics["location_network"]["top1"]
+                                    if "location_network" in metrics else math.nan)
     row.update(extra)
     return row
 

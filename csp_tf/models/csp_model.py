@@ -13,6 +13,9 @@
   same inputs (``standardize_features``).
 * fusion: ``product`` (SPEC §9) or ``calibrated``: softmax(α·log P(y|img) + β·log P(y|loc) −
   γ·log P(y)), (α, β, γ) and log P(y) held as weights set by ``csp_tf.calibration``.
+* ``place_memory`` (``place_memory_size > 0``, softmax head only): the labeled places and their
+  labels; outside training P(y|loc) mixes the network's softmax with the nearest places' votes
+  (``csp_tf.models.place_memory``; set and tuned by ``csp_tf.memory_calibration``).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from csp_tf.configs import ExperimentConfig, LocationEncoderConfig
 from csp_tf.losses import CONTRASTIVE_LOSSES
 from csp_tf.models.layers import torch_linear
 from csp_tf.models.location_encoder import build_location_encoder
+from csp_tf.models.place_memory import PlaceMemory
 
 
 def missing_location_mask(lon_lat: tf.Tensor) -> tf.Tensor:
@@ -70,10 +74,14 @@ class CSPModel(keras.Model):
     def __init__(self, location_encoder: LocationEncoderConfig | Dict[str, Any], num_classes: int,
                  feature_dim: int, pretrain_loss: str = "contsoftmax", seed: int = 0,
                  location_head: str = "sigmoid",
-                 standardize_features: bool = False, fusion: str = "product", **kwargs):
+                 standardize_features: bool = False, fusion: str = "product",
+                 place_memory_size: int = 0, **kwargs):
         super().__init__(**kwargs)
         if location_head not in ("sigmoid", "softmax"):
             raise ValueError(f"location_head={location_head!r} is not 'sigmoid' or 'softmax'")
+        if place_memory_size and location_head != "softmax":
+            raise ValueError("a place memory mixes votes into a softmax P(y|loc); "
+                             f"location_head={location_head!r} has per-class sigmoids")
         if fusion not in ("product", "calibrated"):
             raise ValueError(f"fusion={fusion!r} is not 'product' or 'calibrated'")
         self.location_head, self.fusion = location_head, fusion
@@ -107,6 +115,9 @@ class CSPModel(keras.Model):
                                               initializer=keras.initializers.Constant([1.0, 1.0, 0.0]))
         self.log_prior = self.add_weight(shape=(c,), trainable=False, name="log_prior",
                                          initializer=keras.initializers.Constant(-math.log(c)))
+        self.place_memory_size = int(place_memory_size)
+        self.place_memory = (PlaceMemory(self.place_memory_size, c, name="place_memory")
+                             if self.place_memory_size else None)
         self._build_all()
 
     def _build_all(self) -> None:
@@ -130,11 +141,16 @@ class CSPModel(keras.Model):
     def location_logits(self, lon_lat, training: bool = False, seed=None):
         return self.class_head(self.location_embedding(lon_lat, training, seed))
 
-    def location_probs(self, lon_lat, training: bool = False, seed=None):
+    def location_probs(self, lon_lat, training: bool = False, seed=None, memory: bool = True):
+        """P(y|loc). Outside training (and unless ``memory=False``) a calibrated place memory
+        mixes in the nearest labeled places' votes; training always sees the network alone."""
         logits = tf.cast(self.location_logits(lon_lat, training, seed), tf.float32)
-        if self.location_head == "softmax":
-            return tf.nn.softmax(logits, axis=-1)
-        return tf.sigmoid(logits)
+        if self.location_head != "softmax":
+            return tf.sigmoid(logits)
+        probs = tf.nn.softmax(logits, axis=-1)
+        if self.place_memory is not None and memory and not training:
+            probs = self.place_memory.mix(probs, lon_lat)
+        return probs
 
     def prepare_features(self, image_features):
         """Raw features → what every image-side layer consumes (standardised if configured)."""
@@ -189,16 +205,18 @@ class CSPModel(keras.Model):
                 "feature_dim": self.feature_dim, "pretrain_loss": self.pretrain_loss,
                 "seed": self.seed, "location_head": self.location_head,
                 "standardize_features": self.standardize_features, "fusion": self.fusion,
-                "name": self.name}
+                "place_memory_size": self.place_memory_size, "name": self.name}
 
 
 def build_csp_model(config: ExperimentConfig, num_classes: Optional[int] = None,
-                    feature_dim: Optional[int] = None) -> CSPModel:
-    """From an ``ExperimentConfig`` (data shapes may be passed when the config leaves them 0)."""
+                    feature_dim: Optional[int] = None, place_memory_size: int = 0) -> CSPModel:
+    """From an ``ExperimentConfig`` (data shapes may be passed when the config leaves them 0;
+    ``place_memory_size``: how many labeled places the model will hold, 0 for none)."""
     return CSPModel(config.location_encoder,
                     num_classes=num_classes or config.data.num_classes,
                     feature_dim=feature_dim or config.data.feature_dim,
                     pretrain_loss=config.pretrain.loss, seed=config.runtime.seed,
                     location_head="softmax" if config.finetune.location_loss == "softmax" else "sigmoid",
                     standardize_features=config.data.standardize_features,
-                    fusion=config.finetune.fusion, name="csp")
+                    fusion=config.finetune.fusion, place_memory_size=place_memory_size,
+                    name="csp")

@@ -159,7 +159,8 @@ class DataRoot:
 def stage_inputs(config: ExperimentConfig, root: DataRoot, stage: str) -> Dict[str, Any]:
     """The keyword arguments of ``csp_tf.train.pretrain`` / ``finetune`` (``stage``) other
     than the config and the output directory: stage input(s), feature statistics and, for
-    fine-tuning, the image probe's rows and the val rows when the recipe chooses on them."""
+    fine-tuning, the image probe's rows, the place memory's rows and the val rows when the recipe
+    chooses on them."""
     seed = config.runtime.seed
     if stage == "pretrain":
         pc = config.pretrain
@@ -189,12 +190,14 @@ def stage_inputs(config: ExperimentConfig, root: DataRoot, stage: str) -> Dict[s
     labeled = root.labeled("train", fc.label_ratio)
     image_rows = labeled if fc.image_classifier_labels == "fewshot" else root.labeled("train")
     fullbatch = fc.image_classifier_solver == "fullbatch"
-    needs_val = fc.fusion == "calibrated" or fullbatch
+    memory = config.uses_place_memory()
+    needs_val = fc.fusion == "calibrated" or fullbatch or memory
     return {"stage_input": from_arrays(labeled, fc.batch_size, sampler=fc.sampler, seed=seed,
                                        max_per_class=fc.max_num_exs_per_class),
             "image_input": from_arrays(image_rows, fc.batch_size, sampler="shuffle", seed=seed + 1),
             "feature_stats": root.feature_stats,
             "image_arrays": image_rows if fullbatch else None,
+            "memory_arrays": labeled if memory else None,
             "validation": root.labeled("val") if needs_val and root.rows("val") else None}
 
 

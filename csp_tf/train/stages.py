@@ -60,7 +60,7 @@ class _Session:
     """Runtime setup common to both stages: seeds, precision, strategy, model, optimizer."""
 
     def __init__(self, config: ExperimentConfig, output_dir: str, lr: float,
-                 feature_stats: Optional[FeatureStats] = None):
+                 feature_stats: Optional[FeatureStats] = None, place_memory_size: int = 0):
         self.config = config.validate()
         if not config.data.num_classes or not config.data.feature_dim:
             raise ConfigError("data.num_classes and data.feature_dim must be set (read them from "
@@ -75,7 +75,7 @@ class _Session:
         self.jit = runtime.use_jit(rt.jit_compile)
         self.chief = runtime.is_chief()
         with self.strategy.scope():
-            self.model = build_csp_model(config)
+            self.model = build_csp_model(config, place_memory_size=place_memory_size)
             if config.data.standardize_features:
                 if feature_stats is None:
                     log.warning("data.standardize_features is on but no feature statistics were "
@@ -148,7 +148,7 @@ def finetune(config: ExperimentConfig, stage_input: StageInput, image_input: Sta
              on_epoch_end: Optional[Callable[[CSPModel, int], Dict[str, float]]] = None,
              feature_stats: Optional[FeatureStats] = None,
              image_arrays: Optional[Arrays] = None, validation: Optional[Arrays] = None,
-             ) -> StageResult:
+             memory_arrays: Optional[Arrays] = None) -> StageResult:
     """Fine-tunes the location encoder + class head on labels, then fits the image classifier
     and (``finetune.fusion='calibrated'``) the fusion weights.
 
@@ -158,12 +158,21 @@ def finetune(config: ExperimentConfig, stage_input: StageInput, image_input: Sta
     the location encoder trains from scratch (the Sup-only baseline).
     ``image_arrays``: the image probe's labeled rows as arrays, for the ``fullbatch`` solver
     (without them it falls back to ``minibatch`` epochs over ``image_input``).
-    ``validation``: labeled val rows: choose the probe's L2 weight and the fusion on them.
-    Both hold labeled rows only (``DataRoot.labeled``: ``csp_tf.train.data_root.stage_inputs``
+    ``validation``: labeled val rows: choose the probe's L2 weight, the place memory's vote and
+    the fusion on them.
+    ``memory_arrays``: the labeled rows the place memory holds (``finetune.place_memory=
+    'calibrated'``; the location stage's label subset). They hold labeled rows only (``DataRoot.labeled``: ``csp_tf.train.data_root.stage_inputs``
     builds every argument here but the config and the directories).
     """
     fc = config.finetune
-    s = _Session(config, output_dir, fc.lr, feature_stats)
+    from csp_tf.memory_calibration import memory_size
+
+    use_memory = config.uses_place_memory()
+    if use_memory and memory_arrays is None:
+        log.warning("finetune.place_memory is on but no memory_arrays were given "
+                    "(csp_tf.train.stage_inputs builds them): the model has no place memory")
+    s = _Session(config, output_dir, fc.lr, feature_stats,
+                 place_memory_size=memory_size(memory_arrays) if use_memory else 0)
     for inp in (stage_input, image_input):
         inp.check_feature_dim(config.data.feature_dim, "finetune")
     state, image_state = LoopState(), LoopState()
@@ -204,7 +213,8 @@ def finetune(config: ExperimentConfig, stage_input: StageInput, image_input: Sta
         result = LoopResult(history, img.completed, result.steps_run + img.steps_run,
                             result.seconds + img.seconds)
     if result.completed and not int(post_fit_done.numpy()):
-        history += _post_fit(s, fc, image_arrays if fullbatch else None, validation)
+        history += _post_fit(s, fc, image_arrays if fullbatch else None, validation,
+                             memory_arrays)
         post_fit_done.assign(1)
         if s.chief:
             manager.save(checkpoint_number=int(state.global_step.numpy()) + 1)
@@ -229,10 +239,13 @@ def finetune_lr(fc, epoch: int, epochs: int) -> float:
 
 
 def _post_fit(s: "_Session", fc, image_arrays: Optional[Arrays],
-              validation: Optional[Arrays]) -> List[Dict[str, float]]:
-    """Fits what is chosen on val after the location model: the full-batch image probe and the
-    calibrated fusion. Returns history entries describing the choices."""
+              validation: Optional[Arrays], memory_arrays: Optional[Arrays] = None
+              ) -> List[Dict[str, float]]:
+    """Fits what is chosen on val after the location model: the full-batch image probe, the
+    place memory's vote and the calibrated fusion (which sees P(y|loc) with the memory).
+    Returns history entries describing the choices."""
     from csp_tf.calibration import calibrate_fusion
+    from csp_tf.memory_calibration import calibrate_place_memory
     from csp_tf.configs import parse_float_list
     from csp_tf.train.linear_probe import fit_linear_probe
 
@@ -248,6 +261,12 @@ def _post_fit(s: "_Session", fc, image_arrays: Optional[Arrays],
             val_features=None if val is None else val["image_features"],
             val_labels=None if val is None else val["label"])
         out.append({"stage": "image_probe", "l2": fit.l2, "val_top1": fit.val_top1})
+    if s.model.place_memory is not None:
+        if memory_arrays is None:
+            raise ValueError("the model has a place memory but no memory_arrays were given")
+        choice = calibrate_place_memory(s.model, memory_arrays, val)
+        out.append(dict({k: v for k, v in choice.items() if isinstance(v, (int, float))},
+                        stage="place_memory"))
     if fc.fusion == "calibrated" and fc.epochs > 0:
         if val is None:
             log.warning("finetune.fusion='calibrated' but no validation rows were given: the "
