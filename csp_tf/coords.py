@@ -52,3 +52,11 @@ def check_lon_lat_array(lon_lat, source: str = "input", allow_missing: bool = Fa
             raise CoordinateError(f"{source}: row {row}: {field}={float(v[row])!r}: {rule(field)}"
                                   f"{note} ({n} bad row{'s' * (n > 1)})")
     return arr.astype(np.float32)
+
+
+def unit_sphere(lon_lat) -> np.ndarray:
+    """(N, 2) degrees → (N, 3) float64 points on the unit sphere (chord distance is monotone in
+    the great-circle distance, so Euclidean nearest neighbours there are nearest on the globe)."""
+    ll = np.radians(np.asarray(lon_lat, np.float64))
+    lon, lat = ll[:, 0], ll[:, 1]
+    return np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=1)

@@ -22,6 +22,8 @@ from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from csp_tf.coords import unit_sphere
+
 log = logging.getLogger("csp_tf")
 Arrays = Mapping[str, np.ndarray]
 
@@ -46,13 +48,6 @@ BASELINES: Dict[str, Baseline] = {b.name: b for b in (
     Baseline("lr_image_x_knn", "LR(image) × kNN", "fused"),
     Baseline("lr_image_x_lr_sincos", "LR(image) × LR(sin/cos)", "fused"),
 )}
-
-
-def unit_sphere(lon_lat: np.ndarray) -> np.ndarray:
-    """(N, 2) degrees → (N, 3) points on the unit sphere (chord distance is monotone in the
-    great-circle distance, so Euclidean kNN there is kNN on the globe)."""
-    lon, lat = np.radians(lon_lat[:, 0].astype(np.float64)), np.radians(lon_lat[:, 1].astype(np.float64))
-    return np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=1)
 
 
 def multiscale_sincos(lon_lat: np.ndarray, scales: int = SINCOS_SCALES,

@@ -24,6 +24,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from csp_tf.coords import unit_sphere
+
 EARTH_RADIUS_KM = 6371.0
 MAX_NEIGHBOURS = 50
 QUERY_CHUNK = 256
@@ -35,12 +37,6 @@ def unit_vectors(lon_lat) -> tf.Tensor:
     ll = tf.cast(lon_lat, tf.float64) * (np.pi / 180.0)
     lon, lat = ll[:, 0], ll[:, 1]
     return tf.stack([tf.cos(lat) * tf.cos(lon), tf.cos(lat) * tf.sin(lon), tf.sin(lat)], axis=1)
-
-
-def unit_vectors_np(lon_lat: np.ndarray) -> np.ndarray:
-    ll = np.radians(np.asarray(lon_lat, np.float64))
-    lon, lat = ll[:, 0], ll[:, 1]
-    return np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=1)
 
 
 def neighbour_weights(distance_km, k, power):
@@ -88,7 +84,7 @@ class PlaceMemory(keras.layers.Layer):
         if labels.min() < 0 or labels.max() >= self.num_classes:
             raise ValueError(f"place memory labels must be in [0, {self.num_classes}); got "
                              f"[{labels.min()}, {labels.max()}]")
-        self.points.assign(unit_vectors_np(lon_lat))
+        self.points.assign(unit_sphere(lon_lat))
         self.labels.assign(labels.astype(np.int32))
 
     def set_params(self, k: int, power: float, concentration: float) -> None:

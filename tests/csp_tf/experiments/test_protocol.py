@@ -127,6 +127,7 @@ def test_learning_curves_recorded_every_n_epochs(tiny_world, tmp_path):
 
     cfg = tiny_experiment_config()
     cfg.finetune.fusion = "product"  # the curve's fused score is the product; so is the row's
+    cfg.finetune.place_memory = "off"  # the curve scores the network; so must the row
     p = Protocol(data_root=tiny_world["data_root"], out_dir=str(tmp_path / "curves"),
                  base_config=cfg, methods=parse_methods("img_only,sup_grid"),
                  ratios=[0.5], seeds=[0], eval_every=1)
