@@ -5,20 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from csp_tf.configs import get_preset
 from csp_tf.memory_calibration import add_place_memory, select_place_memory, vote_counts
-
-
-@pytest.fixture
-def tiny_config():
-    cfg = get_preset("demo")
-    cfg.data.num_classes, cfg.data.feature_dim = 4, 8
-    cfg.location_encoder.hidden_dim, cfg.location_encoder.num_filts = 32, 16
-    cfg.location_encoder.position.frequency_num = 8
-    cfg.finetune.batch_size, cfg.finetune.min_steps = 64, 0
-    cfg.finetune.image_classifier_steps = 50
-    cfg.runtime.progress, cfg.runtime.jit_compile = False, "off"
-    return cfg
 
 
 def _softmax(z):
@@ -34,25 +21,20 @@ def _fake_neighbours(rng, labels, agree, n_classes, k=10):
     return distance, neighbour_labels
 
 
-def test_informative_neighbours_are_used_and_beat_the_network():
+@pytest.mark.parametrize("agree", [0.8, 0.0])
+def test_the_memory_is_used_where_neighbours_inform_and_never_hurts_on_val(agree):
     rng = np.random.default_rng(0)
     n, c = 1500, 6
     y = rng.integers(0, c, n)
     network = _softmax(1.0 * np.eye(c)[y] + rng.normal(0, 1.0, (n, c)))
-    distance, labels = _fake_neighbours(rng, y, 0.8, c)
+    distance, labels = _fake_neighbours(rng, y, agree, c)
     out = select_place_memory(network, distance, labels, y)
-    assert out["k"] > 0 and out["val_top1"] > out["val_network_top1"] + 10
-
-
-def test_useless_neighbours_leave_the_memory_off():
-    rng = np.random.default_rng(1)
-    n, c = 1500, 6
-    y = rng.integers(0, c, n)
-    network = _softmax(3.0 * np.eye(c)[y] + rng.normal(0, 1.0, (n, c)))
-    distance, labels = _fake_neighbours(rng, y, 0.0, c)
-    out = select_place_memory(network, distance, labels, y)
-    assert out["val_top1"] >= out["val_network_top1"]  # never below the network on val
-    assert out["k"] == 0
+    assert out["val_top1"] >= out["val_network_top1"]
+    if agree:
+        assert out["k"] > 0 and out["val_top1"] > out["val_network_top1"] + 10
+    else:  # random labels: at most a near-off mix that flips a few val rows by chance
+        assert out["k"] == 0 or out["concentration"] >= 10.0
+        assert out["val_top1"] - out["val_network_top1"] < 0.5
 
 
 def test_vote_counts_weight_by_inverse_distance_power():

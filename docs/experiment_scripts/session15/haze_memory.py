@@ -1,7 +1,11 @@
 """Control label (haze): the session-14 cells with a place memory added afterwards
 (``add_place_memory``: the cell's own label subset, vote chosen on val, fusion re-calibrated on
-val), scored on test. Writes one CSV row per cell: location (with memory), network alone, fused."""
+val), scored on test. Writes one CSV row per cell: location (with memory), network alone, fused;
+saves each model with its config under runs/final6/hm/ (an experiment-like tree that
+`csp-tf compare` reads)."""
 import csv
+import os
+import shutil
 import sys
 
 from csp_tf.calibration import calibrate_fusion
@@ -27,6 +31,10 @@ for ratio, run in ((0.01, "h"), (0.05, "h"), (0.2, "hb")):
             calibrate_fusion(new, val, train["label"])
             m = evaluate_model(new, test)
             p = new.place_memory.params.numpy()
+            dest = f"/work/main/runs/final6/hm/finetune/{method}/ratio{ratio:g}/seed{seed}"
+            os.makedirs(dest, exist_ok=True)
+            new.save(f"{dest}/model.keras")
+            shutil.copy(f"{cell}/config.yaml", dest)
             out.writerow([method, ratio, seed, m["location"]["top1"],
                           m.get("location_network", m["location"])["top1"], m["fused"]["top1"],
                           before, int(p[0]), p[1], p[2]])
