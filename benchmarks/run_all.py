@@ -1,6 +1,6 @@
 """Runs every csp-tf benchmark as a subprocess and writes ``docs/benchmarks.md`` from their JSON.
 
-    python benchmarks/run_all.py                       # all four, full size (tens of minutes)
+    python benchmarks/run_all.py                       # all five, full size (tens of minutes)
     python benchmarks/run_all.py --quick               # smaller settings (a few minutes)
     python benchmarks/run_all.py --only train_step,serving_load
     python benchmarks/run_all.py --from-json runs/benchmarks   # re-render without running
@@ -11,6 +11,8 @@ Benchmarks (each writes its own JSON, collected into ``--json-dir``):
   against a matmul chain of the same shapes.
 * ``ingest``       — ``benchmarks/ingest.py --out J``: Beam ingest rows/s, tf.data parse rate.
 * ``serving_load`` — ``benchmarks/serving_load.py --out J``: gRPC vs in-process latency.
+* ``place_memory`` — ``benchmarks/place_memory.py --out J``: the place memory's exact
+  neighbour search vs a one-pass scan of its scores and a BallTree, and its share of P(y|loc).
 * ``tfx_pipeline`` — generates the small demo world, then times
   ``csp-tf pipeline run ... --json J`` (the TFX demo pipeline, LocalDagRunner).
 
@@ -77,6 +79,34 @@ def _ingest_cmds(json_path: str, work: str, quick: bool) -> List[List[str]]:
 def _serving_cmds(json_path: str, work: str, quick: bool) -> List[List[str]]:
     extra = ["--duration", "2"] if quick else []
     return [[PY, os.path.join(REPO, "benchmarks", "serving_load.py"), "--out", json_path, *extra]]
+
+
+def _place_memory_cmds(json_path: str, work: str, quick: bool) -> List[List[str]]:
+    extra = ["--sizes", "20000", "--batches", "1,64"] if quick else []
+    return [[PY, os.path.join(REPO, "benchmarks", "place_memory.py"), "--out", json_path, *extra]]
+
+
+def _place_memory_rows(index: int, n: str, b: str) -> Tuple[Row, ...]:
+    at = f"rows.{index}"
+    return (Row(f"N = {n} places, batch {b}: search (ms)", f"{at}.search_ms", "{:.2f}"),
+            Row("  BallTree, same queries and k (ms)", f"{at}.balltree_ms", "{:.2f}"),
+            Row("  P(y|loc) with the memory (ms)", f"{at}.model_ms", "{:.2f}"),
+            Row("  P(y|loc) without the memory (ms)", f"{at}.model_network_ms", "{:.2f}"),
+            Row("  largest distance difference to the BallTree (km)",
+                f"{at}.max_distance_diff_km", "{:.1e}"))
+
+
+def _place_memory_ratios(index: int, n: str, b: str) -> Tuple[Row, ...]:
+    at = f"rows.{index}"
+    return (Row(f"N = {n}, batch {b}: search scores/s / one-pass scan scores/s",
+                f"{at}.fraction_of_scan_limit", note="1.0 = the search costs one read of its scores"),
+            Row(f"N = {n}, batch {b}: BallTree time / search time", f"{at}.search_vs_balltree"),
+            Row(f"N = {n}, batch {b}: the memory's share of P(y|loc) time",
+                f"{at}.memory_share_of_model"))
+
+
+_MEMORY_CASES = [(i, n, b) for i, (n, b) in enumerate(
+    (n, b) for n in ("20 000", "100 000") for b in ("1", "64", "4096"))]
 
 
 def _tfx_cmds(json_path: str, work: str, quick: bool) -> List[List[str]]:
@@ -166,6 +196,12 @@ BENCHMARKS: Tuple[Benchmark, ...] = (
                 Row("throughput at the highest / the lowest concurrency",
                     "@ratio:grpc.-1.throughput_rps/grpc.0.throughput_rps")),
         note="Per-concurrency results are listed from the report's `grpc` levels."),
+    Benchmark(
+        "place_memory", "Place memory: exact in-graph neighbour search (benchmarks/place_memory.py)",
+        "benchmarks/place_memory.py", _place_memory_cmds,
+        rows=tuple(r for case in _MEMORY_CASES for r in _place_memory_rows(*case)),
+        ratios=tuple(r for case in _MEMORY_CASES for r in _place_memory_ratios(*case)),
+        note="K = 50 neighbours, float64; `--quick` runs only N = 20 000 at batches 1 and 64."),
     Benchmark(
         "tfx_pipeline", "TFX demo pipeline wall time (csp-tf pipeline run, LocalDagRunner)",
         "tfx_pipeline/local_runner.py", _tfx_cmds,

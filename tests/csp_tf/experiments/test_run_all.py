@@ -57,3 +57,24 @@ def test_a_failing_script_is_reported_not_filled_in(run_all, tmp_path, monkeypat
     assert r["status"] == "failed" and "exited 3" in r["reason"]
     text = run_all.render({"broken": r}, [bench], quick=True, source="test")
     assert "Not measured (failed" in text and "boom" in text
+
+
+def test_place_memory_benchmark_runs_and_renders(run_all, tmp_path):
+    """The real script at a tiny size: its search agrees with the BallTree, and every row the
+    report reads for a run it made is in its JSON."""
+    import subprocess
+
+    json_dir = tmp_path / "j"
+    json_dir.mkdir()
+    subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "place_memory.py"),
+                    "--sizes", "500", "--batches", "1", "--rounds", "1",
+                    "--out", str(json_dir / "place_memory.json")], check=True, cwd=REPO)
+    data = json.loads((json_dir / "place_memory.json").read_text())
+    (row,) = data["rows"]
+    assert row["places"] == 500 and row["max_distance_diff_km"] < 1e-6
+    assert 0 < row["fraction_of_scan_limit"] and row["search_ms"] > 0
+    out = tmp_path / "bench.md"
+    run_all.main(["--from-json", str(json_dir), "--out", str(out), "--only", "place_memory"])
+    text = out.read_text()
+    assert "| N = 20 000 places, batch 1: search (ms) | " in text
+    assert "rows.1." in text  # the other cases were not run: listed as missing, not filled in
