@@ -174,6 +174,13 @@ def gain_table(rows: Sequence[Mapping[str, object]], method: str = "csp",
     return markdown(["score"] + [f"{r * 100:g}%" for r in ratios], body)
 
 
+def _finite(value) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
 def render_markdown(rows: Sequence[Mapping[str, object]], methods: Sequence[Method],
                     ratios: Sequence[float], seeds: Sequence[int], *, data_root: str,
                     split: str, preset: str, total_cells: int) -> str:
@@ -201,6 +208,13 @@ def render_markdown(rows: Sequence[Mapping[str, object]], methods: Sequence[Meth
                        ratios, len(seeds)),
         "",
     ]
+    # Models with a place memory: P(y|loc) above includes its votes; the network alone here.
+    with_memory = [m for m in methods if not m.image_only and not m.baseline and any(
+        r.get("method") == m.name and _finite(r.get("location_network_top1")) for r in rows)]
+    if with_memory:
+        parts += ["## Location only, the network alone (no place memory): top-1 (%)", "",
+                  markdown_table(rows, "location_network_top1", with_memory, ratios, len(seeds)),
+                  ""]
     by_name = {m.name: m for m in methods}
     for name in ("csp", "csp_multiply"):
         if name in by_name and "sup_grid" in by_name:

@@ -32,6 +32,29 @@ def ms(values):
     return f"{st.mean(values):.2f} ± {st.stdev(values):.2f}"
 
 
+def mean(values):
+    values = [v for v in values if v == v]
+    return f"{st.mean(values):.2f}" if values else "–"
+
+
+print("#### Location only: with the memory ± std (network alone); n seeds\n")
+print("| method | " + " | ".join(f"{r * 100:g} %" for r in ratios) + " |")
+print("|---|" + "---|" * len(ratios))
+for m, label in LABELS.items():
+    parts = []
+    for r in ratios:
+        rows_ = list(cells[(m, r)].values())
+        if not rows_:
+            parts.append("–")
+            continue
+        loc = ms([float(x["location_top1"]) for x in rows_]).replace(" (1)", "")
+        net = mean([float(x["location_network_top1"]) for x in rows_])
+        parts.append(f"{loc} ({net}; {len(rows_)})")
+    print(f"| {label} | " + " | ".join(parts) + " |")
+for b in ("knn_sphere", "lr_sincos"):
+    print(f"| *{b}* | " + " | ".join(
+        f"*{float(base[(b, r)]['top1']):.2f}*" if (b, r) in base else "–" for r in ratios) + " |")
+
 for column, title in (("location_top1", "P(y|loc) with the place memory (shipped)"),
                       ("location_network_top1", "the network alone (no memory)"),
                       ("fused_top1", "fused, with the memory")):

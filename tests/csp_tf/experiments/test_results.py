@@ -105,3 +105,22 @@ def test_gain_plot_draws_paired_gains_and_refuses_unpaired_rows(tmp_path):
     with pytest.raises(ValueError, match="no method has cells paired"):
         plot_paired_gains([r for r in rows if r["method"] == "sup_grid"], methods,
                           str(tmp_path / "h.png"))
+
+
+def test_the_network_alone_is_recorded_and_tabled_only_for_models_with_a_memory(tmp_path):
+    with_memory = dict(_metrics(40.0, loc_top1=30.0), location_network=_metrics(0, 27.0)["location"])
+    rows = [res.metrics_row(get_method("csp"), 0.05, 0, "test", with_memory),
+            res.metrics_row(get_method("sup_grid"), 0.05, 0, "test", _metrics(38.0))]
+    assert rows[0]["location_network_top1"] == 27.0 and math.isnan(rows[1]["location_network_top1"])
+    path = str(tmp_path / "r.csv")
+    res.write_results(path, rows)
+    back = res.read_results(path)
+    text = res.render_markdown(back, [get_method("sup_grid"), get_method("csp")], [0.05], [0],
+                               data_root="d", split="test", preset="p", total_cells=2)
+    section = text.split("## Location only, the network alone (no place memory): top-1 (%)")[1]
+    table = [line for line in section.split("##")[0].splitlines() if line.startswith("|")]
+    assert [cells(line)[0] for line in table[2:]] == ["CSP-MC-BLD"]
+    assert cells(table[2])[3] == "**27.00**"
+    plain = res.render_markdown(back[1:], [get_method("sup_grid")], [0.05], [0], data_root="d",
+                                split="test", preset="p", total_cells=1)
+    assert "network alone" not in plain
