@@ -42,7 +42,10 @@ def test_pretrain_finetune_evaluate(trained, data_root, capsys):
     assert cli.main(["evaluate", "--data-root", data_root, "--model", str(trained / "ft"),
                      "--out", str(trained / "m.json")]) == 0
     m = json.load(open(trained / "m.json"))
-    assert set(m) == {"fused", "image", "location"} and 0 <= m["fused"]["top1"] <= 100
+    # + the network alone when the model's place memory was switched on by its val choice
+    assert {"fused", "image", "location"} <= set(m) <= {"fused", "image", "location",
+                                                          "location_network"}
+    assert 0 <= m["fused"]["top1"] <= 100
     # The fine-tuned config records the data shapes and the base it came from.
     cfg = open(trained / "ft" / "config.yaml").read()
     assert "label_ratio: 0.2" in cfg and "feature_dim: 16" in cfg
