@@ -160,9 +160,11 @@ def finetune(config: ExperimentConfig, stage_input: StageInput, image_input: Sta
     (without them it falls back to ``minibatch`` epochs over ``image_input``).
     ``validation``: labeled val rows: choose the probe's L2 weight, the place memory's vote and
     the fusion on them.
-    ``memory_arrays``: the labeled rows the place memory holds (``finetune.place_memory=
-    'calibrated'``; the location stage's label subset). They hold labeled rows only (``DataRoot.labeled``: ``csp_tf.train.data_root.stage_inputs``
-    builds every argument here but the config and the directories).
+    ``memory_arrays``: the labeled rows the place memory holds (when
+    ``config.uses_place_memory()``; the location stage's label subset).
+    All of them hold labeled rows only (``DataRoot.labeled``:
+    ``csp_tf.train.data_root.stage_inputs`` builds every argument here but the config and the
+    directories).
     """
     fc = config.finetune
     from csp_tf.memory_calibration import memory_size
