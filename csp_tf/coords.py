@@ -60,3 +60,11 @@ def unit_sphere(lon_lat) -> np.ndarray:
     ll = np.radians(np.asarray(lon_lat, np.float64))
     lon, lat = ll[:, 0], ll[:, 1]
     return np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=1)
+
+
+def located_rows(arrays) -> dict:
+    """The rows of ``arrays`` (``lon_lat``, ``label``, ...) with a label (>= 0) and both
+    coordinates: what a kNN, a baseline or a place memory can hold or score."""
+    labels = np.asarray(arrays["label"])
+    keep = (labels >= 0) & ~np.isnan(np.asarray(arrays["lon_lat"], np.float64)).any(axis=1)
+    return {k: np.asarray(v)[keep] for k, v in arrays.items()}

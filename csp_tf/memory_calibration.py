@@ -14,6 +14,7 @@ from typing import Dict, Mapping, Optional, Sequence
 
 import numpy as np
 
+from csp_tf.coords import located_rows
 from csp_tf.models.place_memory import neighbour_weights
 
 log = logging.getLogger("csp_tf")
@@ -22,14 +23,6 @@ K_GRID = (1, 3, 5, 10, 20, 50)
 POWER_GRID = (0.0, 1.0, 2.0)
 CONCENTRATION_GRID = (1e-3, 1e-2, 0.1, 0.3, 1.0, 3.0, 10.0, 100.0)
 _FLOOR = 1e-12
-
-
-def located_rows(arrays: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
-    """The labeled rows with both coordinates (the places a memory can hold or be scored on)."""
-    lon_lat = np.asarray(arrays["lon_lat"], np.float64)
-    labels = np.asarray(arrays["label"])
-    keep = (labels >= 0) & ~np.isnan(lon_lat).any(axis=1)
-    return {k: np.asarray(v)[keep] for k, v in arrays.items()}
 
 
 def memory_size(arrays: Optional[Mapping[str, np.ndarray]]) -> int:

@@ -22,7 +22,7 @@ from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from csp_tf.coords import unit_sphere
+from csp_tf.coords import located_rows, unit_sphere
 
 log = logging.getLogger("csp_tf")
 Arrays = Mapping[str, np.ndarray]
@@ -177,6 +177,4 @@ class BaselineSuite:
 
 def located_labeled(arrays: Arrays) -> Dict[str, np.ndarray]:
     """Rows with a label and both coordinates (what the baselines can score)."""
-    labels = np.asarray(arrays["label"])
-    keep = (labels >= 0) & ~np.isnan(np.asarray(arrays["lon_lat"], np.float64)).any(axis=1)
-    return {k: np.asarray(arrays[k])[keep] for k in ("lon_lat", "image_features", "label")}
+    return located_rows({k: arrays[k] for k in ("lon_lat", "image_features", "label")})
