@@ -31,9 +31,11 @@ def add_dataset_parser(subparsers) -> argparse.ArgumentParser:
     b.add_argument("--min-class-rows", type=int, default=10,
                    help="drop countries with fewer places than this (default 10)")
     b.add_argument("--label", default="country", choices=LABEL_KINDS,
-                   help="the label: country (default) or haze_peak_month, the month the place's "
+                   help="the label: country (default); haze_peak_month, the month the place's "
                         "Linke turbidity peaks (a climate attribute; the control set of "
-                        "docs/results.md). Rows, splits and features are the same for both")
+                        "docs/results.md); altitude_band, the place's altitude band (the positive "
+                        "control: the features hold it). Rows, splits and features are the same "
+                        "for all")
     b.add_argument("--seed", type=int, default=0,
                    help="salts the split and subset hashes; 0 = csp_tf.data.splits' salts (default 0)")
     b.set_defaults(func=run_dataset_command)

@@ -38,11 +38,18 @@ def _tag(h: float) -> str:
     return f"{h:g}deg"
 
 
+def altitude_km(codes: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """Altitude (km) of the 5' cell of each place (no-data reads as sea level)."""
+    codes = np.where(codes == ALT_NODATA, ALT_SEA_CODE, codes).astype(np.int64)
+    r, c = rasters.cell_index(codes.shape, lon, lat)
+    return codes[r, c] * ALT_STEP_KM + ALT_OFFSET_KM
+
+
 def relief(codes: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> Block:
     """Altitude (km) at the place; mean, std and ruggedness (mean |Δ| to neighbours, km) per window."""
     codes = np.where(codes == ALT_NODATA, ALT_SEA_CODE, codes).astype(np.int64)
     r, c = rasters.cell_index(codes.shape, lon, lat)
-    names, cols = ["relief.alt_km"], [codes[r, c] * ALT_STEP_KM + ALT_OFFSET_KM]
+    names, cols = ["relief.alt_km"], [altitude_km(codes, lon, lat)]
     grad = rasters.gradient_magnitude(codes)
     for h in RELIEF_WINDOWS:
         hr, hc = rasters.half_widths(codes.shape, lat, h)
