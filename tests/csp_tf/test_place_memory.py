@@ -128,3 +128,81 @@ def test_a_memory_needs_the_softmax_head():
         cfg.validate()
     assert get_preset("demo").uses_place_memory()
     assert not get_preset("inat2018").uses_place_memory()  # parity presets: no memory
+
+
+def _clustered_places(rng, n, scatter=0.2):
+    """Dense clusters (towns) plus a sparse uniform scatter, like real places."""
+    centres = _places(rng, 12)
+    which = rng.integers(0, 12, n)
+    near = centres[which] + rng.normal(0, 0.3, (n, 2))
+    near[:, 1] = np.clip(near[:, 1], -89.9, 89.9)
+    near[:, 0] = (near[:, 0] + 180) % 360 - 180
+    lone = rng.random(n) < scatter
+    near[lone] = _places(rng, int(lone.sum()))
+    return near
+
+
+def test_pruned_search_is_exact_on_clustered_places_for_every_batch_size():
+    rng = np.random.default_rng(3)
+    n = 5000
+    model = _model(size=n)
+    places, labels = _clustered_places(rng, n), rng.integers(0, 5, n)
+    model.place_memory.set_places(places, labels)
+    assert model.place_memory.pruned
+    # near the clusters, in the empty space between them, and a remainder chunk
+    queries = np.r_[_clustered_places(rng, 400), _places(rng, 300)].astype(np.float32)
+    full = _haversine_km(queries[:, None, :].astype(np.float64), places[None, :, :])
+    order = np.argsort(full, axis=1)[:, :50]
+    distance, neighbour_labels = (t.numpy() for t in model.place_memory.neighbours(queries))
+    np.testing.assert_allclose(distance, np.take_along_axis(full, order, 1), atol=1e-6)
+    np.testing.assert_array_equal(neighbour_labels, labels[order])
+    for q in (queries[:1], queries[:3], queries[400:405]):  # the scan path (≤ SCAN_BATCH) and just above
+        d, _ = (t.numpy() for t in model.place_memory.neighbours(q))
+        np.testing.assert_allclose(d, distance[[np.flatnonzero((queries == row).all(1))[0] for row in q]],
+                                   atol=1e-9)
+
+
+def test_queries_the_caps_cannot_settle_fall_back_and_stay_exact():
+    from csp_tf.models import place_memory as pm
+    rng = np.random.default_rng(4)
+    n = 4000
+    model = _model(size=n)
+    places = _clustered_places(rng, n)
+    model.place_memory.set_places(places, rng.integers(0, 5, n))
+    queries = np.r_[_clustered_places(rng, 100), _places(rng, 100)].astype(np.float32)
+    q = pm.unit_vectors(queries)
+    centre, radius = pm.block_caps(model.place_memory.points, pm.BLOCK)
+    _, _, proven = pm.pruned_search(q, model.place_memory.points, centre, radius, 50, 50)
+    proven = proven.numpy()
+    assert proven[:100].mean() > 0.9 and not proven.all()  # both paths are taken here
+    full = _haversine_km(queries[:, None, :].astype(np.float64), places[None, :, :])
+    distance, _ = (t.numpy() for t in model.place_memory.neighbours(queries))
+    np.testing.assert_allclose(distance[~proven], np.sort(full, axis=1)[~proven, :50], atol=1e-6)
+
+
+def test_points_in_any_order_still_give_exact_neighbours():
+    # The caps come from the stored points: a memory whose points are not in k-d order (an older
+    # file, or points assigned directly) is slower, never wrong.
+    rng = np.random.default_rng(5)
+    n = 3000
+    model = _model(size=n)
+    places = _clustered_places(rng, n)
+    shuffled = rng.permutation(n)
+    from csp_tf.coords import unit_sphere
+    model.place_memory.points.assign(unit_sphere(places)[shuffled])
+    queries = _places(rng, 300).astype(np.float32)
+    full = _haversine_km(queries[:, None, :].astype(np.float64), places[None, :, :])
+    distance, _ = (t.numpy() for t in model.place_memory.neighbours(queries))
+    np.testing.assert_allclose(distance, np.sort(full, axis=1)[:, :50], atol=1e-6)
+
+
+def test_kd_order_is_a_permutation_into_compact_caps():
+    from csp_tf.models import place_memory as pm
+    from csp_tf.coords import unit_sphere
+    rng = np.random.default_rng(6)
+    points = unit_sphere(_clustered_places(rng, 2000, scatter=0.0))
+    order = pm.kd_order(points)
+    np.testing.assert_array_equal(np.sort(order), np.arange(2000))
+    _, sorted_radius = pm.block_caps(tf.constant(points[order]), pm.BLOCK)
+    _, raw_radius = pm.block_caps(tf.constant(points), pm.BLOCK)
+    assert np.median(sorted_radius.numpy()) < 0.05 * np.median(raw_radius.numpy())

@@ -60,21 +60,23 @@ def test_a_failing_script_is_reported_not_filled_in(run_all, tmp_path, monkeypat
 
 
 def test_place_memory_benchmark_runs_and_renders(run_all, tmp_path):
-    """The real script at a tiny size: its search agrees with the BallTree, and every row the
-    report reads for a run it made is in its JSON."""
+    """The real script at a small size (pruned by caps): its search agrees with the BallTree and
+    with a scan of every place, and every row the report reads for a run it made is in its JSON."""
     import subprocess
 
     json_dir = tmp_path / "j"
     json_dir.mkdir()
     subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "place_memory.py"),
-                    "--sizes", "500", "--batches", "1", "--rounds", "1",
+                    "--sizes", "3000", "--batches", "64", "--rounds", "1", "--layouts", "clustered",
                     "--out", str(json_dir / "place_memory.json")], check=True, cwd=REPO)
     data = json.loads((json_dir / "place_memory.json").read_text())
     (row,) = data["rows"]
-    assert row["places"] == 500 and row["max_distance_diff_km"] < 1e-6
-    assert 0 < row["fraction_of_scan_limit"] and row["search_ms"] > 0
+    assert row["places"] == 3000 and row["max_distance_diff_km"] < 1e-6
+    assert row["max_distance_diff_to_scan_km"] < 1e-6 and 0 < row["proven_fraction"] <= 1
+    assert 0 < row["fraction_of_scan_limit"] and row["search_ms"] > 0 and row["scan_ms"] > 0
     out = tmp_path / "bench.md"
     run_all.main(["--from-json", str(json_dir), "--out", str(out), "--only", "place_memory"])
     text = out.read_text()
-    assert "| N = 20 000 places, batch 1: search (ms) | " in text
-    assert "rows.1." in text  # the other cases were not run: listed as missing, not filled in
+    assert "| uniform, N = 20 000 places, batch 1: search (ms) | n/a |" in text
+    # the cases the report names were not run: listed as missing, never filled from another case
+    assert "cases.uniform_20000_1.search_ms" in text and "clustered_3000" not in text
