@@ -135,7 +135,9 @@ class FinetuneConfig(ConfigNode):
       over the stage's epochs.
     * ``image_classifier_solver``: ``fullbatch`` = the linear probe fitted to convergence on the
       whole labeled set (full-batch Adam, L2 weight chosen on val from
-      ``image_classifier_l2_grid``); ``minibatch`` = the reference-like mini-batch epochs.
+      ``image_classifier_l2_grid``; rounds of ``image_classifier_steps`` until the objective
+      stops falling by 1 %, at most ``image_classifier_max_rounds``); ``minibatch`` = the
+      reference-like mini-batch epochs.
     * ``fusion``: ``product`` = P(y|img)·P(y|loc) (SPEC §9); ``calibrated`` = softmax of
       α·log P(y|img) + β·log P(y|loc) − γ·log P(y) with (α, β, γ) chosen on val (the grid holds
       (1,0,0) and (0,1,0), so on val the fused score is never below the better of its parts).
@@ -167,6 +169,7 @@ class FinetuneConfig(ConfigNode):
     image_classifier_l2: float = 1e-5
     image_classifier_l2_grid: str = "1e-6,1e-5,1e-4"
     image_classifier_steps: int = 1500
+    image_classifier_max_rounds: int = 4
     image_classifier_fullbatch_lr: float = 0.2
     fusion: str = "calibrated"
     place_memory: str = "auto"
@@ -314,7 +317,7 @@ class ExperimentConfig(ConfigNode):
 _POSITIVE = {"frequency_num", "min_radius", "max_radius", "rbf_kernel_size", "num_rbf_anchor_pts",
              "legendre_polys", "tile_size", "embedding_size", "num_filts", "hidden_dim", "lr",
              "batch_size", "temp_inbatch", "temp_negloc", "temp_simcse", "num_neg_rand_loc",
-             "image_classifier_steps", "image_classifier_fullbatch_lr", "steps_per_execution"}
+             "image_classifier_steps", "image_classifier_max_rounds", "image_classifier_fullbatch_lr", "steps_per_execution"}
 _NON_NEGATIVE = {"epochs", "min_steps", "image_classifier_l2", "feature_dim", "num_classes",
                  "pretrain_in_memory_mb"}
 # The keys of csp_tf.models.layers.ACTIVATIONS (a test keeps them equal): importing csp_tf.models

@@ -5,7 +5,11 @@ The reference trains its image classifier elsewhere and loads the predictions; a
 on frozen features is a convex problem, so csp-tf fits it like scikit-learn's
 ``LogisticRegression`` would (to convergence, regularised) instead of for a fixed number of
 mini-batch epochs, which left the probe predicting the majority class on small label subsets.
-Full-batch Adam with a cosine-decayed step (large sets: random 8192-row batches).
+Full-batch Adam with a cosine-decayed step (large sets: random 8192-row batches), in rounds of
+``steps`` (the cosine restarts) until a round lowers the training objective by less than ``tol``
+(relative) or ``max_rounds`` have run: a label with a sharp boundary in one feature needs
+several rounds (the altitude-band control: 95.1 % after one, 98.5 % after four), a smooth one
+stops after two.
 """
 
 from __future__ import annotations
@@ -32,9 +36,13 @@ class ProbeFit:
 def fit_linear_probe(model, features: np.ndarray, labels: np.ndarray, *,
                      l2_grid: Sequence[float], steps: int = 1500, lr: float = 0.2, seed: int = 0,
                      val_features: Optional[np.ndarray] = None,
-                     val_labels: Optional[np.ndarray] = None) -> ProbeFit:
+                     val_labels: Optional[np.ndarray] = None, max_rounds: int = 4,
+                     tol: float = 0.01) -> ProbeFit:
     """Fits ``model.image_classifier`` (weights replaced) for each L2 value; keeps the best on
-    validation (top-1, then NLL). Without validation only the first L2 value is fitted."""
+    validation (top-1, then NLL). Without validation only the first L2 value is fitted. Each fit
+    runs rounds of ``steps`` until converged (module docstring)."""
+    if max_rounds < 1 or tol < 0:
+        raise ValueError(f"max_rounds must be >= 1 and tol >= 0 (got {max_rounds}, {tol})")
     layer = model.image_classifier
     x = model.prepare_features(tf.constant(features, tf.float32))
     y = tf.constant(labels, tf.int32)
@@ -54,15 +62,21 @@ def fit_linear_probe(model, features: np.ndarray, labels: np.ndarray, *,
         opt = keras.optimizers.Adam(learning_rate=lr)
         opt.build([kernel, bias])
         step_fn = _make_step(layer, opt, float(l2))
-        loss = float("nan")
-        for t in range(steps):
-            opt.learning_rate.assign(lr * 0.5 * (1.0 + np.cos(np.pi * t / steps)))
-            if batch < n:
-                idx = tf.constant(rng.choice(n, size=batch, replace=False))
-                loss = step_fn(tf.gather(x, idx), tf.gather(y, idx))
-            else:
-                loss = step_fn(x, y)
-        entry = {"l2": float(l2), "train_loss": float(loss)}
+        objective = _make_objective(layer, float(l2))
+        previous, rounds = float("inf"), 0
+        for rounds in range(1, max_rounds + 1):
+            for t in range(steps):
+                opt.learning_rate.assign(lr * 0.5 * (1.0 + np.cos(np.pi * t / steps)))
+                if batch < n:
+                    idx = tf.constant(rng.choice(n, size=batch, replace=False))
+                    step_fn(tf.gather(x, idx), tf.gather(y, idx))
+                else:
+                    step_fn(x, y)
+            loss = float(objective(x, y))
+            if rounds > 1 and previous - loss <= tol * abs(previous):
+                break
+            previous = loss
+        entry = {"l2": float(l2), "train_loss": loss, "rounds": rounds}
         if has_val:
             logits = layer(xv).numpy().astype(np.float64)
             entry["val_top1"] = float(100.0 * np.mean(np.argmax(logits, 1) == yv))
@@ -82,6 +96,21 @@ def fit_linear_probe(model, features: np.ndarray, labels: np.ndarray, *,
         bias.assign(best_weights[1])
     chosen = best[1]
     return ProbeFit(chosen["l2"], chosen.get("val_top1", float("nan")), results)
+
+
+def _make_objective(layer, l2: float):
+    """The full training objective (mean cross-entropy + L2), in 65 536-row pieces."""
+    @tf.function(reduce_retracing=True)
+    def piece(x, y):
+        logits = tf.cast(layer(x), tf.float32)
+        return tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+
+    def objective(x, y):
+        n = int(x.shape[0])
+        total = sum(float(piece(x[i:i + 65536], y[i:i + 65536])) for i in range(0, n, 65536))
+        return total / n + l2 * float(tf.reduce_sum(tf.square(layer.kernel)))
+
+    return objective
 
 
 def _make_step(layer, opt, l2: float):

@@ -259,6 +259,7 @@ def _post_fit(s: "_Session", fc, image_arrays: Optional[Arrays],
         fit = fit_linear_probe(
             s.model, image_arrays["image_features"], image_arrays["label"], l2_grid=grid,
             steps=fc.image_classifier_steps, lr=fc.image_classifier_fullbatch_lr,
+            max_rounds=fc.image_classifier_max_rounds,
             seed=s.config.runtime.seed,
             val_features=None if val is None else val["image_features"],
             val_labels=None if val is None else val["label"])

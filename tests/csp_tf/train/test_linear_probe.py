@@ -61,3 +61,29 @@ def test_standardisation_lives_in_the_model_and_survives_keras_round_trip(tmp_pa
     np.testing.assert_allclose(back.prepare_features(f).numpy(), (f - mean) / std, rtol=1e-6)
     with pytest.raises(ValueError, match="width 3"):
         m.set_feature_stats(np.zeros(3), np.ones(3))
+
+
+def test_a_sharp_boundary_gets_more_rounds_until_converged():
+    # Bands of one feature (like the altitude-band control): one round of a short schedule stops
+    # far from the optimum; rounds continue while the objective still falls by > 1 %.
+    rng = np.random.default_rng(7)
+    x = rng.normal(0, 1, (3000, 6)).astype(np.float32)
+    y = np.searchsorted([-1.0, -0.3, 0.3, 1.0], x[:, 0])
+    xv = rng.normal(0, 1, (2000, 6)).astype(np.float32)
+    yv = np.searchsorted([-1.0, -0.3, 0.3, 1.0], xv[:, 0])
+    scores = {}
+    for rounds in (1, 6):
+        m = _model(6, 5, standardize=False)
+        fit = fit_linear_probe(m, x, y, l2_grid=[0.0], steps=60, lr=0.2, val_features=xv,
+                               val_labels=yv, max_rounds=rounds)
+        scores[rounds] = (fit.val_top1, fit.grid[0]["rounds"], fit.grid[0]["train_loss"])
+    assert scores[1][1] == 1 and scores[6][1] > 1
+    assert scores[6][2] < 0.9 * scores[1][2]
+    assert scores[6][0] > scores[1][0] + 2.0, scores
+
+
+def test_probe_rounds_must_be_positive():
+    m = _model(12, 5)
+    x, y = _data(np.random.default_rng(2), 50)
+    with pytest.raises(ValueError, match="max_rounds"):
+        fit_linear_probe(m, x, y, l2_grid=[1e-3], steps=5, max_rounds=0)
