@@ -78,12 +78,14 @@ def test_mixture_is_the_documented_formula_and_off_is_the_network():
                                   network)
 
 
-def test_keras_file_and_saved_model_answer_as_the_live_model(tmp_path):
+@pytest.mark.parametrize("size", [300, 3000])  # every place scanned / pruned by caps
+def test_keras_file_and_saved_model_answer_as_the_live_model(tmp_path, size):
     from csp_tf.export import write_saved_model
 
     rng = np.random.default_rng(2)
-    model = _model()
-    model.place_memory.set_places(_places(rng, 300), rng.integers(0, 5, 300))
+    model = _model(size=size)
+    model.place_memory.set_places(_clustered_places(rng, size), rng.integers(0, 5, size))
+    assert model.place_memory.pruned == (size > 1024)
     model.place_memory.set_params(3, 2.0, 0.3)
     kernel = model.class_head.kernel
     kernel.assign(kernel.numpy() + rng.normal(0, 1, kernel.shape).astype(np.float32))
@@ -91,7 +93,7 @@ def test_keras_file_and_saved_model_answer_as_the_live_model(tmp_path):
     want = model.location_probs(q).numpy()
     model.save(str(tmp_path / "m.keras"))
     reloaded = load_csp_model(str(tmp_path / "m.keras"))
-    assert reloaded.place_memory.size == 300
+    assert reloaded.place_memory.size == size
     np.testing.assert_array_equal(reloaded.location_probs(q).numpy(), want)
     saved = tf.saved_model.load(write_saved_model(model, str(tmp_path / "sm" / "1"), warmup=False))
     got = saved.signatures["location_prior"](lon_lat=tf.constant(q))["probabilities"].numpy()
