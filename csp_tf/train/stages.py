@@ -263,7 +263,7 @@ def _post_fit(s: "_Session", fc, image_arrays: Optional[Arrays],
             seed=s.config.runtime.seed,
             val_features=None if val is None else val["image_features"],
             val_labels=None if val is None else val["label"])
-        out.append({"stage": "image_probe", "l2": fit.l2, "val_top1": fit.val_top1})
+        out.append({"stage": "image_probe", "l2": fit.l2, "val_top1": fit.val_top1, "grid": fit.grid})
     if s.model.place_memory is not None:
         if memory_arrays is None:
             raise ValueError("the model has a place memory but no memory_arrays were given")
