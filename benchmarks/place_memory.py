@@ -1,7 +1,7 @@
 """Cost of the place memory (``csp_tf.models.place_memory``): the exact in-graph neighbour
 search, measured beside what bounds it, in one run.
 
-The search bounds each query's dot product with caps of 32 places, reads the places of its 16
+The search bounds each query's dot product with caps of 32 places, reads the places of its 32
 best caps exactly and keeps the top K = 50 (brute force for a query the caps cannot settle, and
 for batches of at most 4). Measured beside it, on the same places and queries, with the same
 answers checked:

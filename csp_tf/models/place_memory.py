@@ -27,7 +27,7 @@ most ``SCAN_BATCH`` queries (the caps cost one pass over the places). Queries go
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import keras
 import numpy as np
@@ -40,7 +40,7 @@ MAX_NEIGHBOURS = 50
 QUERY_CHUNK = 256
 DISTANCE_FLOOR_KM = 1e-3  # a place at distance 0 gets the weight of one 1 m away
 BLOCK = 32  # places per cap (consecutive in the stored order)
-CANDIDATE_BLOCKS = 16  # caps read exactly per query (512 candidate places)
+CANDIDATE_BLOCKS = 32  # caps read exactly per query (1024 candidate places)
 SCAN_BATCH = 4  # batches up to this size scan every place (cheaper than making the caps)
 # Caps are widened by ~6 m: float64 acos near 1 is good to ~1e-8 rad, so no place can fall outside.
 CAP_SLACK_RAD = 1e-6
@@ -85,10 +85,12 @@ def block_caps(points: tf.Tensor, block: int) -> Tuple[tf.Tensor, tf.Tensor]:
 
 def pruned_search(q: tf.Tensor, points: tf.Tensor, centre: tf.Tensor, radius: tf.Tensor,
                   k: int, exact_first, block: int = BLOCK,
-                  candidate_blocks: int = CANDIDATE_BLOCKS) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """The ``k`` best dot products among the places of each query's best caps: (values (Q, k),
-    place indices (Q, k), proven (Q,) bool). ``proven``: no cap left out can beat the
-    ``exact_first``-th value, so the first ``exact_first`` neighbours are the exact ones."""
+                  candidate_blocks: Optional[int] = None) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """The ``k`` best dot products among the places of each query's best caps (default
+    ``CANDIDATE_BLOCKS``): (values (Q, k), place indices (Q, k), proven (Q,) bool). ``proven``:
+    no cap left out can beat the ``exact_first``-th value, so the first ``exact_first``
+    neighbours are the exact ones."""
+    candidate_blocks = candidate_blocks or CANDIDATE_BLOCKS
     n = tf.shape(points)[0]
     # cos(θ − r) = cos θ cos r + sin θ sin r for a query at angle θ from a cap of radius r
     # (widened by CAP_SLACK_RAD), 1 inside the cap: no trigonometric function per score.

@@ -164,8 +164,9 @@ def test_pruned_search_is_exact_on_clustered_places_for_every_batch_size():
                                    atol=1e-9)
 
 
-def test_queries_the_caps_cannot_settle_fall_back_and_stay_exact():
+def test_queries_the_caps_cannot_settle_fall_back_and_stay_exact(monkeypatch):
     from csp_tf.models import place_memory as pm
+    monkeypatch.setattr(pm, "CANDIDATE_BLOCKS", 8)  # 256 candidates: most queries unsettled
     rng = np.random.default_rng(4)
     n = 4000
     model = _model(size=n)
@@ -176,7 +177,7 @@ def test_queries_the_caps_cannot_settle_fall_back_and_stay_exact():
     centre, radius = pm.block_caps(model.place_memory.points, pm.BLOCK)
     _, _, proven = pm.pruned_search(q, model.place_memory.points, centre, radius, 50, 50)
     proven = proven.numpy()
-    assert proven[:100].mean() > 0.9 and not proven.all()  # both paths are taken here
+    assert 0.1 < proven.mean() < 0.9  # both paths are taken here
     full = _haversine_km(queries[:, None, :].astype(np.float64), places[None, :, :])
     distance, _ = (t.numpy() for t in model.place_memory.neighbours(queries))
     np.testing.assert_allclose(distance[~proven], np.sort(full, axis=1)[~proven, :50], atol=1e-6)
