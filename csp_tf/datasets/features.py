@@ -38,25 +38,35 @@ def _tag(h: float) -> str:
     return f"{h:g}deg"
 
 
+def _sea_filled(codes: np.ndarray) -> np.ndarray:
+    """The altitude codes with no-data read as sea level (int64)."""
+    return np.where(codes == ALT_NODATA, ALT_SEA_CODE, codes).astype(np.int64)
+
+
+def _code_km(code):
+    return code * ALT_STEP_KM + ALT_OFFSET_KM
+
+
 def altitude_km(codes: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
-    """Altitude (km) of the 5' cell of each place (no-data reads as sea level)."""
-    codes = np.where(codes == ALT_NODATA, ALT_SEA_CODE, codes).astype(np.int64)
+    """Altitude (km) of the 5' cell of each place (no-data reads as sea level): the
+    ``relief.alt_km`` feature."""
+    codes = _sea_filled(codes)
     r, c = rasters.cell_index(codes.shape, lon, lat)
-    return codes[r, c] * ALT_STEP_KM + ALT_OFFSET_KM
+    return _code_km(codes[r, c])
 
 
 def relief(codes: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> Block:
     """Altitude (km) at the place; mean, std and ruggedness (mean |Δ| to neighbours, km) per window."""
-    codes = np.where(codes == ALT_NODATA, ALT_SEA_CODE, codes).astype(np.int64)
+    codes = _sea_filled(codes)
     r, c = rasters.cell_index(codes.shape, lon, lat)
-    names, cols = ["relief.alt_km"], [altitude_km(codes, lon, lat)]
+    names, cols = ["relief.alt_km"], [_code_km(codes[r, c])]
     grad = rasters.gradient_magnitude(codes)
     for h in RELIEF_WINDOWS:
         hr, hc = rasters.half_widths(codes.shape, lat, h)
         mean, std = rasters.window_mean_std(codes, r, c, hr, hc)
         rug, _ = rasters.window_mean_std(grad, r, c, hr, hc, with_std=False)
         names += [f"relief.mean_km@{_tag(h)}", f"relief.std_km@{_tag(h)}", f"relief.rugged_km@{_tag(h)}"]
-        cols += [mean * ALT_STEP_KM + ALT_OFFSET_KM, std * ALT_STEP_KM, rug * ALT_STEP_KM]
+        cols += [_code_km(mean), std * ALT_STEP_KM, rug * ALT_STEP_KM]
     return names, np.stack(cols, axis=1)
 
 

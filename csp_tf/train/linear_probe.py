@@ -98,17 +98,26 @@ def fit_linear_probe(model, features: np.ndarray, labels: np.ndarray, *,
     return ProbeFit(chosen["l2"], chosen.get("val_top1", float("nan")), results)
 
 
+def _cross_entropy(layer, x, y):
+    """Per-row softmax cross-entropy of the probe (float32 logits under a mixed policy)."""
+    logits = tf.cast(layer(x), tf.float32)
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+
+
+def _penalty(layer, l2: float):
+    return l2 * tf.reduce_sum(tf.square(layer.kernel))
+
+
 def _make_objective(layer, l2: float):
-    """The full training objective (mean cross-entropy + L2), in 65 536-row pieces."""
+    """The full training objective (what a step minimises, over every row), in 65 536-row pieces."""
     @tf.function(reduce_retracing=True)
     def piece(x, y):
-        logits = tf.cast(layer(x), tf.float32)
-        return tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+        return tf.reduce_sum(_cross_entropy(layer, x, y))
 
     def objective(x, y):
         n = int(x.shape[0])
         total = sum(float(piece(x[i:i + 65536], y[i:i + 65536])) for i in range(0, n, 65536))
-        return total / n + l2 * float(tf.reduce_sum(tf.square(layer.kernel)))
+        return total / n + float(_penalty(layer, l2))
 
     return objective
 
@@ -117,9 +126,7 @@ def _make_step(layer, opt, l2: float):
     @tf.function(reduce_retracing=True)
     def step(x, y):
         with tf.GradientTape() as tape:
-            logits = tf.cast(layer(x), tf.float32)  # bf16/fp16 under a mixed policy
-            ce = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
-            loss = ce + l2 * tf.reduce_sum(tf.square(layer.kernel))
+            loss = tf.reduce_mean(_cross_entropy(layer, x, y)) + _penalty(layer, l2)
         grads = tape.gradient(loss, [layer.kernel, layer.bias])
         opt.apply(grads, [layer.kernel, layer.bias])
         return loss
