@@ -3,7 +3,7 @@
 ``ExperimentConfig`` composes the parts (after the TF Model Garden's ``ExperimentConfig``).
 Field names follow the reference code's flags (``frequency_num``, ``min_radius``, ...); the
 named presets (``csp_tf/presets.py``) carry the values of the authors' two scripts
-(``../shared/csp/SPEC.md`` §10). Configs are data: ``to_dict``/``from_dict``, YAML/JSON on
+(docs/reference.md §10). Configs are data: ``to_dict``/``from_dict``, YAML/JSON on
 disk, ``override`` with dotted keys (unknown keys raise), ``validate`` with messages that name
 the field and the value.
 
@@ -41,7 +41,7 @@ from csp_tf.presets import PRESETS
 
 @dataclass
 class LocationEncoderConfig(ConfigNode):
-    """Position encoder + network (SPEC §2-§3).
+    """Position encoder + network (docs/reference.md §2-§3).
 
     ``network``: ``auto`` (the encoder's own head for theorydiag/hexagridcell, else ``ffn``),
     ``ffn`` (Space2Vec FFN, §3.1), ``fcnet`` (geo_net, §2.11), ``diag`` (theorydiag's
@@ -55,7 +55,7 @@ class LocationEncoderConfig(ConfigNode):
     hidden_dim: int = 512
     num_filts: int = 256
     dropout: float = 0.5
-    # fcnet's ResLayer dropout: the reference fixes it at 0.5 and ignores ``dropout`` (SPEC §2.11)
+    # fcnet's ResLayer dropout: the reference fixes it at 0.5 and ignores ``dropout`` (docs/reference.md §2.11)
     fcnet_dropout: float = 0.5
     activation: str = "relu"  # relu | leakyrelu (slope 0.2) | gelu (exact) | sigmoid | tanh
     use_layn: bool = True
@@ -71,7 +71,7 @@ class LocationEncoderConfig(ConfigNode):
         if (own or net) != net or (own is None and net in OWN_HEADS.values()):
             want = own or "auto, ffn or fcnet"
             raise ConfigError(f"location_encoder.network={net!r} does not fit position.type="
-                              f"{kind!r}; use {want} (SPEC §2.5/§2.6: theorydiag and "
+                              f"{kind!r}; use {want} (docs/reference.md §2.5/§2.6: theorydiag and "
                               "hexagridcell have their own head, no FFN)")
         return net
 
@@ -86,7 +86,7 @@ class LocationEncoderConfig(ConfigNode):
 
 @dataclass
 class PretrainConfig(ConfigNode):
-    """Self-supervised pre-training (SPEC §5-§7.4).
+    """Self-supervised pre-training (docs/reference.md §5-§7.4).
 
     ``temperature_mode``: ``divide`` reproduces the reference (logits = cos/τ, so τ=20 flattens
     the softmax, a [QUIRK]); ``multiply`` is the corrected CLIP-style form (logits = cos·τ).
@@ -114,7 +114,7 @@ class PretrainConfig(ConfigNode):
 
 @dataclass
 class FinetuneConfig(ConfigNode):
-    """Supervised fine-tuning of the location encoder + class head (SPEC §7.5, §8).
+    """Supervised fine-tuning of the location encoder + class head (docs/reference.md §7.5, §8).
 
     ``carry_optimizer_state``: the reference reuses one Adam across stages so its moments carry
     over ([QUIRK], default True); False starts fine-tuning with a fresh optimizer.
@@ -125,7 +125,7 @@ class FinetuneConfig(ConfigNode):
 
     * ``location_loss``: ``softmax`` = softmax cross-entropy over classes with a class-head bias,
       so P(y|loc) keeps the empirical class prior; ``presence`` = the reference's per-class
-      sigmoid "full loss" with random background locations (SPEC §7.5), which is right for a
+      sigmoid "full loss" with random background locations (docs/reference.md §7.5), which is right for a
       class-balanced evaluation and throws the prior away otherwise.
     * ``sampler``: ``shuffle`` = every labeled row once per epoch (natural frequencies);
       ``balanced`` = the reference's ≤ max_num_exs_per_class rows per class per epoch.
@@ -138,7 +138,7 @@ class FinetuneConfig(ConfigNode):
       ``image_classifier_l2_grid``; rounds of ``image_classifier_steps`` until the objective
       stops falling by 1 %, at most ``image_classifier_max_rounds``); ``minibatch`` = the
       reference-like mini-batch epochs.
-    * ``fusion``: ``product`` = P(y|img)·P(y|loc) (SPEC §9); ``calibrated`` = softmax of
+    * ``fusion``: ``product`` = P(y|img)·P(y|loc) (docs/reference.md §9); ``calibrated`` = softmax of
       α·log P(y|img) + β·log P(y|loc) − γ·log P(y) with (α, β, γ) chosen on val (the grid holds
       (1,0,0) and (0,1,0), so on val the fused score is never below the better of its parts).
     * ``place_memory``: ``calibrated`` = the model keeps the labeled places and, outside
@@ -288,7 +288,7 @@ class ExperimentConfig(ConfigNode):
         if le.resolved_network() == "diag" and le.num_filts % pe.frequency_num:
             raise ConfigError(f"location_encoder.num_filts={le.num_filts} must be a multiple of "
                               f"location_encoder.position.{pe.type}.frequency_num="
-                              f"{pe.frequency_num} (SPEC §2.5)")
+                              f"{pe.frequency_num} (docs/reference.md §2.5)")
         for key in ("dropout", "fcnet_dropout"):
             if not 0.0 <= getattr(le, key) < 1.0:
                 raise ConfigError(f"location_encoder.{key}={getattr(le, key)!r} must be in [0, 1)")

@@ -24,7 +24,7 @@ MAP_RANGE = [-180.0, 180.0, -90.0, 90.0]
 
 @dataclass
 class ScheduleOptions(ConfigNode):
-    """Encoders on the ``_cal_freq_list`` schedule (SPEC §2.1): S, λ_min, λ_max (degrees for
+    """Encoders on the ``_cal_freq_list`` schedule (docs/reference.md §2.1): S, λ_min, λ_max (degrees for
     the Space2Vec encoders, radian multiples for Sphere2Vec). ``seed`` draws the ``random``
     schedule; ``frequencies`` gives the f_s outright (a saved model's)."""
 
@@ -38,7 +38,7 @@ class ScheduleOptions(ConfigNode):
 
 @dataclass
 class HexaGridOptions(ConfigNode):
-    """``hexagridcell`` (SPEC §2.6): f_s = λ_max^{-s/(S-1)}, no λ_min."""
+    """``hexagridcell`` (docs/reference.md §2.6): f_s = λ_max^{-s/(S-1)}, no λ_min."""
 
     frequency_num: int = 32
     max_radius: float = 360.0
@@ -58,7 +58,7 @@ class MapRangeOptions(ConfigNode):
 
 @dataclass
 class RBFOptions(ConfigNode):
-    """``rbf`` (SPEC §2.8): M Gaussian kernels of width σ (degrees) around anchors.
+    """``rbf`` (docs/reference.md §2.8): M Gaussian kernels of width σ (degrees) around anchors.
     ``anchors``: ``data`` (M training locations, the reference; csp-tf fills ``anchor_pts``
     from the data root's train split with ``seed``) or ``uniform`` (area-uniform on the sphere
     from ``seed``). ``anchor_pts``: the (M, 2) anchors themselves, saved with the model."""
@@ -72,7 +72,7 @@ class RBFOptions(ConfigNode):
 
 @dataclass
 class RFFOptions(ConfigNode):
-    """``rff`` (SPEC §2.9): ω ~ N(0, k·I) (``variance``, the [QUIRK]) or N(0, k⁻²·I)
+    """``rff`` (docs/reference.md §2.9): ω ~ N(0, k·I) (``variance``, the [QUIRK]) or N(0, k⁻²·I)
     (``bandwidth``), k = ``rbf_kernel_size``; ω, b drawn from ``seed`` unless given."""
 
     frequency_num: int = 32
@@ -86,7 +86,7 @@ class RFFOptions(ConfigNode):
 
 @dataclass
 class HarmonicsOptions(ConfigNode):
-    """``spherical_harmonics`` (ENCODERS_EXTRA §5): L² features."""
+    """``spherical_harmonics`` (docs/reference.md §13.5): L² features."""
 
     legendre_polys: int = 10
     harmonics_calculation: str = "analytic"  # analytic (SatCLIP) | closed-form
@@ -94,7 +94,7 @@ class HarmonicsOptions(ConfigNode):
 
 @dataclass
 class TileOptions(ConfigNode):
-    """``tile`` (ENCODERS_EXTRA §4): cell size (degrees) and the table's width."""
+    """``tile`` (docs/reference.md §13.4): cell size (degrees) and the table's width."""
 
     tile_size: float = 1.0
     embedding_size: int = 64
@@ -205,6 +205,6 @@ def _check_type(kind: str) -> None:
 
 
 # ----- the heads after the encoder (location_encoder.network) -------------------------------
-# Encoders with their own trainable head instead of the FFN (SPEC §2.5, §2.6) -> network name.
+# Encoders with their own trainable head instead of the FFN (docs/reference.md §2.5, §2.6) -> network name.
 OWN_HEADS = {"theorydiag": "diag", "hexagridcell": "linear"}
 NETWORKS = ("auto", "ffn", "fcnet", "diag", "linear")

@@ -1,4 +1,4 @@
-"""Evaluation (SPEC §9): image-only, location-only and fused P(y|img)·P(y|loc) scores;
+"""Evaluation (docs/reference.md §9): image-only, location-only and fused P(y|img)·P(y|loc) scores;
 top-k accuracy in % and MRR, in eval mode (no dropout), on the final model."""
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def evaluate_model(model: CSPModel, arrays: Mapping[str, np.ndarray],
                    ks: Iterable[int] = TOP_KS) -> Dict[str, Dict[str, float]]:
     """Metrics of the three predictors on labeled rows (``lon_lat``, ``image_features``, ``label``).
 
-    * ``fused``: P_img ⊙ σ(W_c e(x)); rows without a location use P_img (SPEC §9).
+    * ``fused``: P_img ⊙ σ(W_c e(x)); rows without a location use P_img (docs/reference.md §9).
     * ``image``: P_img ("No prior" / Img-only).
     * ``location``: σ(W_c e(x)) on the rows that have a location ("LocEnc"), with the place
       memory's votes when the model has an active one; then ``location_network`` also scores

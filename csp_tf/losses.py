@@ -1,4 +1,4 @@
-"""Pre-training and fine-tuning losses as pure functions of tensors (SPEC §5, §7.5).
+"""Pre-training and fine-tuning losses as pure functions of tensors (docs/reference.md §5, §7.5).
 
 Every function takes embeddings/probabilities already computed by the model, returns a scalar
 float32 loss plus a dict of its terms, and is safe inside ``tf.function(jit_compile=True)``.
@@ -18,7 +18,7 @@ LossOut = Tuple[tf.Tensor, Dict[str, tf.Tensor]]
 # Local (B, D) tensors -> the global batch's (sum B, D) tensors + this replica's row offset.
 Gather = Callable[[List[tf.Tensor]], Tuple[List[tf.Tensor], tf.Tensor]]
 
-# ``pretrain.loss`` names (SPEC §5): the contrastive ones need the image projection ``img_dec``.
+# ``pretrain.loss`` names (docs/reference.md §5): the contrastive ones need the image projection ``img_dec``.
 CONTRASTIVE_LOSSES = ("contsoftmax", "contsoftmaxsym", "imgcontloss", "imgcontlossnolocneg",
                       "imgcontlosssimcse")
 PRETRAIN_LOSSES = CONTRASTIVE_LOSSES + ("l2regress", "none")
@@ -61,7 +61,7 @@ def contsoftmax_loss(loc_emb: tf.Tensor, img_emb: tf.Tensor, rand_loc_emb: tf.Te
                      rand_sample_weight: float = 1.0, simcse_weight: float = 0.0,
                      temperature_mode: str = "divide", symmetric: bool = False,
                      gather: Optional[Gather] = None) -> LossOut:
-    """CSP-MC-BLD (``contsoftmax``; ``symmetric`` = ``contsoftmaxsym``), SPEC §5.1–5.2.
+    """CSP-MC-BLD (``contsoftmax``; ``symmetric`` = ``contsoftmaxsym``), docs/reference.md §5.1–5.2.
 
     Args:
       loc_emb: (B, D) E(x_i), dropout pass 1.  img_emb: (B, D) img_dec(f_i).
@@ -119,7 +119,7 @@ def _cross_replica_terms(e, v, e_pos, gather: Gather, *, temp_inbatch, temp_simc
 
 
 def _binary_inbatch(sim: tf.Tensor) -> tf.Tensor:
-    """mean_i [bce(σ(s_ii)) + mean_{j≠i} bce(1 − σ(s_ij))] (SPEC §5.3); needs B ≥ 2."""
+    """mean_i [bce(σ(s_ii)) + mean_{j≠i} bce(1 − σ(s_ij))] (docs/reference.md §5.3); needs B ≥ 2."""
     n = tf.shape(sim)[0]
     eye = tf.eye(n, dtype=sim.dtype)
     p = tf.sigmoid(sim)
@@ -132,7 +132,7 @@ def imgcontloss_loss(loc_emb: tf.Tensor, img_emb: tf.Tensor, rand_loc_emb: tf.Te
                      loc_emb_pos: tf.Tensor | None = None, *, rand_sample_weight: float = 1.0,
                      simcse_weight: float = 0.0) -> LossOut:
     """CSP-NCE: ``imgcontloss`` (rand given), ``imgcontlossnolocneg`` (rand None),
-    ``imgcontlosssimcse`` (both given). Unscaled cosines, no temperatures (SPEC §5.3)."""
+    ``imgcontlosssimcse`` (both given). Unscaled cosines, no temperatures (docs/reference.md §5.3)."""
     e, v = l2_normalize(loc_emb), l2_normalize(img_emb)
     loss_img = _binary_inbatch(tf.matmul(e, v, transpose_b=True))
     terms = {"loss_inbatch": loss_img}
@@ -150,14 +150,14 @@ def imgcontloss_loss(loc_emb: tf.Tensor, img_emb: tf.Tensor, rand_loc_emb: tf.Te
 
 
 def l2regress_loss(decoded_features: tf.Tensor, image_features: tf.Tensor) -> LossOut:
-    """The paper's MSE baseline: mean over B·F of (loc_dec(E(x)) − f)² (SPEC §5.4)."""
+    """The paper's MSE baseline: mean over B·F of (loc_dec(E(x)) − f)² (docs/reference.md §5.4)."""
     loss = tf.reduce_mean(tf.square(tf.cast(decoded_features, tf.float32) - image_features))
     return loss, {"loss_mse": loss}
 
 
 def full_loss(probs: tf.Tensor, labels: tf.Tensor, rand_probs: tf.Tensor, *,
               rand_sample_weight: float = 1.0) -> LossOut:
-    """Fine-tuning "full loss" of Mac Aodha et al. 2019 as the reference computes it (SPEC §7.5).
+    """Fine-tuning "full loss" of Mac Aodha et al. 2019 as the reference computes it (docs/reference.md §7.5).
 
     probs, rand_probs: (B, C) per-class sigmoids at the real and the random locations.
     L = mean_{i,c} ℓ_pos + w_r · mean_{i,c} −log(1 − p̃ + 1e-5), with

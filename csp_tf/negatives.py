@@ -1,4 +1,4 @@
-"""Random negative locations (the reference ``rand_samples``, SPEC §6), in degrees.
+"""Random negative locations (the reference ``rand_samples``, docs/reference.md §6), in degrees.
 
 All samplers are stateless (``csp_tf.random_ops``, identical with and without XLA): they take a ``seed`` tensor of shape [2] (int32/int64) so a step
 is a pure function of (weights, batch, step seed). That makes runs reproducible, resumable to

@@ -1,5 +1,5 @@
 """Named experiment presets, as data: each is the dotted keys it sets on the defaults (what
-``--set`` takes). The authors' two scripts (SPEC §10.1), the released fMoW checkpoint's
+``--set`` takes). The authors' two scripts (docs/reference.md §10.1), the released fMoW checkpoint's
 settings (§10.2) and the small ``demo`` family. Look them up with
 ``csp_tf.configs.get_preset(name)``; this module imports nothing, so configs can import it.
 
@@ -13,10 +13,10 @@ from typing import Any, Dict
 
 Preset = Dict[str, Any]
 
-# (feature_dim, num_classes) of the data sets the two scripts were written for (SPEC §10.1).
+# (feature_dim, num_classes) of the data sets the two scripts were written for (docs/reference.md §10.1).
 PAPER_SHAPES = {"inat2018": (2048, 8142), "fmow": (2048, 62), "fmow_released": (2048, 62)}
 
-# The reference's fine-tuning recipe (SPEC §7.5, §8, §9): per-class sigmoid "full loss",
+# The reference's fine-tuning recipe (docs/reference.md §7.5, §8, §9): per-class sigmoid "full loss",
 # class-balanced sampler, mini-batch image probe, plain product fusion.
 REFERENCE_FINETUNE: Preset = {
     "finetune.location_loss": "presence", "finetune.sampler": "balanced",
@@ -33,7 +33,7 @@ NATURAL_FINETUNE: Preset = {
     "finetune.place_memory": "auto"}
 
 # What the two reference scripts share (CSP-MC-BLD: gridcell S=32 0.1°..360°, contsoftmax,
-# τ = (20, 1, 1), w = 1, K = 1, sphericalold, 5 % stratified labels, SPEC §10.1).
+# τ = (20, 1, 1), w = 1, K = 1, sphericalold, 5 % stratified labels, docs/reference.md §10.1).
 _CSP_SCRIPT: Preset = {
     "data.standardize_features": False,
     "location_encoder.position.type": "gridcell",
@@ -63,7 +63,7 @@ FMOW: Preset = {**_CSP_SCRIPT, "location_encoder.activation": "gelu", "pretrain.
                 "pretrain.epochs": 300, "finetune.epochs": 300,
                 "finetune.image_classifier_labels": "fewshot"}
 
-# The released fMoW checkpoint's settings: simcse_weight 0.1 and τ1 = 1 (SPEC §10.2).
+# The released fMoW checkpoint's settings: simcse_weight 0.1 and τ1 = 1 (docs/reference.md §10.2).
 FMOW_RELEASED: Preset = {**FMOW, "pretrain.simcse_weight": 0.1, "pretrain.temp_inbatch": 1.0}
 
 # `inat2018` with the reference's fine-tuning, shrunk to run in about a minute on 2 cores

@@ -1,4 +1,4 @@
-"""Space2Vec-grid (``gridcell``), the encoder both CSP scripts use (SPEC §2.2, §2.3)."""
+"""Space2Vec-grid (``gridcell``), the encoder both CSP scripts use (docs/reference.md §2.2, §2.3)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ class GridCellEncoder(ScheduledEncoder):
 
 
 # gridcellnorm: the radian conversion happens after the arguments are computed and is never
-# used, so it is identical to gridcell ([QUIRK], SPEC §2.3).
+# used, so it is identical to gridcell ([QUIRK], docs/reference.md §2.3).
 @register_encoder("gridcellnorm")
 class GridCellNormEncoder(GridCellEncoder):
     """Identical output to ``gridcell`` (reference [QUIRK]: its radian conversion is unused)."""

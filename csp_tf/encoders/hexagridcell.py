@@ -1,4 +1,4 @@
-"""Features of ``hexagridcell`` (SPEC §2.6)."""
+"""Features of ``hexagridcell`` (docs/reference.md §2.6)."""
 
 from __future__ import annotations
 

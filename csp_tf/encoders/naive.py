@@ -1,4 +1,4 @@
-"""``naive``: the min-max normalised coordinates themselves (SPEC §2.7)."""
+"""``naive``: the min-max normalised coordinates themselves (docs/reference.md §2.7)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``nerf``: NeRF positional encoding of the unit-sphere xyz (ENCODERS_EXTRA §3)."""
+"""``nerf``: NeRF positional encoding of the unit-sphere xyz (docs/reference.md §13.3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``rbf``: Gaussian kernels around M anchor locations, in degrees (SPEC §2.8)."""
+"""``rbf``: Gaussian kernels around M anchor locations, in degrees (docs/reference.md §2.8)."""
 
 from __future__ import annotations
 

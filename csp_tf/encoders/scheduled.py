@@ -1,4 +1,4 @@
-"""Shared constructor/config of the encoders built on the ``_cal_freq_list`` schedule (SPEC §2.1).
+"""Shared constructor/config of the encoders built on the ``_cal_freq_list`` schedule (docs/reference.md §2.1).
 
 Used by theory / theorynorm / theorydiag and the Sphere2Vec family. Not registered itself.
 """
@@ -17,7 +17,7 @@ class ScheduledEncoder(PositionEncoder):
     """Holds S, the radii, ``freq_init`` and the float64 frequencies f_s.
 
     The frequencies are saved in the config, so a ``random`` schedule reloads as the same
-    function (csp-tf saves every random part; the reference does not, SPEC §2.1).
+    function (csp-tf saves every random part; the reference does not, docs/reference.md §2.1).
     """
 
     config_keys = ("frequency_num", "min_radius", "max_radius", "freq_init", "seed", "frequencies")

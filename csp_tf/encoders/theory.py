@@ -1,4 +1,4 @@
-"""Space2Vec-theory: ``theory``, ``theorynorm`` (SPEC §2.4) and the features of ``theorydiag`` (§2.5)."""
+"""Space2Vec-theory: ``theory``, ``theorynorm`` (docs/reference.md §2.4) and the features of ``theorydiag`` (§2.5)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import tensorflow as tf
 from csp_tf.encoders.base import flatten_features, register_encoder
 from csp_tf.encoders.scheduled import ScheduledEncoder
 
-# a1, a2, a3: unit vectors 120° apart (SPEC §2.4), as in the reference.
+# a1, a2, a3: unit vectors 120° apart (docs/reference.md §2.4), as in the reference.
 _UNIT_VECS = ((1.0, 0.0), (-1.0 / 2.0, math.sqrt(3.0) / 2.0), (-1.0 / 2.0, -math.sqrt(3.0) / 2.0))
 
 
@@ -38,14 +38,14 @@ class TheoryEncoder(ScheduledEncoder):
 
 @register_encoder("theorynorm")
 class TheoryNormEncoder(TheoryEncoder):
-    """``theory`` on radians (× π/180 first); the radii are then in radians too (SPEC §2.4)."""
+    """``theory`` on radians (× π/180 first); the radii are then in radians too (docs/reference.md §2.4)."""
 
     use_radians = True
 
 
 @register_encoder("theorydiag")
 class TheoryDiagEncoder(TheoryEncoder):
-    """The feature part of ``theorydiag``: the ``theory`` 6S features (degrees), SPEC §2.5.
+    """The feature part of ``theorydiag``: the ``theory`` 6S features (degrees), docs/reference.md §2.5.
 
     The reference reshapes them to (S, 6) and applies its own trainable block-diagonal head
     (and optional D×D post-matrix) instead of the FFN: ``location_encoder.network=diag``,

@@ -1,5 +1,5 @@
-"""The "wrap" features of Mac Aodha et al.: ``wrap``, ``geo_net_fft`` and ``geo_net_3d`` (SPEC §1,
-§2.10, §2.11; ENCODERS_EXTRA §2)."""
+"""The "wrap" features of Mac Aodha et al.: ``wrap``, ``geo_net_fft`` and ``geo_net_3d`` (docs/reference.md
+§1, §2.10, §2.11, §13.2)."""
 
 from __future__ import annotations
 
@@ -29,13 +29,13 @@ class WrapEncoder(NaiveEncoder):
 @register_encoder("geo_net_fft")
 class GeoNetFFTEncoder(WrapEncoder):
     """The same 4 wrap features, computed inside the encoder and followed by the Space2Vec FFN
-    (SPEC §2.10; TorchSpatial ``wrap_ffn``)."""
+    (docs/reference.md §2.10; TorchSpatial ``wrap_ffn``)."""
 
 
 @register_encoder("geo_net_3d")
 class GeoNet3DEncoder(WrapEncoder):
     """geo_net's ``encode_3D`` input: [cos πu·cos πv, sin πu·cos πv, sin πv], u = lon/180,
-    v = lat/90 (ENCODERS_EXTRA §2). (..., 2) -> (..., 3). [QUIRK] πv = 2·lat in radians, so it
+    v = lat/90 (docs/reference.md §13.2). (..., 2) -> (..., 3). [QUIRK] πv = 2·lat in radians, so it
     is not the true xyz: (lon, ±90) maps to the vector of (lon + 180, 0) on the equator."""
 
     embedding_dim = 3

@@ -1,4 +1,4 @@
-"""The methods compared by the paper's protocol (SPEC §11, Tables 1 and 5), as config recipes.
+"""The methods compared by the paper's protocol (docs/reference.md §11, Tables 1 and 5), as config recipes.
 
 Each ``Method`` turns the base ``ExperimentConfig`` (a preset plus ``--set`` overrides) into the
 config of one method: which position encoder and network, which pre-training loss (``none``
@@ -18,7 +18,7 @@ TensorFlow.
 
 Optional variants (not in the default list): ``nce_bld`` (imgcontlosssimcse, the paper's
 CSP-NCE-BLD), ``csp_multiply`` (the in-batch temperature multiplies the cosine instead of
-dividing it, the fix for the τ=20 [QUIRK], SPEC §5.1) and ``csp_tau1`` (τ1 = 1, the paper's
+dividing it, the fix for the τ=20 [QUIRK], docs/reference.md §5.1) and ``csp_tau1`` (τ1 = 1, the paper's
 Appendix A.4 value).
 """
 
@@ -85,7 +85,7 @@ METHODS: Dict[str, Method] = {m.name: m for m in (
     Method("sup_wrap", "Sup. Only (wrap)", "wrap", network="fcnet"),
     Method("sup_grid", "Sup. Only (grid)", "gridcell"),
     Method("sup_theory", "Sup. Only (theory)", "theory"),
-    # Sphere2Vec radii are multiples of one radian, not degrees (ENCODERS_EXTRA §0): the base
+    # Sphere2Vec radii are multiples of one radian, not degrees (docs/reference.md §13.0): the base
     # config's min_radius (degrees, for gridcell) is converted, and r_max = 1 rad (§1.2).
     Method("sup_spherem_plus", "Sup. Only (sphereM+)", "sphereM+", radians=True),
     Method("mse", "MSE", "gridcell", pretrain_loss="l2regress"),

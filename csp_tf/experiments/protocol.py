@@ -1,4 +1,4 @@
-"""The paper's protocol (SPEC §11): methods × label ratios × seeds, one results table.
+"""The paper's protocol (docs/reference.md §11): methods × label ratios × seeds, one results table.
 
 For every seed, every method: pre-train once (methods with a pre-training loss), then for every
 label ratio fine-tune from that one pre-trained encoder (or from scratch for Sup-only), train

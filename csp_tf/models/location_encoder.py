@@ -1,12 +1,12 @@
-"""Location encoder = position encoder + network (SPEC §3.1, §2.11).
+"""Location encoder = position encoder + network (docs/reference.md §3.1, §2.11).
 
 Networks:
 * ``ffn``: the Space2Vec ``MultiLayerFeedForwardNN`` used by CSP: blocks of
   Linear → act → Dropout → (+x if in == out and skip) → (LayerNorm if use_layn), the final
   block keeping act + dropout ([QUIRK]: the embedding is post-activation, post-dropout).
 * ``fcnet``: Mac Aodha et al.'s residual FCNet (``geo_net`` / Sup-only "wrap"), dropout 0.5 fixed.
-* ``diag``: theorydiag's block-diagonal head (SPEC §2.5), ``DiagHead``.
-* ``linear``: hexagridcell's head act(Dropout(Linear_{6S→D}(x))) (SPEC §2.6): the FFN with
+* ``diag``: theorydiag's block-diagonal head (docs/reference.md §2.5), ``DiagHead``.
+* ``linear``: hexagridcell's head act(Dropout(Linear_{6S→D}(x))) (docs/reference.md §2.6): the FFN with
   ``num_hidden_layer=0`` (one Xavier-initialised block, no layer norm, no skip).
 ``location_encoder.network=auto`` picks the encoder's own head, else ``ffn``.
 """
@@ -101,7 +101,7 @@ class FeedForwardNet(_Network):
 @keras.saving.register_keras_serializable(package="csp_tf")
 class FCNet(_Network):
     """Mac Aodha et al. 2019 FCNet: Linear → ReLU → 4 × ResLayer. The reference fixes the
-    ResLayer dropout at 0.5 whatever ``--dropout`` says (SPEC §2.11); ``res_dropout`` keeps that
+    ResLayer dropout at 0.5 whatever ``--dropout`` says (docs/reference.md §2.11); ``res_dropout`` keeps that
     default (``location_encoder.fcnet_dropout``)."""
 
     config_keys = ("input_dim", "output_dim", "num_res_layers", "seed", "res_dropout")
@@ -145,7 +145,7 @@ class FCNet(_Network):
 
 @keras.saving.register_keras_serializable(package="csp_tf")
 class DiagHead(_Network):
-    """theorydiag's head (SPEC §2.5): the (S·6) features as (S, 6), z_s = Σ_k x_{s,k}·P_{s,k,:}
+    """theorydiag's head (docs/reference.md §2.5): the (S·6) features as (S, 6), z_s = Σ_k x_{s,k}·P_{s,k,:}
     with a trainable P ∈ R^{S×6×(D/S)}, z flattened to D; then act(Dropout(W·Dropout(z) + b))
     with ``use_postmat`` (W: a D×D PyTorch-default Linear), else act(Dropout(z)).
 

@@ -1,5 +1,5 @@
-"""The two training stages: ``pretrain`` (self-supervised, SPEC §5–7.4) and ``finetune``
-(few labels, SPEC §7.5, plus the linear image classifier used for fusion).
+"""The two training stages: ``pretrain`` (self-supervised, docs/reference.md §5–7.4) and ``finetune``
+(few labels, docs/reference.md §7.5, plus the linear image classifier used for fusion).
 
 Each stage writes a self-describing directory::
 
@@ -45,7 +45,7 @@ class StageResult:
 
 
 def make_optimizer(lr: float, policy: str) -> keras.optimizers.Optimizer:
-    """Adam with PyTorch's ε = 1e-8 (SPEC §7.2); loss-scaled under mixed_float16."""
+    """Adam with PyTorch's ε = 1e-8 (docs/reference.md §7.2); loss-scaled under mixed_float16."""
     opt = keras.optimizers.Adam(learning_rate=lr, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
     return keras.optimizers.LossScaleOptimizer(opt) if policy == "mixed_float16" else opt
 
@@ -85,7 +85,7 @@ class _Session:
                     self.model.set_feature_stats(*feature_stats)
             self.optimizer = make_optimizer(lr, self.policy)
             # Built over every location-side variable so its state carries across stages
-            # (one Adam for both stages in the reference, SPEC §7.2).
+            # (one Adam for both stages in the reference, docs/reference.md §7.2).
             self.optimizer.build(self.location_side_variables())
         log.info("runtime: policy=%s jit_compile=%s strategy=%s replicas=%d", self.policy, self.jit,
                  type(self.strategy).__name__, self.strategy.num_replicas_in_sync)
@@ -127,7 +127,7 @@ def pretrain(config: ExperimentConfig, stage_input: StageInput, output_dir: str,
     step = TrainStep(make_pretrain_loss(s.model, pc), s.optimizer, pretrain_variables(s.model),
                      s.strategy, config.runtime.seed, _SALT_PRETRAIN, s.jit)
     # The reference sets lr = unsuper_lr · lr_decay^epoch once (epoch 0 on a fresh run), then
-    # keeps it constant for every pre-training epoch (SPEC §7.4).
+    # keeps it constant for every pre-training epoch (docs/reference.md §7.4).
     result = run_epochs(stage="pretrain", train_step=step, stage_input=stage_input,
                         epochs=pc.epochs, state=state, manager=manager,
                         set_lr=lambda e: _set_lr(s.optimizer, pc.lr), strategy=s.strategy,
@@ -154,7 +154,7 @@ def finetune(config: ExperimentConfig, stage_input: StageInput, image_input: Sta
 
     ``base_model_dir``: a pre-training output dir. Its weights (and, with
     ``finetune.carry_optimizer_state``, its Adam state, the reference's [QUIRK]) are loaded;
-    nothing is frozen and ``class_head`` starts from its initial value (SPEC §7.5). Without it
+    nothing is frozen and ``class_head`` starts from its initial value (docs/reference.md §7.5). Without it
     the location encoder trains from scratch (the Sup-only baseline).
     ``image_arrays``: the image probe's labeled rows as arrays, for the ``fullbatch`` solver
     (without them it falls back to ``minibatch`` epochs over ``image_input``).
@@ -234,7 +234,7 @@ def finetune_epochs(fc, steps_per_epoch: int) -> int:
 
 
 def finetune_lr(fc, epoch: int, epochs: int) -> float:
-    """``exp``: lr · lr_decay^epoch (SPEC §7.5); ``cosine``: cosine decay to 0 over ``epochs``."""
+    """``exp``: lr · lr_decay^epoch (docs/reference.md §7.5); ``cosine``: cosine decay to 0 over ``epochs``."""
     if fc.lr_schedule == "cosine":
         return fc.lr * 0.5 * (1.0 + math.cos(math.pi * epoch / max(epochs, 1)))
     return fc.lr * fc.lr_decay ** epoch

@@ -1,4 +1,4 @@
-"""The one config object: presets carry SPEC §10 values; round trips; clear errors."""
+"""The one config object: presets carry docs/reference.md §10 values; round trips; clear errors."""
 
 import pytest
 

@@ -68,7 +68,7 @@ def test_new_finetune_options_are_validated(key, value, needle):
         get_preset("demo").override({key: value}).validate()
 
 
-# ----- the encoders' own heads: theorydiag (SPEC §2.5) and hexagridcell (SPEC §2.6) ----------
+# ----- the encoders' own heads: theorydiag and hexagridcell (docs/reference.md §2.5, §2.6) --
 def _head_model(position, overrides=None, **options):
     cfg = get_preset("inat2018")  # leakyrelu (slope 0.2)
     cfg.data.num_classes, cfg.data.feature_dim = 3, 8

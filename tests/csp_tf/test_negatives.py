@@ -1,4 +1,4 @@
-"""Random-location samplers: ranges and distributions, quirks included (SPEC §6)."""
+"""Random-location samplers: ranges and distributions, quirks included (docs/reference.md §6)."""
 
 import numpy as np
 import pytest

@@ -72,7 +72,7 @@ def test_classify_matches_in_process(client, standin_model):
 def test_classify_examples_matches_in_process_and_falls_back_without_location(
         client, standin_model):
     coords = LON_LAT.copy()
-    coords[1] = np.nan  # no location: the image classifier alone (SPEC §9)
+    coords[1] = np.nan  # no location: the image classifier alone (docs/reference.md §9)
     examples = warmup.serialize_examples(FEATURES, coords)
     got = client.classify_examples(examples)
     want = _reference(standin_model, contract.SERVING_DEFAULT,

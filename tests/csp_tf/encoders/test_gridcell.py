@@ -1,4 +1,4 @@
-"""gridcell / gridcellnorm and the shared frequency schedule (SPEC §2.1-§2.3)."""
+"""gridcell / gridcellnorm and the shared frequency schedule (docs/reference.md §2.1-§2.3)."""
 
 import math
 

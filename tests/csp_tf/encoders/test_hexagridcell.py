@@ -1,4 +1,4 @@
-"""hexagridcell features (SPEC §2.6)."""
+"""hexagridcell features (docs/reference.md §2.6)."""
 
 import math
 

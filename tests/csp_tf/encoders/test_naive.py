@@ -1,4 +1,4 @@
-"""naive (SPEC §2.7)."""
+"""naive (docs/reference.md §2.7)."""
 
 import numpy as np
 

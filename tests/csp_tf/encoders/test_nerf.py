@@ -1,4 +1,4 @@
-"""nerf (ENCODERS_EXTRA §3)."""
+"""nerf (docs/reference.md §13.3)."""
 
 import numpy as np
 

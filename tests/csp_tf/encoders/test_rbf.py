@@ -1,4 +1,4 @@
-"""rbf (SPEC §2.8) and its anchor samplers."""
+"""rbf (docs/reference.md §2.8) and its anchor samplers."""
 
 import math
 
@@ -49,7 +49,7 @@ def test_sample_from_training_locations():
 
 def test_config_anchors_data_is_the_default_and_needs_locations():
     cfg = PositionEncoderConfig(type="rbf", num_rbf_anchor_pts=5, rbf_kernel_size=3.0, seed=9)
-    assert cfg.anchors == "data"  # SPEC §2.8: anchors are training locations
+    assert cfg.anchors == "data"  # docs/reference.md §2.8: anchors are training locations
     with pytest.raises(ValueError, match="anchors='data' needs anchor_pts"):
         build_position_encoder(cfg)
     cfg.anchors = "uniform"

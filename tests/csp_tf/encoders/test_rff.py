@@ -1,4 +1,4 @@
-"""rff (SPEC §2.9): variance [QUIRK] and bandwidth modes."""
+"""rff (docs/reference.md §2.9): variance [QUIRK] and bandwidth modes."""
 
 import math
 

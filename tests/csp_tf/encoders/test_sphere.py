@@ -1,4 +1,4 @@
-"""Sphere2Vec sphereC / sphereC+ / sphereM / sphereM+ / dfs (ENCODERS_EXTRA §1), S2V semantics."""
+"""Sphere2Vec sphereC / sphereC+ / sphereM / sphereM+ / dfs (docs/reference.md §13.1), S2V semantics."""
 
 import math
 
@@ -8,7 +8,7 @@ import pytest
 from csp_tf.encoders.sphere import (DFSEncoder, SphereCEncoder, SphereCPlusEncoder, SphereMEncoder,
                                     SphereMPlusEncoder)
 
-# ENCODERS_EXTRA §1.3, verbatim. S = 2, r_min = 1, r_max = 360 (f = [1, 1/360]).
+# docs/reference.md §13.1.3, verbatim. S = 2, r_min = 1, r_max = 360 (f = [1, 1/360]).
 S2 = dict(frequency_num=2, min_radius=1.0, max_radius=360.0)
 VECTORS_S2 = {
     (SphereCEncoder, (0, 0)): [0, 1, 0, 0, 1, 0],

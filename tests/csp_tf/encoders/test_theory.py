@@ -1,4 +1,4 @@
-"""theory / theorynorm / theorydiag features (SPEC §2.4, §2.5)."""
+"""theory / theorynorm / theorydiag features (docs/reference.md §2.4, §2.5)."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""tile: trainable per-cell table (ENCODERS_EXTRA §4, intended design)."""
+"""tile: trainable per-cell table (docs/reference.md §13.4, intended design)."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""wrap / geo_net_fft / geo_net_3d features (SPEC §1, §2.10; ENCODERS_EXTRA §2)."""
+"""wrap / geo_net_fft / geo_net_3d features (docs/reference.md §1, §2.10, §13.2)."""
 
 import numpy as np
 import pytest
@@ -22,7 +22,7 @@ def test_poles_coincide(encode):
 
 
 def test_geo_net_3d_hand_values(encode):
-    # [cos πu·cos πv, sin πu·cos πv, sin πv], u = lon/180, v = lat/90 (ENCODERS_EXTRA §2).
+    # [cos πu·cos πv, sin πu·cos πv, sin πv], u = lon/180, v = lat/90 (docs/reference.md §13.2).
     enc = GeoNet3DEncoder()
     assert enc.embedding_dim == 3
     got = encode(enc, [(0, 0), (90, 45), (60, 30), (30, 90), (-150, 0)])
