@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Creates the project venv (.venv) from the pinned lock on a fresh machine. Idempotent:
 # a venv whose lock stamp matches is reused. TFX 1.16 and ml-pipelines-sdk declare
-# `Requires-Python <3.11` but are pure Python and run on 3.11 (../shared/stack/STACK.md), so
+# `Requires-Python <3.11` but are pure Python and run on 3.11 (BUILD.md §9), so
 # those two (requirements/lock-ignore-python.txt) go in with --no-deps --ignore-requires-python;
 # everything else is pinned exactly in requirements/lock.txt and keeps its marker checks (a
 # global --ignore-requires-python would let pip pick sdists that need Python 3.12).
