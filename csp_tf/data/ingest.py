@@ -26,17 +26,19 @@ a failed or killed ingest leaves the previous data root as it was.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from csp_tf import diskspace, locks
 from csp_tf import features as fk
 from csp_tf.data import splits
 from csp_tf.data.errors import DataError, first_line as _first_line
@@ -106,25 +108,55 @@ def run_ingest(manifest: Union[str, Sequence[str]], output_dir: str, feature_dim
         from csp_tf.data.backbone import check_backbone  # TF/Keras only when images are used
 
         spec = check_backbone(backbone, backbone_weights, image_size, feature_dim)
-    staging = prepare_staging(output_dir, overwrite)
+    # One ingest per data root: a second one is refused naming this one (csp_tf.locks).
+    with _root_lock(output_dir):
+        staging = prepare_staging(output_dir, overwrite)
 
-    LOG.info("ingest: %d manifest file(s) -> %s (%s)", len(manifests), output_dir,
-             options.get_all_options().get("runner"))
-    start = time.time()
-    try:
-        result = _run_pipeline(options, manifests, staging, feature_dim, vocabulary, fractions,
-                               num_shards, spec, check_duplicate_ids, batch_size)
-        summary = write_outputs(staging, manifests, feature_dim, vocabulary, fractions, spec,
-                                time.time() - start, query_counters(result), options,
-                                final_dir=output_dir)
-        publish(staging, output_dir)
-    except BaseException:
-        discard_staging(staging)
-        raise
+        LOG.info("ingest: %d manifest file(s) -> %s (%s)", len(manifests), output_dir,
+                 options.get_all_options().get("runner"))
+        start = time.time()
+        try:
+            result = _run_pipeline(options, manifests, staging, feature_dim, vocabulary,
+                                   fractions, num_shards, spec, check_duplicate_ids, batch_size)
+            summary = write_outputs(staging, manifests, feature_dim, vocabulary, fractions, spec,
+                                    time.time() - start, query_counters(result), options,
+                                    final_dir=output_dir)
+            publish(staging, output_dir)
+        except BaseException as exc:
+            full = disk_full_error(exc, staging, output_dir)  # before the partial files go
+            discard_staging(staging)
+            if full is not None:
+                raise full from exc
+            raise
     LOG.info("ingest: %d rows in %.1f s (%.0f rows/s); out %s; rejected %s", summary["rows_in"],
              summary["elapsed_s"], summary["rows_per_s"], summary["rows_out"],
              summary["rejected"] or "none")
     return summary
+
+
+@contextlib.contextmanager
+def _root_lock(output_dir: str) -> Iterator[None]:
+    try:
+        lock = locks.acquire(output_dir, "csp-tf ingest")
+    except locks.LockHeldError as exc:
+        raise DataError(str(exc)) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def disk_full_error(exc: BaseException, staging: str, output_dir: str) -> Optional[DataError]:
+    """A DataError naming the path and the space when ``exc`` (or a worker's traceback text in
+    it) is ENOSPC / EDQUOT; None for any other failure."""
+    text = "\n".join(filter(None, (str(exc), _chain_text(exc))))
+    if not diskspace.is_disk_full(exc) and not diskspace.mentions_disk_full(text):
+        return None
+    written = diskspace.tree_size(staging) if "://" not in staging else None
+    return DataError(diskspace.disk_full_message(
+        "the ingest", staging, written=written,
+        kept=f"the previous data root at {output_dir!r} (if any) is unchanged and the partial "
+             f"output is removed"))
 
 
 # ----- inputs and options -----------------------------------------------------------------------

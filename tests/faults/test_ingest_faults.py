@@ -304,3 +304,70 @@ def test_kill_mid_run_then_rerun_gives_the_same_output_without_duplicates(tmp_pa
     _assert_same_root(reference, root)
     ids = np.concatenate([a["id"] for a in _all_rows(root).values()])
     assert len(ids) == len(set(ids)) == 12000  # nothing duplicated, nothing lost
+
+
+# ----- a full disk and a second writer ------------------------------------------------------------
+def test_a_full_disk_fails_naming_the_path_and_keeps_the_old_root(tmp_path, small_fs):
+    """ENOSPC on a real size-limited file system (a tmpfs the test mounts) while the shards are
+    written: one line naming the path and the free space; the old root reads as before."""
+    fs = small_fs.mount(4 << 20)
+    manifest = _write_csv(tmp_path / "m.csv", _csv_lines(4000, dim=8))
+    root, reference = os.path.join(fs, "root"), str(tmp_path / "reference")
+    run_ingest(manifest, reference, 8, in_process=True, num_shards=2)
+    run_ingest(manifest, root, 8, in_process=True, num_shards=2)
+    before = open(os.path.join(root, "metadata.json")).read()
+    filler = small_fs.fill(fs, 32 << 10)
+
+    with pytest.raises(DataError) as err:
+        run_ingest(manifest, root, 8, in_process=True, num_shards=2, overwrite=True)
+    message = str(err.value)
+    assert "ran out of disk space" in message and f".root.ingest-tmp-" in message, message
+    assert "free there" in message and "previous data root" in message, message
+    assert open(os.path.join(root, "metadata.json")).read() == before
+    _assert_same_root(reference, root)  # every shard of the old root still reads
+    assert not _siblings(root)  # the partial output is gone, nothing half-written is left
+
+    os.remove(filler)  # with space again, the same command succeeds
+    run_ingest(manifest, root, 8, in_process=True, num_shards=2, overwrite=True)
+    _assert_same_root(reference, root)
+
+
+def _wait_for_lock_holder(proc, lock_file: str, timeout_s: float = 120) -> dict:
+    """The holder record once ``proc`` has written it to ``lock_file``."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            record = json.loads(open(lock_file).read())
+            if record.get("pid") == proc.pid:
+                return record
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.02)
+    raise AssertionError(f"{lock_file} never named pid {proc.pid} (exit {proc.poll()})")
+
+
+def test_a_second_ingest_into_the_same_root_is_refused_naming_the_first(tmp_path):
+    """A real second process: the first ingest is frozen (SIGSTOP) while it holds the root;
+    a second one is refused naming its pid, host and command; the first then completes, alone."""
+    manifest = _write_csv(tmp_path / "m.csv", _csv_lines(3000, dim=8))
+    other = _write_csv(tmp_path / "other.csv", _csv_lines(500, dim=8, prefix="x"))
+    root, reference = str(tmp_path / "root"), str(tmp_path / "reference")
+    run_ingest(manifest, reference, 8, in_process=True, num_shards=2)
+    env = {**os.environ, "PYTHONPATH": REPO}
+    proc = subprocess.Popen(_ingest_cmd(manifest, root), cwd=REPO, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        holder = _wait_for_lock_holder(proc, str(tmp_path / ".root.lock"))
+        os.killpg(proc.pid, signal.SIGSTOP)
+        assert holder["purpose"] == "csp-tf ingest" and "--manifest" in holder["command"]
+        with pytest.raises(DataError) as err:
+            run_ingest(other, root, 8, in_process=True, num_shards=2, overwrite=True)
+        message = str(err.value)
+        for part in (f"pid {proc.pid}", f"on host {holder['host']}", holder["started"],
+                     "csp-tf ingest", "--manifest", ".root.lock"):
+            assert part in message, (part, message)
+    finally:
+        os.killpg(proc.pid, signal.SIGCONT)
+    assert proc.wait(timeout=600) == 0, proc.stderr.read()[-2000:]
+    _assert_same_root(reference, root)  # the first ingest's rows only: nothing interleaved
+    assert not os.path.exists(tmp_path / ".root.lock")
