@@ -37,7 +37,13 @@ def add_dataset_parser(subparsers) -> argparse.ArgumentParser:
                         "control: the features hold it). Rows, splits and features are the same "
                         "for all")
     b.add_argument("--seed", type=int, default=0,
-                   help="salts the split and subset hashes; 0 = csp_tf.data.splits' salts (default 0)")
+                   help="salts the split and subset hashes and seeds the unlabeled pool; "
+                        "0 = csp_tf.data.splits' salts (default 0)")
+    b.add_argument("--unlabeled", type=int, default=0, metavar="N",
+                   help="append N unlabeled rows (split=pretrain, no label): points uniform by "
+                        "area on land, with the same 38 features from the same rasters; the "
+                        "pool of N is a prefix of any larger one for the same seed. Streams in "
+                        "chunks (memory does not grow with N) and logs progress (default 0: none)")
     b.set_defaults(func=run_dataset_command)
     return p
 
@@ -45,9 +51,12 @@ def add_dataset_parser(subparsers) -> argparse.ArgumentParser:
 def run_dataset_command(args) -> int:
     from csp_tf.datasets.places import build_places
 
+    from csp_tf.data.errors import DataError
+
     if args.min_class_rows < 1:
-        from csp_tf.data.errors import DataError
         raise DataError(f"--min-class-rows {args.min_class_rows}: must be >= 1")
+    if args.unlabeled < 0:
+        raise DataError(f"--unlabeled {args.unlabeled}: must be >= 0")
     build_places(args.out, args.cache, min_class_rows=args.min_class_rows, seed=args.seed,
-                 label=args.label)
+                 label=args.label, unlabeled=args.unlabeled)
     return 0

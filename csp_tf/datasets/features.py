@@ -18,10 +18,11 @@ ambiguous about. No group contains raw coordinates.
 
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import Dict, List, Mapping, Tuple
 
 import numpy as np
 
+from csp_tf.data.errors import DataError
 from csp_tf.datasets import rasters
 
 Block = Tuple[List[str], np.ndarray]  # (column names, float64 [N, len(names)])
@@ -55,66 +56,142 @@ def altitude_km(codes: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> np.ndarr
     return _code_km(codes[r, c])
 
 
+class Relief:
+    """The relief group's grids and window tables, built once; ``at`` reads any points."""
+
+    def __init__(self, codes: np.ndarray):
+        self.codes = _sea_filled(codes)
+        h = max(RELIEF_WINDOWS)
+        self.stats = rasters.WindowStats(self.codes, h)
+        self.rugged = rasters.WindowStats(rasters.gradient_magnitude(self.codes), h, with_std=False)
+
+    def at(self, lon: np.ndarray, lat: np.ndarray) -> Block:
+        """Altitude (km) at the place; mean, std and ruggedness (mean |Δ| to neighbours, km) per window."""
+        r, c = rasters.cell_index(self.codes.shape, lon, lat)
+        names, cols = ["relief.alt_km"], [_code_km(self.codes[r, c])]
+        for h in RELIEF_WINDOWS:
+            hr, hc = rasters.half_widths(self.codes.shape, lat, h)
+            mean, std = self.stats.mean_std(r, c, hr, hc)
+            rug, _ = self.rugged.mean_std(r, c, hr, hc, with_std=False)
+            names += [f"relief.mean_km@{_tag(h)}", f"relief.std_km@{_tag(h)}", f"relief.rugged_km@{_tag(h)}"]
+            cols += [_code_km(mean), std * ALT_STEP_KM, rug * ALT_STEP_KM]
+        return names, np.stack(cols, axis=1)
+
+
+class Land:
+    """The land group: the 1 km ocean mask and its 5' land counts' window tables."""
+
+    def __init__(self, ocean: np.ndarray):
+        self.ocean = ocean
+        self.factor = max(1, ocean.shape[0] // LAND_TARGET_ROWS)
+        counts = self.factor * self.factor - rasters.block_sum(ocean, self.factor)  # land cells per block
+        self.counts_shape = counts.shape
+        self.stats = rasters.WindowStats(counts, max(LAND_WINDOWS), with_std=False)
+
+    def is_land(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+        """Whether each point's 1 km cell is land (the ``land.is_land`` feature, as bools)."""
+        r, c = rasters.cell_index(self.ocean.shape, lon, lat)
+        return ~self.ocean[r, c]
+
+    def at(self, lon: np.ndarray, lat: np.ndarray) -> Block:
+        """Land at the place (1 km) and land fraction of the 5' cell and of wider windows."""
+        names, cols = ["land.is_land"], [self.is_land(lon, lat).astype(np.float64)]
+        br, bc = rasters.cell_index(self.counts_shape, lon, lat)
+        for h in LAND_WINDOWS:
+            hr, hc = rasters.half_widths(self.counts_shape, lat, h)
+            mean, _ = self.stats.mean_std(br, bc, hr, hc, with_std=False)
+            names.append(f"land.frac@{_tag(h)}")
+            cols.append(mean / (self.factor * self.factor))
+        return names, np.stack(cols, axis=1)
+
+
+class Turbidity:
+    """The turbidity group: the monthly grid (value·20, as shipped) and its window tables."""
+
+    def __init__(self, lt: np.ndarray):
+        self.lt = lt                                  # (rows, cols, 12), value·20
+        self.annual = rasters.WindowStats(lt.sum(axis=2, dtype=np.int64), TURBIDITY_WINDOW, with_std=False)
+        spread = lt.max(axis=2).astype(np.int64) - lt.min(axis=2).astype(np.int64)
+        self.spread = rasters.WindowStats(spread, TURBIDITY_WINDOW, with_std=False)
+
+    def at(self, lon: np.ndarray, lat: np.ndarray) -> Block:
+        """Haze: annual mean and seasonal range of Linke turbidity at the place and around it."""
+        shape = self.lt.shape[:2]
+        r, c = rasters.cell_index(shape, lon, lat)
+        point = self.lt[r, c, :].astype(np.int64) / 20.0
+        names = ["turbidity.annual", "turbidity.range"]
+        cols = [point.mean(axis=1), point.max(axis=1) - point.min(axis=1)]
+        hr, hc = rasters.half_widths(shape, lat, TURBIDITY_WINDOW)
+        annual, _ = self.annual.mean_std(r, c, hr, hc, with_std=False)
+        spread, _ = self.spread.mean_std(r, c, hr, hc, with_std=False)
+        names += [f"turbidity.annual@{_tag(TURBIDITY_WINDOW)}", f"turbidity.range@{_tag(TURBIDITY_WINDOW)}"]
+        cols += [annual / 240.0, spread / 20.0]
+        return names, np.stack(cols, axis=1)
+
+
+class Colour:
+    """The colour group: the Blue Marble RGB image and one window table per band."""
+
+    def __init__(self, rgb: np.ndarray):
+        self.rgb = rgb
+        self.bands = [rasters.WindowStats(rgb[:, :, k].astype(np.int64), max(COLOUR_MEAN_WINDOWS))
+                      for k in range(3)]
+
+    def at(self, lon: np.ndarray, lat: np.ndarray) -> Block:
+        """Blue Marble true colour at the place, its window means and window standard deviations."""
+        shape = self.rgb.shape[:2]
+        r, c = rasters.cell_index(shape, lon, lat)
+        names, cols = [], []
+        for k, ch in enumerate("rgb"):
+            names.append(f"colour.{ch}")
+            cols.append(self.rgb[r, c, k] / 255.0)
+        for k, ch in enumerate("rgb"):
+            for h in COLOUR_MEAN_WINDOWS:
+                hr, hc = rasters.half_widths(shape, lat, h)
+                mean, std = self.bands[k].mean_std(r, c, hr, hc, with_std=h in COLOUR_STD_WINDOWS)
+                names.append(f"colour.{ch}_mean@{_tag(h)}")
+                cols.append(mean / 255.0)
+                if h in COLOUR_STD_WINDOWS:
+                    names.append(f"colour.{ch}_std@{_tag(h)}")
+                    cols.append(std / 255.0)
+        return names, np.stack(cols, axis=1)
+
+
+class Surroundings:
+    """All four groups prepared from the rasters (``places.read_rasters``): the tables are
+    built once (about a gigabyte, whatever the number of points), then ``matrix`` reads any
+    batch of points at a cost per point, so a pool of millions is computed chunk by chunk."""
+
+    def __init__(self, rs: Mapping[str, np.ndarray]):
+        self.land = Land(rs["ocean"])
+        self.groups = [("relief", Relief(rs["altitude"])), ("land", self.land),
+                       ("turbidity", Turbidity(rs["turbidity"])), ("colour", Colour(rs["rgb"]))]
+
+    def matrix(self, lon: np.ndarray, lat: np.ndarray) -> Tuple[List[Dict[str, object]], np.ndarray]:
+        """(group layout, float64 [N, F]) in the fixed order relief, land, turbidity, colour."""
+        blocks = [(name, group.at(lon, lat)) for name, group in self.groups]
+        layout, start = [], 0
+        for group, (names, _) in blocks:
+            layout.append({"group": group, "start": start, "stop": start + len(names), "names": names})
+            start += len(names)
+        matrix = np.concatenate([m for _, (_, m) in blocks], axis=1) + 0.0  # + 0.0: no "-0"
+        if not np.all(np.isfinite(matrix)):
+            bad = sorted({n for _, (names, m) in blocks for n, ok in zip(names, np.isfinite(m).all(0)) if not ok})
+            raise DataError(f"non-finite features in {bad}")
+        return layout, matrix
+
+
 def relief(codes: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> Block:
-    """Altitude (km) at the place; mean, std and ruggedness (mean |Δ| to neighbours, km) per window."""
-    codes = _sea_filled(codes)
-    r, c = rasters.cell_index(codes.shape, lon, lat)
-    names, cols = ["relief.alt_km"], [_code_km(codes[r, c])]
-    grad = rasters.gradient_magnitude(codes)
-    for h in RELIEF_WINDOWS:
-        hr, hc = rasters.half_widths(codes.shape, lat, h)
-        mean, std = rasters.window_mean_std(codes, r, c, hr, hc)
-        rug, _ = rasters.window_mean_std(grad, r, c, hr, hc, with_std=False)
-        names += [f"relief.mean_km@{_tag(h)}", f"relief.std_km@{_tag(h)}", f"relief.rugged_km@{_tag(h)}"]
-        cols += [_code_km(mean), std * ALT_STEP_KM, rug * ALT_STEP_KM]
-    return names, np.stack(cols, axis=1)
+    return Relief(codes).at(lon, lat)
 
 
 def land(ocean: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> Block:
-    """Land at the place (1 km) and land fraction of the 5' cell and of wider windows."""
-    r, c = rasters.cell_index(ocean.shape, lon, lat)
-    names, cols = ["land.is_land"], [(~ocean[r, c]).astype(np.float64)]
-    factor = max(1, ocean.shape[0] // LAND_TARGET_ROWS)
-    counts = factor * factor - rasters.block_sum(ocean, factor)  # land cells per block
-    br, bc = rasters.cell_index(counts.shape, lon, lat)
-    for h in LAND_WINDOWS:
-        hr, hc = rasters.half_widths(counts.shape, lat, h)
-        mean, _ = rasters.window_mean_std(counts, br, bc, hr, hc, with_std=False)
-        names.append(f"land.frac@{_tag(h)}")
-        cols.append(mean / (factor * factor))
-    return names, np.stack(cols, axis=1)
+    return Land(ocean).at(lon, lat)
 
 
 def turbidity(lt: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> Block:
-    """Haze: annual mean and seasonal range of Linke turbidity at the place and around it."""
-    grid = lt.astype(np.int64)                      # (rows, cols, 12), value·20
-    r, c = rasters.cell_index(grid.shape[:2], lon, lat)
-    point = grid[r, c, :] / 20.0
-    names = ["turbidity.annual", "turbidity.range"]
-    cols = [point.mean(axis=1), point.max(axis=1) - point.min(axis=1)]
-    hr, hc = rasters.half_widths(grid.shape[:2], lat, TURBIDITY_WINDOW)
-    annual, _ = rasters.window_mean_std(grid.sum(axis=2), r, c, hr, hc, with_std=False)
-    spread, _ = rasters.window_mean_std(grid.max(axis=2) - grid.min(axis=2), r, c, hr, hc, with_std=False)
-    names += [f"turbidity.annual@{_tag(TURBIDITY_WINDOW)}", f"turbidity.range@{_tag(TURBIDITY_WINDOW)}"]
-    cols += [annual / 240.0, spread / 20.0]
-    return names, np.stack(cols, axis=1)
+    return Turbidity(lt).at(lon, lat)
 
 
 def colour(rgb: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> Block:
-    """Blue Marble true colour at the place, its window means and window standard deviations."""
-    r, c = rasters.cell_index(rgb.shape[:2], lon, lat)
-    names, cols = [], []
-    for k, ch in enumerate("rgb"):
-        names.append(f"colour.{ch}")
-        cols.append(rgb[r, c, k] / 255.0)
-    for k, ch in enumerate("rgb"):
-        band = rgb[:, :, k].astype(np.int64)
-        for h in COLOUR_MEAN_WINDOWS:
-            hr, hc = rasters.half_widths(band.shape, lat, h)
-            mean, std = rasters.window_mean_std(band, r, c, hr, hc, with_std=h in COLOUR_STD_WINDOWS)
-            names.append(f"colour.{ch}_mean@{_tag(h)}")
-            cols.append(mean / 255.0)
-            if h in COLOUR_STD_WINDOWS:
-                names.append(f"colour.{ch}_std@{_tag(h)}")
-                cols.append(std / 255.0)
-    return names, np.stack(cols, axis=1)
+    return Colour(rgb).at(lon, lat)

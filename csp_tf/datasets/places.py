@@ -24,7 +24,7 @@ import numpy as np
 
 from csp_tf.data import splits
 from csp_tf.data.errors import DataError
-from csp_tf.datasets import features, place_labels, sources
+from csp_tf.datasets import features, land_pool, place_labels, sources
 
 RATIOS = (0.01, 0.02, 0.05, 0.1, 0.2, 1.0)  # nested; 1 % and 2 % probe the few-label regime
 FEATURE_DIM = 38  # relief 10, land 6, turbidity 4, colour 18 (features.py)
@@ -137,19 +137,7 @@ def read_rasters(paths: Mapping[str, str]) -> Dict[str, np.ndarray]:
 def compute_features(rs: Mapping[str, np.ndarray], lon: np.ndarray, lat: np.ndarray
                      ) -> Tuple[List[Dict[str, object]], np.ndarray]:
     """(group layout, float64 [N, F]) in the fixed order relief, land, turbidity, colour."""
-    blocks = [("relief", features.relief(rs["altitude"], lon, lat)),
-              ("land", features.land(rs["ocean"], lon, lat)),
-              ("turbidity", features.turbidity(rs["turbidity"], lon, lat)),
-              ("colour", features.colour(rs["rgb"], lon, lat))]
-    layout, start = [], 0
-    for group, (names, _) in blocks:
-        layout.append({"group": group, "start": start, "stop": start + len(names), "names": names})
-        start += len(names)
-    matrix = np.concatenate([m for _, (_, m) in blocks], axis=1) + 0.0  # + 0.0: no "-0"
-    if not np.all(np.isfinite(matrix)):
-        bad = sorted({n for _, (names, m) in blocks for n, ok in zip(names, np.isfinite(m).all(0)) if not ok})
-        raise DataError(f"non-finite features in {bad}")
-    return layout, matrix
+    return features.Surroundings(rs).matrix(lon, lat)
 
 
 def _format_subset(value: float) -> str:
@@ -200,16 +188,20 @@ def unlearnable_classes(labels: Sequence[str], split: np.ndarray, min_rows: int
 
 def build_places(out_dir: str, cache_dir: str, srcs: Sequence[sources.Source] = sources.PLACES_SOURCES,
                  min_class_rows: int = 10, seed: int = 0, label: str = "country",
-                 log=print) -> Dict[str, object]:
+                 unlabeled: int = 0, log=print) -> Dict[str, object]:
     """Fetches and verifies the archives, builds the set into ``out_dir``; returns build_info.
 
     Countries with fewer than ``min_class_rows`` places, or none in train, are dropped (listed in
     build_info), so every class can be learned and evaluated. That fixes the place set whatever
     ``label`` is (place_labels.LABEL_KINDS), so every label kind shares its rows, splits and
     features; another label's classes under ``min_class_rows`` are dropped after it.
+    ``unlabeled``: rows of the unlabeled pool (land_pool.py) appended to the manifest with
+    ``split=pretrain``; 0 (the default) builds exactly the set without it.
     """
     if label not in place_labels.LABEL_KINDS:
         raise DataError(f"label {label!r}: not one of {list(place_labels.LABEL_KINDS)}")
+    if unlabeled < 0:
+        raise DataError(f"unlabeled={unlabeled}: the pool size must be >= 0")
     t0 = time.time()
     paths = sources.fetch_all(srcs, cache_dir)
     missing = {"places", "pvlib", "land", "colour"} - set(paths)
@@ -223,7 +215,8 @@ def build_places(out_dir: str, cache_dir: str, srcs: Sequence[sources.Source] = 
     log(f"places: {len(places.ids)} rows, {len(set(places.cc))} classes; reading rasters")
     t1 = time.time()
     rs = read_rasters(paths)
-    layout, matrix = compute_features(rs, places.lon, places.lat)
+    surroundings = features.Surroundings(rs)  # the tables, built once for the places and the pool
+    layout, matrix = surroundings.matrix(places.lon, places.lat)
     t2 = time.time()
     dropped_label: List[str] = []
     if label != "country":  # the countries were filtered above
@@ -233,7 +226,16 @@ def build_places(out_dir: str, cache_dir: str, srcs: Sequence[sources.Source] = 
         places, split, matrix = places.take(keep), split[keep], matrix[keep]
     subset = assign_subsets(places.ids, places.label, split, seed)
     os.makedirs(out_dir, exist_ok=True)
-    write_manifest(os.path.join(out_dir, "manifest.csv"), places, matrix, split, subset)
+    manifest = os.path.join(out_dir, "manifest.csv")
+    write_manifest(manifest, places, matrix, split, subset)
+    t3 = time.time()
+    pool = None
+    if unlabeled:
+        log(f"unlabeled pool: {unlabeled:,} area-uniform land points")
+        with open(manifest, "a", encoding="utf-8", newline="") as f:
+            pool = land_pool.write_pool(f, surroundings, unlabeled, seed, log=log)
+    t4 = time.time()
+    del surroundings
     with open(os.path.join(out_dir, "labels.txt"), "w", encoding="utf-8") as f:
         f.write("\n".join(sorted(set(places.label))) + "\n")
     described = sources.describe(srcs)
@@ -244,12 +246,17 @@ def build_places(out_dir: str, cache_dir: str, srcs: Sequence[sources.Source] = 
                        dropped_small, no_train)
     if label != "country":  # the country build's build_info stays byte-identical to earlier ones
         info.update(label=label, dropped_classes_label=dropped_label)
+    if pool is not None:  # likewise a build without a pool
+        info["unlabeled"] = pool
     _write_json(os.path.join(out_dir, "build_info.json"), info)
     timing = {"fetch_parse_s": round(t1 - t0, 2), "features_s": round(t2 - t1, 2),
               "total_s": round(time.time() - t0, 2)}
+    if pool is not None:
+        timing["unlabeled_s"] = round(t4 - t3, 2)
     _write_json(os.path.join(out_dir, "timing.json"), timing)  # apart: build_info stays byte-stable
     log(f"wrote {out_dir}: {info['rows']} rows, {info['num_classes']} classes, "
-        f"{info['feature_dim']} features in {timing['total_s']:.1f} s")
+        f"{info['feature_dim']} features"
+        + (f", {pool['rows']:,} unlabeled rows" if pool else "") + f" in {timing['total_s']:.1f} s")
     return info
 
 

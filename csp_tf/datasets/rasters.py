@@ -10,7 +10,7 @@ one final float division: the same inputs give the same bits on every machine.
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -66,18 +66,48 @@ class WindowSums:
         return total, (r1 - r0) * (c1 - c0)
 
 
+def max_half_width(shape: Tuple[int, int], h_deg: float) -> int:
+    """The widest column half-size ``half_widths`` gives for ``h_deg`` at any latitude."""
+    return int(half_widths(shape, np.array([90.0]), h_deg)[1][0])
+
+
+def _mean_std(s: np.ndarray, s2: Optional[np.ndarray], n: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    mean = s / n
+    if s2 is None:
+        return mean, np.zeros_like(mean)
+    var = np.maximum(s2 / n - mean * mean, 0.0)
+    return mean, np.sqrt(var)
+
+
 def window_mean_std(values: np.ndarray, r: np.ndarray, c: np.ndarray, hr: int,
                     hc: np.ndarray, with_std: bool = True) -> Tuple[np.ndarray, np.ndarray]:
     """Mean and standard deviation of an integer grid in each point's window (std 0 if off)."""
     pad = int(np.max(hc)) if len(hc) else 0
     s, n = WindowSums(values, pad).box(r, c, hr, hc)
-    mean = s / n
-    if not with_std:
-        return mean, np.zeros_like(mean)
-    sq = values.astype(np.int64) ** 2
-    s2, _ = WindowSums(sq, pad).box(r, c, hr, hc)
-    var = np.maximum(s2 / n - mean * mean, 0.0)
-    return mean, np.sqrt(var)
+    s2 = WindowSums(values.astype(np.int64) ** 2, pad).box(r, c, hr, hc)[0] if with_std else None
+    return _mean_std(s, s2, n)
+
+
+class WindowStats:
+    """``window_mean_std`` with its tables built once, for any window up to ``max_h_deg``.
+
+    The tables are padded for the widest window at any latitude, so any number of point
+    batches read them at a cost per point, not per grid cell (the sums are exact integers, so
+    the results are the bits ``window_mean_std`` gives).
+    """
+
+    def __init__(self, values: np.ndarray, max_h_deg: float, with_std: bool = True):
+        pad = max_half_width(values.shape, max_h_deg)
+        self.sums = WindowSums(values, pad)
+        self.squares = WindowSums(values.astype(np.int64) ** 2, pad) if with_std else None
+
+    def mean_std(self, r: np.ndarray, c: np.ndarray, hr: int, hc: np.ndarray,
+                 with_std: bool = True) -> Tuple[np.ndarray, np.ndarray]:
+        if with_std and self.squares is None:
+            raise ValueError("these WindowStats were built without squares (with_std=False)")
+        s, n = self.sums.box(r, c, hr, hc)
+        s2 = self.squares.box(r, c, hr, hc)[0] if with_std else None
+        return _mean_std(s, s2, n)
 
 
 def gradient_magnitude(values: np.ndarray) -> np.ndarray:
