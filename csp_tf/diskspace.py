@@ -156,3 +156,35 @@ def fsync_dir(path: str) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def checkpoint_disk_full(exc: BaseException, directory: str,
+                         latest: Optional[str]) -> Optional[DiskFullError]:
+    """A :class:`DiskFullError` for a checkpoint save that hit a full disk (else None).
+
+    TensorFlow writes a checkpoint into ``<prefix>_temp/`` and replaces the ``checkpoint``
+    state file only after the data and index are complete, so the state file still names
+    ``latest``; the ``*_temp`` directories the failed save left are removed here. The space
+    needed is about the size of ``latest``'s files (None before the first checkpoint).
+    """
+    if not is_disk_full(exc):
+        return None
+    for name in (os.listdir(directory) if os.path.isdir(directory) else ()):
+        if name.endswith("_temp") and os.path.isdir(os.path.join(directory, name)):
+            import shutil
+
+            shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
+    need = None
+    if latest:
+        parent, base = os.path.split(latest)
+        need = sum(os.path.getsize(os.path.join(parent, n)) for n in os.listdir(parent)
+                   if n.startswith(base + "."))
+    kept = (f"the last complete checkpoint {latest} is kept and a rerun resumes from it"
+            if latest else "no checkpoint had been written yet")
+    return error_for(exc, "the checkpoint save", directory, need, kept)
+
+
+def error_for(exc: BaseException, what: str, path: str, need: Optional[int],
+              kept: str) -> DiskFullError:
+    free = free_bytes(path)
+    return DiskFullError(disk_full_message(what, path, need, free, kept), path, need, free)

@@ -198,3 +198,40 @@ def test_corrupt_checkpoint_file_is_named(tmp_path, damage):
     manager, _ = _manager(os.path.dirname(prefix), fresh, make_optimizer(1e-3, "float32"))
     with pytest.raises(CheckpointError, match="resume finetune: checkpoint .* cannot be read"):
         _restore(manager, "finetune")
+
+
+# --- a full disk ----------------------------------------------------------------------------
+def test_a_full_disk_at_a_checkpoint_names_the_path_and_keeps_the_last_one(tmp_path, small_fs):
+    """ENOSPC on a real size-limited file system (a tmpfs the test mounts) at a checkpoint save:
+    DiskFullError naming the checkpoint directory, the space needed and free; the last complete
+    checkpoint stays the latest, and the rerun with space again ends as an uninterrupted run."""
+    from csp_tf.diskspace import DiskFullError
+    from csp_tf.train import from_arrays, pretrain
+
+    cfg = _config()
+    cfg.pretrain.epochs = 2
+    rng = np.random.default_rng(0)
+    world = {"lon_lat": rng.uniform(-50, 50, (64, 2)).astype(np.float32),
+             "image_features": rng.normal(size=(64, 8)).astype(np.float32),
+             "label": rng.integers(0, 4, 64)}
+    reference = pretrain(cfg, from_arrays(world, 32, seed=0), str(tmp_path / "reference"))
+
+    out = os.path.join(small_fs.mount(8 << 20), "pre")
+    pretrain(cfg, from_arrays(world, 32, seed=0), out, max_steps=1)  # ckpt-1, then "preempted"
+    checkpoints = os.path.join(out, "checkpoints")
+    first = tf.train.latest_checkpoint(checkpoints)
+    filler = small_fs.fill(out, 4 << 10)
+    with pytest.raises(DiskFullError) as err:
+        pretrain(cfg, from_arrays(world, 32, seed=0), out)
+    message = str(err.value)
+    for part in (checkpoints, "needs about", "free there", first):
+        assert part in message, (part, message)
+    assert tf.train.latest_checkpoint(checkpoints) == first  # still the complete one
+    assert not [n for n in os.listdir(checkpoints) if n.endswith("_temp")]
+    assert not os.path.exists(os.path.join(out, "model.keras"))
+
+    os.remove(filler)
+    resumed = pretrain(cfg, from_arrays(world, 32, seed=0), out)
+    assert resumed.completed
+    for got, want in zip(_values(resumed.model.weights), _values(reference.model.weights)):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
