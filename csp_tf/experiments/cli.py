@@ -26,6 +26,8 @@ examples:
   csp-tf experiment --data-root runs/world/data --out runs/exp
   csp-tf experiment --data-root runs/world/data --out runs/exp_fast --ratios 0.05 --seeds 0 \\
       --methods img_only,sup_grid,csp --set finetune.epochs=20
+  csp-tf experiment --plan experiments/places_countries.yaml          # a committed plan, every run
+  csp-tf experiment --plan experiments/places_countries.yaml --list   # its runs as command lines
 
 writes OUT/results.csv (one row per method × ratio × seed) and OUT/results.md (mean ± std over
 seeds). Re-running the same command skips finished cells and resumes interrupted ones.
@@ -69,8 +71,18 @@ def add_experiment_parser(subparsers) -> argparse.ArgumentParser:
         epilog=EXPERIMENT_EPILOG.format(defaults=",".join(DEFAULT_METHODS),
                                         methods=describe(list(METHODS.values()))),
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data-root", required=True, help="output dir of `csp-tf ingest`")
-    p.add_argument("--out", required=True, help="experiment dir (stages, results.csv, results.md)")
+    p.add_argument("--data-root", default=None, help="output dir of `csp-tf ingest` (required "
+                                                      "unless --plan)")
+    p.add_argument("--out", default=None, help="experiment dir (stages, results.csv, results.md; "
+                                               "required unless --plan)")
+    p.add_argument("--plan", default=None, metavar="FILE",
+                   help="an experiment plan (YAML: data root, output root, base config, runs of "
+                        "methods × ratios × seeds with overrides; see experiments/README.md); "
+                        "replaces every other grid and config flag")
+    p.add_argument("--only", default=None, metavar="RUNS",
+                   help="with --plan: only these runs, comma-separated names")
+    p.add_argument("--list", action="store_true",
+                   help="with --plan: print each run as the equivalent command line, run nothing")
     p.add_argument("--ratios", default=None,
                    help="label ratios, comma-separated (default " +
                         ",".join(f"{r:g}" for r in DEFAULT_RATIOS) + ")")
@@ -118,9 +130,14 @@ def add_report_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "report", help="merge the results.csv of several experiment dirs into one results.md",
         description="Reads EXP/results.csv and EXP/protocol.json of each dir (same data root, "
-                    "split and base config, e.g. seeds run in parallel lanes) and writes one "
+                    "split, e.g. one dir per seed or the runs of a plan) and writes one "
                     "mean ± std table set to --out (results.md) and --csv.")
-    p.add_argument("experiments", nargs="+", help="experiment dirs")
+    p.add_argument("experiments", nargs="*", help="experiment dirs")
+    p.add_argument("--plan", default=None, metavar="FILE",
+                   help="also every run dir of this experiment plan (after the dirs given)")
+    p.add_argument("--paired", default=None, metavar="METHOD",
+                   help="also a table of METHOD against every other trained method, paired by "
+                        "seed (location-only and fused points, mean ± std)")
     p.add_argument("--out", required=True, help="markdown file to write")
     p.add_argument("--csv", default=None, help="merged results.csv to write")
     p.add_argument("--gain-plot", default=None, metavar="PNG",
@@ -137,12 +154,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     from csp_tf.experiments.methods import METHODS, Method
 
     rows, infos = [], []
-    for d in args.experiments:
+    dirs = _experiment_dirs(args)
+    for d in dirs:
         path = os.path.join(d, "protocol.json")
         if not os.path.exists(path):
             raise CLIError(f"{d} has no protocol.json: not a `csp-tf experiment` dir")
         infos.append(json.load(open(path)))
         rows += res.read_results(os.path.join(d, "results.csv"))
+    rows = _one_row_per_cell(rows, dirs)
     # one data root written relative (from the repo) and absolute (from elsewhere) is the same
     keys = {(os.path.realpath(i["data_root"]), i["split"]) for i in infos}
     if len(keys) != 1:
@@ -158,6 +177,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     text = res.render_markdown(rows, methods, ratios, seeds, data_root=data_root, split=split,
                                preset=infos[0]["config_name"],
                                total_cells=len(methods) * len(ratios) * len(seeds))
+    if getattr(args, "paired", None):
+        if args.paired not in [m.name for m in methods]:
+            raise CLIError(f"--paired {args.paired!r}: no such method in these experiments "
+                           f"({', '.join(m.name for m in methods)})")
+        text += res.paired_section(rows, args.paired, methods)
     with open(args.out, "w") as f:
         f.write(text)
     if args.csv:
@@ -172,6 +196,24 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _one_row_per_cell(rows: List[dict], dirs: List[str]) -> List[dict]:
+    """Rows with one per (method, ratio, seed). A baseline repeated in several dirs is
+    deterministic (same labels, same val choice): the first is kept. Two trained cells with one
+    key were trained differently (e.g. two recipes): averaging them would mix recipes."""
+    from csp_tf.experiments import results as res
+    from csp_tf.experiments.methods import METHODS
+
+    kept: dict = {}
+    for row in rows:
+        key = res.cell_key(str(row["method"]), float(row["ratio"]), int(row["seed"]))
+        if key not in kept:
+            kept[key] = row
+        elif not (METHODS.get(key[0]) and METHODS[key[0]].baseline):
+            raise CLIError(f"{key[0]} ratio={key[1]:g} seed={key[2]} is in more than one of "
+                           f"{', '.join(dirs)}; report them separately")
+    return list(kept.values())
+
+
 def add_compare_parser(subparsers) -> argparse.ArgumentParser:
     """Registers ``compare``: paired significance of each cell against a location baseline."""
     p = subparsers.add_parser(
@@ -181,8 +223,12 @@ def add_compare_parser(subparsers) -> argparse.ArgumentParser:
                     "a location baseline (fitted on the cell's label subset, chosen on val) on "
                     "the same rows of --split, and writes the paired difference with its 95 %% "
                     "interval and McNemar's exact p per cell, and a summary per method and ratio.")
-    p.add_argument("experiments", nargs="+", help="experiment dirs (their finetune/ cells)")
-    p.add_argument("--data-root", required=True, help="the data root the cells were trained on")
+    p.add_argument("experiments", nargs="*", help="experiment dirs (their finetune/ cells)")
+    p.add_argument("--plan", default=None, metavar="FILE",
+                   help="also every run dir of this experiment plan; its data root is the default "
+                        "--data-root")
+    p.add_argument("--data-root", default=None,
+                   help="the data root the cells were trained on (required unless --plan)")
     p.add_argument("--split", default="test", choices=["val", "test"], help="default test")
     p.add_argument("--against", default="knn_sphere", choices=["knn_sphere", "lr_sincos"],
                    help="the baseline (default knn_sphere)")
@@ -201,16 +247,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from csp_tf.experiments.significance import compare_cells, find_cells, render
 
     methods = [m for m in args.methods.split(",") if m] if args.methods else None
+    dirs = _experiment_dirs(args)
+    data_root = args.data_root or (_plan(args.plan).data_root if args.plan else None)
+    if not data_root:
+        raise CLIError("give --data-root (or --plan, whose data root is used)")
     try:
-        cells = find_cells(args.experiments, methods,
+        cells = find_cells(dirs, methods,
                            parse_ratios(args.ratios) if args.ratios else None)
     except FileNotFoundError as exc:
         raise CLIError(str(exc)) from None
     if not cells:
         raise CLIError("no fine-tuned cells (finetune/<method>/ratio<r>/seed<s>/model.keras) "
-                       "match under " + ", ".join(args.experiments))
+                       "match under " + ", ".join(dirs))
     try:
-        rows = compare_cells(args.data_root, cells, args.split, args.against,
+        rows = compare_cells(data_root, cells, args.split, args.against,
                              echo=lambda line: print(line, flush=True))
     except (ValueError, FileNotFoundError) as exc:  # a cell of other data, a damaged cell dir
         raise CLIError(str(exc)) from None
@@ -259,9 +309,13 @@ def cmd_experiment(args: argparse.Namespace) -> int:
                                             with_baselines)
     from csp_tf.experiments.protocol import Protocol, run_protocol
 
-    if not os.path.exists(os.path.join(args.data_root, "metadata.json")):
-        raise CLIError(f"--data-root {args.data_root!r} has no metadata.json: run `csp-tf ingest` "
-                       "(or `csp-tf generate --ingest`) first")
+    if args.plan:
+        return _run_plan(args)
+    if args.only or args.list:
+        raise CLIError("--only and --list go with --plan")
+    if not args.data_root or not args.out:
+        raise CLIError("give --data-root and --out (or --plan FILE)")
+    _check_data_root(args.data_root)
     cfg = run_config(args)
     name = f"`{args.config or args.preset or 'demo'}`"
     if args.overrides:
@@ -273,6 +327,63 @@ def cmd_experiment(args: argparse.Namespace) -> int:
                         seeds=parse_seeds(args.seeds), split=args.split, config_name=name,
                         eval_every=max(0, args.eval_every))
     run_protocol(protocol, echo=lambda line: print(line, flush=True))
+    return 0
+
+
+def _check_data_root(data_root: str) -> None:
+    if not os.path.exists(os.path.join(data_root, "metadata.json")):
+        raise CLIError(f"--data-root {data_root!r} has no metadata.json: run `csp-tf ingest` "
+                       "(or `csp-tf generate --ingest`) first")
+
+
+def _plan(path: str):
+    from csp_tf.configs import ConfigError
+    from csp_tf.experiments.plan import load_plan
+    try:
+        return load_plan(path)
+    except ConfigError as exc:
+        raise CLIError(str(exc)) from None
+
+
+def _experiment_dirs(args: argparse.Namespace) -> List[str]:
+    """The positional experiment dirs, then the run dirs of --plan; at least one."""
+    dirs = list(args.experiments)
+    if getattr(args, "plan", None):
+        dirs += [r.out_dir for r in _plan(args.plan).runs if r.out_dir not in dirs]
+    if not dirs:
+        raise CLIError("give experiment dirs or --plan FILE")
+    return dirs
+
+
+# Flags an experiment plan replaces: giving one beside --plan would be silently ignored.
+_GRID_FLAGS = ("data_root", "out", "ratios", "seeds", "methods", "preset", "config")
+
+
+def _run_plan(args: argparse.Namespace) -> int:
+    """``csp-tf experiment --plan FILE``: each selected run as one protocol, in plan order."""
+    from csp_tf.experiments.protocol import Protocol, run_protocol
+
+    given = [f"--{f.replace('_', '-')}" for f in _GRID_FLAGS if getattr(args, f, None)]
+    given += ["--set"] * bool(args.overrides) + ["--no-baselines"] * bool(args.no_baselines)
+    given += ["--split"] * (args.split != "test") + ["--eval-every"] * bool(args.eval_every)
+    if given:
+        raise CLIError(f"--plan holds the whole grid and config; drop {', '.join(given)} "
+                       "(or edit the plan)")
+    plan = _plan(args.plan)
+    runs = plan.select([n for n in (args.only or "").split(",") if n])
+    if args.list:
+        for run in runs:
+            print(plan.command(run))
+        return 0
+    _check_data_root(plan.data_root)
+    for i, run in enumerate(runs, 1):
+        print(f"plan {args.plan}: run {i}/{len(runs)} {run.name} -> {run.out_dir}", flush=True)
+        cfg = plan.run_config(run)
+        cfg.runtime.progress = bool(getattr(args, "verbose", False))
+        protocol = Protocol(data_root=plan.data_root, out_dir=run.out_dir, base_config=cfg,
+                            methods=run.methods, ratios=run.ratios, seeds=run.seeds,
+                            split=plan.split, config_name=plan.config_name(run))
+        run_protocol(protocol, echo=lambda line: print(line, flush=True))
     return 0
 
 

@@ -174,6 +174,36 @@ def gain_table(rows: Sequence[Mapping[str, object]], method: str = "csp",
     return markdown(["score"] + [f"{r * 100:g}%" for r in ratios], body)
 
 
+def paired_table(rows: Sequence[Mapping[str, object]], method: str,
+                 others: Sequence[Method]) -> str:
+    """``method`` against each of ``others``, paired by (ratio, seed): the mean difference in
+    points ± its std over seeds, location-only and fused; bold where the mean exceeds the std
+    (beyond the seed spread). Columns: every ratio with a pair."""
+    scores = (("location_top1", "location-only"), ("top1", "fused"))
+    gains = {(o.name, c): paired_gain(rows, method, o.name, c) for o in others for c, _ in scores}
+    ratios = sorted({r for g in gains.values() for r in g})
+
+    def cell(g: Tuple[float, float, float, int]) -> str:
+        text = f"{g[1]:+.2f}" + ("" if math.isnan(g[2]) else f" ± {g[2]:.2f}")
+        beyond = not math.isnan(g[2]) and abs(g[1]) > g[2]
+        return (f"**{text}**" if beyond else text) + f" (n={g[3]})"
+
+    body = [[o.label, name] + [cell(gains[(o.name, c)][r]) if r in gains[(o.name, c)] else "–"
+                               for r in ratios]
+            for o in others for c, name in scores if gains[(o.name, c)]]
+    return markdown(["against", "score"] + [f"{r * 100:g}%" for r in ratios], body)
+
+
+def paired_section(rows: Sequence[Mapping[str, object]], method: str,
+                   methods: Sequence[Method]) -> str:
+    """The ``report --paired`` section: ``method`` against every other trained method."""
+    label = {m.name: m.label for m in methods}[method]
+    others = [m for m in methods if m.name != method and not m.baseline and not m.image_only]
+    return "\n".join(["", f"## {label} against each method, paired by seed (points)", "",
+                      "mean ± std of the paired differences over seeds; bold: beyond the seed "
+                      "spread (|mean| > std)", "", paired_table(rows, method, others), ""])
+
+
 def _finite(value) -> bool:
     try:
         return math.isfinite(float(value))
