@@ -119,10 +119,22 @@ def cmd_export(args) -> int:
     from csp_tf.export import export_saved_model
     from csp_tf.models.loading import load_csp_model
 
+    target = {"savedmodel": ("--export-base", args.export_base), "tflite": ("--out", args.out)}
+    if not target[args.format][1]:
+        raise CLIError(f"--format {args.format} needs {target[args.format][0]}")
     model, cfg = load_csp_model(args.model), _saved_config(args.model)
     names = None
     if cfg is not None and cfg.data.data_root and os.path.exists(os.path.join(cfg.data.data_root, "labels.txt")):
         names = open(os.path.join(cfg.data.data_root, "labels.txt")).read().split("\n")[:model.num_classes]
+    if args.format == "tflite":
+        from csp_tf.export_tflite import TFLiteExportError, export_tflite, print_summary
+
+        try:
+            print_summary(export_tflite(model, args.out, class_names=names,
+                                        precisions=args.precision.split(",")), args.out)
+        except TFLiteExportError as e:
+            raise CLIError(str(e)) from e
+        return 0
     path = export_saved_model(model, args.export_base, config=cfg, class_names=names,
                               version=args.version, top_k=args.top_k)
     print(path)
@@ -207,14 +219,22 @@ def add_stage_parsers(sub) -> None:
     p.add_argument("--out", help="also write the JSON metrics here")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("export", help="write a TF Serving SavedModel version",
+    p = sub.add_parser("export", help="write a TF Serving SavedModel version, or TFLite files",
                        description="Exports <model>/model.keras as <export-base>/<version>/ with "
                        "signatures serving_default, predict_features, location_embedding, "
-                       "location_prior and TF Serving warmup requests.")
+                       "location_prior and TF Serving warmup requests. With --format tflite: "
+                       "<out>/location_<precision>.tflite (signatures location_prior and "
+                       "location_embedding, the network alone: no place memory) and "
+                       "<out>/tflite_export.json (docs/serving.md).")
     p.add_argument("--model", required=True)
-    p.add_argument("--export-base", required=True, help="model base path TF Serving watches")
-    p.add_argument("--version", type=int, help="version number (default: Unix time)")
-    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--format", choices=["savedmodel", "tflite"], default="savedmodel")
+    p.add_argument("--export-base", help="(savedmodel) model base path TF Serving watches")
+    p.add_argument("--version", type=int, help="(savedmodel) version number (default: Unix time)")
+    p.add_argument("--top-k", type=int, default=5, help="(savedmodel)")
+    p.add_argument("--out", help="(tflite) output dir for the .tflite files and their JSON")
+    p.add_argument("--precision", default="fp32,int8,fp16",
+                   help="(tflite) comma-separated: fp32, int8 (dynamic-range: int8 weights, "
+                        "float32 activations), fp16 (float16 weights) (default: all three)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("export-encoder",
