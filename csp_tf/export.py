@@ -31,7 +31,7 @@ from typing import Optional, Sequence
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
-from csp_tf import coords
+from csp_tf import coords, diskspace, locks
 from csp_tf import features as fk
 from csp_tf.configs import ExperimentConfig
 from csp_tf.models import CSPModel
@@ -181,9 +181,11 @@ def export_saved_model(model: CSPModel, export_base: str, *, config: Optional[Ex
     """Writes ``<export_base>/<version>/`` (the layout TF Serving watches) and returns it.
     ``version`` defaults to the Unix time in seconds (as TFX's Pusher does)."""
     version = int(version if version is not None else time.time())
-    return write_saved_model(model, os.path.join(export_base, str(version)), config=config,
-                             class_names=class_names, top_k=top_k, warmup=warmup,
-                             model_name=model_name)
+    # One writer per serving base path (a second export or push is refused naming this one).
+    with locks.writer_lock(export_base, "csp-tf export"):
+        return write_saved_model(model, os.path.join(export_base, str(version)), config=config,
+                                 class_names=class_names, top_k=top_k, warmup=warmup,
+                                 model_name=model_name)
 
 
 def write_saved_model(model: CSPModel, path: str, *, config: Optional[ExperimentConfig] = None,
@@ -198,15 +200,46 @@ def write_saved_model(model: CSPModel, path: str, *, config: Optional[Experiment
     tmp = os.path.join(parent, f".tmp-{os.path.basename(path)}-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     module = CSPServingModule(model, top_k=top_k, class_names=class_names)
-    tf.saved_model.save(module, tmp, signatures=module.signatures())
-    set_classify_method_name(tmp)
-    write_assets_extra(tmp, model, config=config, class_names=class_names, warmup=warmup,
-                       model_name=model_name)
+    try:
+        tf.saved_model.save(module, tmp, signatures=module.signatures())
+        set_classify_method_name(tmp)
+        write_assets_extra(tmp, model, config=config, class_names=class_names, warmup=warmup,
+                           model_name=model_name)
+        fsync_tree(tmp)  # on disk before the rename publishes it
+    except BaseException as exc:
+        # Never leave a half-written version behind (its name is not an integer, so no server
+        # loads it, but it holds the space); a full disk names the path and the space.
+        written = diskspace.tree_size(tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
+        full = diskspace.disk_full_error(
+            exc, "the SavedModel export", tmp, need=_variables_bytes(model) or None,
+            written=written, kept="nothing was published: the versions already in "
+                                  f"{parent!r} are unchanged and the partial export is removed")
+        if full is not None:
+            raise full from exc
+        raise
     if os.path.isdir(path):
         os.rmdir(path)
     os.replace(tmp, path)
+    diskspace.fsync_dir(parent)
     log.info("exported SavedModel to %s", path)
     return path
+
+
+def fsync_tree(root: str) -> None:
+    """fsyncs every file and directory under ``root`` (a crash after the rename must not leave
+    a published version whose files were still only in the page cache)."""
+    for dirpath, _, files in os.walk(root):
+        for name in files:
+            with open(os.path.join(dirpath, name), "rb") as f:
+                os.fsync(f.fileno())
+        diskspace.fsync_dir(dirpath)
+
+
+def _variables_bytes(model) -> int:
+    """About what a SavedModel of ``model`` needs: its variables, twice (the SavedModel's
+    ``variables/`` and the ``.keras`` copy in assets.extra)."""
+    return 2 * sum(int(v.numpy().nbytes) for v in model.weights)
 
 
 def write_assets_extra(version_dir: str, model: CSPModel, *, config: Optional[ExperimentConfig],
@@ -223,3 +256,46 @@ def write_assets_extra(version_dir: str, model: CSPModel, *, config: Optional[Ex
         from csp_tf.warmup import build_warmup_requests, write_warmup_requests
         write_warmup_requests(version_dir, build_warmup_requests(
             model_name=model_name, feature_dim=model.feature_dim, num_classes=model.num_classes))
+
+
+def push_saved_model(model_dir: str, export_base: str, version: Optional[int] = None) -> str:
+    """Copies the SavedModel directory ``model_dir`` to ``<export_base>/<version>/`` as a new
+    version (the TFX Pusher's job), atomically, as one writer of ``export_base``; returns the
+    version directory (an existing version is left as it is, as TFX's Pusher does).
+
+    The copy goes to a temporary sibling whose name is not an integer (servers ignore it),
+    is fsynced, then renamed into place: a server polling the base path sees the whole version
+    or none. Free space for the copy is checked first.
+
+    Raises:
+      DiskFullError: too little space (before the copy) or the disk filled during it; the
+        versions already served are unchanged and nothing partial is left.
+      LockHeldError: another export or push is writing ``export_base``.
+    """
+    version = int(version if version is not None else time.time())
+    path = os.path.join(export_base, str(version))
+    with locks.writer_lock(export_base, "csp-tf push"):
+        if os.path.exists(path):
+            log.info("version %s already exists; not pushed again", path)
+            return path
+        need = diskspace.tree_size(model_dir)
+        kept = (f"nothing was published: the versions already in {export_base!r} are unchanged"
+                " and the partial copy is removed")
+        diskspace.check_free_space(export_base, need, f"pushing {model_dir!r}", kept)
+        tmp = os.path.join(export_base, f".tmp-{version}-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            shutil.copytree(model_dir, tmp)
+            fsync_tree(tmp)
+            os.rename(tmp, path)
+        except BaseException as exc:
+            written = diskspace.tree_size(tmp)
+            shutil.rmtree(tmp, ignore_errors=True)
+            full = diskspace.disk_full_error(exc, f"pushing {model_dir!r}", tmp, need=need,
+                                             kept=kept, written=written)
+            if full is not None:
+                raise full from exc
+            raise
+        diskspace.fsync_dir(export_base)
+    log.info("pushed %s to %s", model_dir, path)
+    return path

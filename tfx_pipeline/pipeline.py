@@ -46,7 +46,7 @@ def create_pipeline(*, pipeline_name: str, pipeline_root: str, data_root: str, s
     """
     from tfx import v1 as tfx
 
-    from tfx_pipeline.components import AnomaliesGate, CheckedImportExampleGen
+    from tfx_pipeline.components import AnomaliesGate, AtomicPusher, CheckedImportExampleGen
     from tfx_pipeline.evaluation import make_eval_config
 
     # Imports the Beam ingest's gzip TFRecords as they are, one ExampleGen split per directory
@@ -94,11 +94,13 @@ def create_pipeline(*, pipeline_name: str, pipeline_root: str, data_root: str, s
         examples=example_gen.outputs["examples"], model=finetune.outputs["model"],
         baseline_model=resolver.outputs["model"], example_splits=[configs.EVAL_SPLIT],
         eval_config=make_eval_config(min_top1, top1_change_tolerance))
-    # Copies a blessed model to <serving_dir>/<version>/ (TF Serving's layout).
-    pusher = tfx.components.Pusher(
+    # Copies a blessed model to <serving_dir>/<version>/ (TF Serving's layout): atomically,
+    # space-checked, one writer per serving_dir (components.AtomicPusher).
+    pusher = AtomicPusher(
         model=finetune.outputs["model"], model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)))
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)),
+    ).with_id("Pusher")
 
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name, pipeline_root=pipeline_root,
