@@ -152,6 +152,25 @@ def test_window_sums_match_brute_force():
             assert mean[i] == pytest.approx(box.mean()) and std[i] == pytest.approx(box.std())
 
 
+def test_window_stats_built_once_give_the_bits_of_window_mean_std():
+    """WindowStats' tables are padded for any latitude: same sums, so the same bits."""
+    rng = np.random.default_rng(2)
+    grid = rng.integers(0, 255, (36, 72))
+    lat = np.concatenate([rng.uniform(-90, 90, 300), [90.0, -90.0, 89.99, 0.0]])
+    lon = rng.uniform(-180, 180, len(lat))
+    r, c = rasters.cell_index(grid.shape, lon, lat)
+    stats = rasters.WindowStats(grid, 20.0)
+    for h in (0.0, 5.0, 20.0):
+        hr, hc = rasters.half_widths(grid.shape, lat, h)
+        for with_std in (True, False):
+            got = stats.mean_std(r, c, hr, hc, with_std=with_std)
+            want = rasters.window_mean_std(grid, r, c, hr, hc, with_std=with_std)
+            for g, w in zip(got, want):
+                np.testing.assert_array_equal(g, w)
+    with pytest.raises(ValueError, match="without squares"):
+        rasters.WindowStats(grid, 5.0, with_std=False).mean_std(r, c, 1, hc)
+
+
 def test_cell_index_follows_pvlib_convention():
     r, c = rasters.cell_index((2160, 4320), np.array([-180.0, 179.99, 0.0]), np.array([90.0, -90.0, 0.0]))
     assert r.tolist() == [0, 2159, 1080] and c.tolist() == [0, 4319, 2160]
