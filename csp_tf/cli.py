@@ -94,8 +94,11 @@ def cmd_stage(args) -> int:
     if args.epochs is not None:
         section.epochs = args.epochs
     extra = {"base_model_dir": base_model} if args.stage == "finetune" else {}
-    result = getattr(train, args.stage)(cfg, output_dir=args.out, max_steps=args.max_steps,
-                                        **extra, **stage_inputs(cfg, root, args.stage))
+    from csp_tf.locks import writer_lock
+
+    with writer_lock(args.out, f"csp-tf {args.stage}"):  # one run per --out (its checkpoints)
+        result = getattr(train, args.stage)(cfg, output_dir=args.out, max_steps=args.max_steps,
+                                            **extra, **stage_inputs(cfg, root, args.stage))
     _report(result, args.out)
     return 0
 
@@ -262,10 +265,12 @@ def run_command(args: argparse.Namespace) -> int:
     from csp_tf.configs import ConfigError
     from csp_tf.coords import CoordinateError
     from csp_tf.data.errors import DataError
+    from csp_tf.diskspace import DiskFullError
+    from csp_tf.locks import LockHeldError
 
     try:
         return int(args.func(args) or 0)
     except (CLIError, ConfigError, CoordinateError, DataError, FileNotFoundError,
-            FileExistsError) as e:
+            FileExistsError, DiskFullError, LockHeldError) as e:
         print(f"csp-tf {args.command}: error: {e}", file=sys.stderr)
         return 2
