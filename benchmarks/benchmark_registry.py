@@ -87,6 +87,38 @@ _MEMORY_CASES = [(layout, n, b) for layout in ("uniform", "clustered")
                  for n in ("20 000", "100 000") for b in ("1", "64", "4096")]
 
 
+def _tflite_cmds(json_path: str, work: str, quick: bool) -> List[List[str]]:
+    extra = ["--cases", "places:194", "--rounds", "2"] if quick else []
+    return [[PY, os.path.join(REPO, "benchmarks", "tflite_export.py"), "--out", json_path, *extra]]
+
+
+def _tflite_rows(case: str) -> Tuple[Row, ...]:
+    at = f"cases.{case}"
+    rows = [Row(f"{case}: SavedModel size, pb + variables (bytes)", f"{at}.savedmodel.bytes", "{:d}"),
+            Row(f"{case}: SavedModel location_prior, batch 1 (µs/point)",
+                f"{at}.savedmodel.b1_us_per_point", "{:.0f}"),
+            Row(f"{case}: SavedModel location_prior, batch 256 (µs/point)",
+                f"{at}.savedmodel.b256_us_per_point", "{:.2f}")]
+    for p in ("fp32", "int8", "fp16"):
+        rows += [Row(f"  TFLite {p}: size (bytes)", f"{at}.{p}.bytes", "{:d}"),
+                 Row(f"  TFLite {p}: batch 1 (µs/point)", f"{at}.{p}.b1_us_per_point", "{:.0f}"),
+                 Row(f"  TFLite {p}: batch 256 (µs/point)", f"{at}.{p}.b256_us_per_point", "{:.2f}"),
+                 Row(f"  TFLite {p}: top-1 agreement with the SavedModel", f"{at}.{p}.top1_agreement",
+                     "{:.4f}"),
+                 Row(f"  TFLite {p}: max abs diff of P(y|loc)", f"{at}.{p}.max_abs_diff", "{:.1e}")]
+    return tuple(rows)
+
+
+def _tflite_ratios(case: str) -> Tuple[Row, ...]:
+    at = f"cases.{case}"
+    return tuple(r for p in ("fp32", "int8", "fp16") for r in (
+        Row(f"{case}: TFLite {p} size / SavedModel size", f"{at}.{p}.bytes_vs_savedmodel"),
+        Row(f"{case}: SavedModel / TFLite {p} time per point, batch 1",
+            f"{at}.{p}.b1_speedup_vs_savedmodel"),
+        Row(f"{case}: SavedModel / TFLite {p} time per point, batch 256",
+            f"{at}.{p}.b256_speedup_vs_savedmodel")))
+
+
 def _tfx_cmds(json_path: str, work: str, quick: bool) -> List[List[str]]:
     world = os.path.join(work, "tfx_world")
     gen = [PY, "-m", "csp_tf.data.cli", "generate", "--out", world, "--size", "small", "--ingest",
@@ -180,6 +212,13 @@ BENCHMARKS: Tuple[Benchmark, ...] = (
         rows=tuple(r for case in _MEMORY_CASES for r in _place_memory_rows(*case)),
         ratios=tuple(r for case in _MEMORY_CASES for r in _place_memory_ratios(*case)),
         note="K = 50 neighbours, float64; `--quick` runs only N = 20 000 at batches 1 and 64 (both layouts)."),
+    Benchmark(
+        "tflite_export", "On-device export: SavedModel vs TFLite fp32 / int8 / fp16, location_prior "
+        "on CPU (benchmarks/tflite_export.py)",
+        "benchmarks/tflite_export.py", _tflite_cmds,
+        rows=_tflite_rows("places_194") + _tflite_rows("inat2018_8142"),
+        ratios=_tflite_ratios("places_194") + _tflite_ratios("inat2018_8142"),
+        note="One thread for both runtimes; `--quick` runs only places (194 classes), 2 rounds."),
     Benchmark(
         "tfx_pipeline", "TFX demo pipeline wall time (csp-tf pipeline run, LocalDagRunner)",
         "tfx_pipeline/local_runner.py", _tfx_cmds,
