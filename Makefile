@@ -17,7 +17,7 @@ test: venv  ## the full suite, as CI runs it
 test-fast: venv  ## everything but the end-to-end tests
 	@$(PY) -m pytest tests -p no:warnings -q -m "not e2e"
 
-bench: venv  ## all benchmarks → docs/benchmarks.md
+bench: venv  ## all benchmarks → runs/benchmarks/report.md (figures quoted in docs/benchmarks.md)
 	@$(PY) benchmarks/run_all.py
 
 clean:

@@ -1,4 +1,5 @@
-"""Runs every csp-tf benchmark as a subprocess and writes ``docs/benchmarks.md`` from their JSON.
+"""Runs every csp-tf benchmark as a subprocess and renders their JSON into one markdown report
+(default ``runs/benchmarks/report.md``; docs/benchmarks.md quotes its figures with the commands).
 
     python benchmarks/run_all.py                       # all five, full size (tens of minutes)
     python benchmarks/run_all.py --quick               # smaller settings (a few minutes)
@@ -264,8 +265,8 @@ def _levels_table(data: Dict[str, Any]) -> List[str]:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", default=os.path.join(REPO, "docs", "benchmarks.md"),
-                   help="markdown report (default docs/benchmarks.md)")
+    p.add_argument("--out", default=os.path.join(REPO, "runs", "benchmarks", "report.md"),
+                   help="markdown report (default runs/benchmarks/report.md)")
     p.add_argument("--json-dir", default=os.path.join(REPO, "runs", "benchmarks"),
                    help="where each benchmark's JSON and log go (default runs/benchmarks)")
     p.add_argument("--only", help="comma-separated subset of: " + ",".join(b.name for b in BENCHMARKS))
