@@ -86,6 +86,10 @@ def cmd_stage(args) -> int:
     from csp_tf.train.data_root import DataRoot, stage_inputs
 
     base_model = getattr(args, "base_model", None)  # finetune only
+    if base_model:
+        from csp_tf.train.base_encoder import resolve_base
+
+        base_model = resolve_base(base_model)  # a shipped encoder's name -> its directory
     root = DataRoot.open(args.data_root)
     cfg = root.configure(load_config(args, base_model))
     section = getattr(cfg, args.stage)
@@ -211,7 +215,9 @@ def add_stage_parsers(sub) -> None:
                        description="Fine-tunes a location encoder on the label-ratio subset of "
                        "the train split. With --base-model it starts from a pre-trained encoder "
                        "(CSP); without, from scratch (the Sup-only baseline).")
-    p.add_argument("--base-model", help="a `csp-tf pretrain` output dir")
+    p.add_argument("--base-model", help="a `csp-tf pretrain` output dir, or a location-encoder "
+                   "dir: a shipped one by name (e.g. places), an `export-encoder` or `csp-tf "
+                   "geoclip export` output (its encoder weights only)")
     p.add_argument("--label-ratio", type=float, help="fraction of train labels, e.g. 0.05")
     _stage_args(p, "finetune")
 

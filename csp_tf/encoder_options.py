@@ -101,6 +101,17 @@ class TileOptions(ConfigNode):
     seed: int = 0
 
 
+@dataclass
+class GeoCLIPOptions(ConfigNode):
+    """``geoclip`` (csp_tf.encoders.geoclip): Equal Earth, then F Gaussian Fourier features per
+    scale σ (three scales, as the config keeps a list's length); B ~ N(0, σ²) from ``seed``
+    unless loaded (GeoCLIP's own: csp_tf.pretrained_geoclip)."""
+
+    sigmas: List[float] = field(default_factory=lambda: [1.0, 16.0, 256.0])
+    encoded_size: int = 256
+    seed: int = 0
+
+
 _SCHEDULED = ("gridcell", "gridcellnorm", "theory", "theorynorm", "theorydiag", "sphereC",
               "sphereC+", "sphereM", "sphereM+", "dfs")
 # Every registered encoder (csp_tf.encoders.ENCODERS; a test keeps the two equal) -> options.
@@ -109,6 +120,7 @@ ENCODER_OPTIONS: Dict[str, type] = {
     **{name: MapRangeOptions for name in ("naive", "wrap", "geo_net_fft", "geo_net_3d")},
     "hexagridcell": HexaGridOptions, "nerf": NerfOptions, "rbf": RBFOptions, "rff": RFFOptions,
     "spherical_harmonics": HarmonicsOptions, "tile": TileOptions,
+    "geoclip": GeoCLIPOptions,
 }
 # Old saved configs have one flat section: each encoder takes the options it has, as before.
 _LEGACY_FLAT = {f.name for c in ENCODER_OPTIONS.values() for f in dataclasses.fields(c)}
@@ -206,5 +218,5 @@ def _check_type(kind: str) -> None:
 
 # ----- the heads after the encoder (location_encoder.network) -------------------------------
 # Encoders with their own trainable head instead of the FFN (docs/reference.md §2.5, §2.6) -> network name.
-OWN_HEADS = {"theorydiag": "diag", "hexagridcell": "linear"}
-NETWORKS = ("auto", "ffn", "fcnet", "diag", "linear")
+OWN_HEADS = {"theorydiag": "diag", "hexagridcell": "linear", "geoclip": "capsules"}
+NETWORKS = ("auto", "ffn", "fcnet", "diag", "linear", "capsules")

@@ -101,10 +101,18 @@ def export_location_encoder(csp_model, out_dir: str, *, config=None,
                             sources_md: Optional[str] = None) -> str:
     """Writes ``out_dir`` (replaced) with the .keras file, the SavedModel and the metadata;
     checks that both reload to the same embeddings as ``csp_model``."""
+    return export_encoder(encoder_model(csp_model), out_dir, config=config, card=card,
+                          sources_md=sources_md, reference=csp_model.location_embedding)
+
+
+def export_encoder(enc: "StandaloneLocationEncoder", out_dir: str, *, config=None,
+                   card: Optional[Dict[str, Any]] = None, sources_md: Optional[str] = None,
+                   reference=None) -> str:
+    """``export_location_encoder`` for an encoder model itself (e.g. GeoCLIP's port); both
+    reloads are checked against ``reference(points)`` (default: ``enc`` before saving)."""
     if os.path.isdir(out_dir):
         shutil.rmtree(out_dir)
     os.makedirs(out_dir)
-    enc = encoder_model(csp_model)
     enc.save(os.path.join(out_dir, KERAS_FILE))
     module = _EmbeddingModule(enc)
     tf.saved_model.save(module, os.path.join(out_dir, SAVED_MODEL_DIR),
@@ -115,7 +123,7 @@ def export_location_encoder(csp_model, out_dir: str, *, config=None,
         with open(os.path.join(out_dir, "SOURCES.md"), "w") as f:
             f.write(sources_md)
     probe = np.array([[-122.4, 37.8], [2.35, 48.86], [151.2, -33.9], [0.0, 0.0]], np.float32)
-    want = csp_model.location_embedding(probe).numpy()
+    want = (reference or enc)(probe).numpy()
     got_keras = load_location_encoder(out_dir)(probe).numpy()
     sig = tf.saved_model.load(os.path.join(out_dir, SAVED_MODEL_DIR)).signatures["location_embedding"]
     got_sm = sig(lon_lat=tf.constant(probe))["embedding"].numpy()

@@ -284,7 +284,12 @@ def _post_fit(s: "_Session", fc, image_arrays: Optional[Arrays],
 
 def load_base_model(model: CSPModel, optimizer, base_model_dir: str,
                     config: ExperimentConfig) -> None:
-    """Loads a pre-trained stage's weights (and optimizer state) into ``model``."""
+    """Loads a pre-trained stage's weights (and optimizer state) into ``model``; from an
+    encoder directory (csp_tf.train.base_encoder), the location encoder's weights only."""
+    from csp_tf.train.base_encoder import is_encoder_dir, load_base_encoder
+
+    if is_encoder_dir(base_model_dir):
+        return load_base_encoder(model, base_model_dir, config, optimizer is not None)
     base_cfg_path = os.path.join(base_model_dir, CONFIG_FILE)
     if not os.path.exists(base_cfg_path):
         raise ConfigError(f"base model dir {base_model_dir!r} has no {CONFIG_FILE}: is it a "

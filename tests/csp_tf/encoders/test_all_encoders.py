@@ -13,7 +13,7 @@ from csp_tf.encoders import ENCODERS, PositionEncoder, build_position_encoder, l
 
 NAMES = ["gridcell", "gridcellnorm", "theory", "theorynorm", "theorydiag", "hexagridcell", "naive", "rbf",
          "rff", "geo_net_fft", "wrap", "nerf", "sphereC", "sphereC+", "sphereM", "sphereM+", "dfs",
-         "spherical_harmonics", "tile", "geo_net_3d"]
+         "spherical_harmonics", "tile", "geo_net_3d", "geoclip"]
 
 INTEGER_FREQS = dict(frequency_num=2, min_radius=0.5, max_radius=1.0)  # Sphere2Vec f = [2, 1]: periodic
 # (name, constructor kwargs): small settings, plus variants that exercise the random parts.
@@ -42,6 +42,7 @@ CASES = [
     ("spherical_harmonics", dict(legendre_polys=4)),
     ("spherical_harmonics", dict(legendre_polys=4, harmonics_calculation="closed-form")),
     ("tile", dict(tile_size=45.0, embedding_size=8, seed=1)),
+    ("geoclip", dict(sigmas=[1.0, 16.0], encoded_size=4, seed=2)),
 ]
 IDS = [f"{n}-{i}" for i, (n, _) in enumerate(CASES)]
 # Periodic in lon with period 360 (in the settings above), so continuous across the dateline.
@@ -93,7 +94,7 @@ def expected_dim(name):
             "theorydiag": 6 * s, "hexagridcell": 6 * s, "naive": 2, "rbf": 7, "rff": s,
             "geo_net_fft": 4, "wrap": 4, "geo_net_3d": 3, "nerf": 6 * s, "sphereC": 3 * s,
             "sphereC+": 6 * s, "sphereM": 5 * s, "sphereM+": 8 * s, "dfs": 4 * s * s + 4 * s,
-            "spherical_harmonics": 9, "tile": 5}[name]
+            "spherical_harmonics": 9, "tile": 5, "geoclip": 3 * 2 * 256}[name]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -199,7 +200,9 @@ def test_mixed_precision_keeps_float32(name, kwargs):
 def test_only_tile_has_weights(name, kwargs):
     enc = make(name, kwargs)
     enc(RANDOM_POINTS)
-    assert len(enc.weights) == (1 if name == "tile" else 0)
+    assert len(enc.trainable_weights) == (1 if name == "tile" else 0)
+    # geoclip's Fourier matrices are weights (GeoCLIP's checkpoint holds them), never trained.
+    assert len(enc.non_trainable_weights) == (1 if name == "geoclip" else 0)
 
 
 def test_float64_input_keeps_precision():
