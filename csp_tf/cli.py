@@ -267,12 +267,15 @@ def add_stage_parsers(sub) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    """Runs ``args.func(args)``; a user error is one line on stderr and exit status 2."""
+    """Runs ``args.func(args)``; a user error is one line on stderr and exit status 2, a
+    preempted training stage (SIGTERM) one line and ``PREEMPTED_EXIT_CODE`` (75), a NaN/inf
+    loss one line and exit status 1."""
     from csp_tf.configs import ConfigError
     from csp_tf.coords import CoordinateError
     from csp_tf.data.errors import DataError
     from csp_tf.diskspace import DiskFullError
     from csp_tf.locks import LockHeldError
+    from csp_tf.preemption import PREEMPTED_EXIT_CODE, Preempted
 
     try:
         return int(args.func(args) or 0)
@@ -280,3 +283,9 @@ def run_command(args: argparse.Namespace) -> int:
             FileExistsError, DiskFullError, LockHeldError) as e:
         print(f"csp-tf {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except Preempted as e:  # SIGTERM: a checkpoint was saved; the same command resumes
+        print(f"csp-tf {args.command}: preempted: {e}", file=sys.stderr)
+        return PREEMPTED_EXIT_CODE
+    except FloatingPointError as e:  # a NaN/inf loss or weights: training stopped at that step
+        print(f"csp-tf {args.command}: error: {e}", file=sys.stderr)
+        return 1

@@ -13,6 +13,8 @@ from typing import Callable, Dict, List, Optional
 
 import tensorflow as tf
 
+from csp_tf import preemption
+from csp_tf.train.checkpoint_save import save_checkpoint
 from csp_tf.train.inputs import StageInput
 from csp_tf.train.steps import TrainStep
 
@@ -20,7 +22,8 @@ log = logging.getLogger("csp_tf")
 
 
 class NonFiniteLossError(FloatingPointError):
-    """The loss became NaN/inf; the message names the stage, epoch and step."""
+    """The loss became NaN/inf; the message names the stage, the step, the non-finite loss
+    terms and the last good checkpoint (the one on disk: nothing is saved after that step)."""
 
 
 @dataclass
@@ -38,6 +41,9 @@ class LoopResult:
     completed: bool
     steps_run: int
     seconds: float
+    # Set when a stop signal ended the run early, after its checkpoint was saved: the stage
+    # raises it once its history is written (csp_tf.preemption).
+    preempted: Optional[preemption.Preempted] = None
 
 
 def run_epochs(*, stage: str, train_step: TrainStep, stage_input: StageInput, epochs: int,
@@ -54,11 +60,26 @@ def run_epochs(*, stage: str, train_step: TrainStep, stage_input: StageInput, ep
     run can be split over preemptible slots; the next call resumes at the same batch.
     ``steps_per_execution``: steps run per ``tf.function`` call (one host sync per call); the
     weights, masks, negatives, per-step logs and checkpoints are those of one step per call.
+    A stop signal (SIGTERM, ``csp_tf.preemption``) ends the run at the next call boundary
+    with a checkpoint: ``LoopResult.preempted`` is set. A NaN/inf loss raises
+    ``NonFiniteLossError`` before anything more is saved; a checkpoint is never written with
+    non-finite weights (``checkpoint_save``).
     """
     writer = tf.summary.create_file_writer(os.path.join(log_dir, stage)) if log_dir else None
     history: List[Dict[str, float]] = []
     steps_run, t0 = 0, time.time()
     start_epoch = int(state.epoch.numpy())
+    # The global step the newest checkpoint holds (-1: none): a save at the same state is skipped.
+    saved_at = (int(state.global_step.numpy())
+                if manager is not None and manager.latest_checkpoint else -1)
+
+    def save() -> None:
+        nonlocal saved_at
+        step_now = int(state.global_step.numpy())
+        if manager is not None and step_now != saved_at:
+            save_checkpoint(manager, step_now, what=stage, variables=train_step.variables)
+            saved_at = step_now
+
     for epoch in range(start_epoch, epochs):
         lr = set_lr(epoch)
         skip = int(state.step_in_epoch.numpy())
@@ -72,6 +93,20 @@ def run_epochs(*, stage: str, train_step: TrainStep, stage_input: StageInput, ep
         n = 0
         batches = _named_data_errors(dist, stage_input)
         while True:
+            signal_name = preemption.consume()
+            if signal_name is not None:
+                save()
+                if bar is not None:
+                    bar.close()
+                stop = preemption.Preempted(
+                    preemption.preempted_message(
+                        stage, signal_name, epoch, int(state.step_in_epoch.numpy()),
+                        int(state.global_step.numpy()),
+                        manager.latest_checkpoint if manager is not None else None),
+                    stage=stage, signal_name=signal_name,
+                    checkpoint=manager.latest_checkpoint if manager is not None else None)
+                log.warning("%s", stop)
+                return LoopResult(history, False, steps_run, time.time() - t0, preempted=stop)
             # A call never crosses a checkpoint or max_steps boundary (nor an epoch: the
             # iterator ends), so checkpoints land on the same steps as with one step per call.
             size = steps_per_execution
@@ -86,11 +121,16 @@ def run_epochs(*, stage: str, train_step: TrainStep, stage_input: StageInput, ep
             stacked = {k: v.numpy() for k, v in train_step.run(chunk, first).items()}
             for i in range(len(chunk)):
                 terms = {k: float(v[i]) for k, v in stacked.items()}
-                if not math.isfinite(terms["loss"]):
+                bad = {k: v for k, v in terms.items() if not math.isfinite(v)}
+                if bad:
                     raise NonFiniteLossError(
-                        f"{stage}: loss became {terms['loss']} at epoch {epoch + 1}, step "
-                        f"{int(state.step_in_epoch.numpy()) + 1} (terms {terms}); lower the "
-                        "learning rate or check the inputs for non-finite values")
+                        f"{stage}: non-finite loss at epoch {epoch + 1}, step "
+                        f"{int(state.step_in_epoch.numpy()) + 1} (global step {first + i + 1}): "
+                        + ", ".join(f"{k}={v}" for k, v in bad.items())
+                        + f" (all terms: {terms}). Stopped there; the last good checkpoint is "
+                        + ((manager.latest_checkpoint or "none (none was written yet)")
+                           if manager is not None else "none (this run keeps no checkpoints)")
+                        + ". Lower the learning rate or check the inputs for extreme values.")
                 state.global_step.assign_add(1)
                 state.step_in_epoch.assign_add(1)
                 steps_run += 1
@@ -106,10 +146,9 @@ def run_epochs(*, stage: str, train_step: TrainStep, stage_input: StageInput, ep
                 bar.update(len(chunk))
                 bar.set_postfix(loss=f"{terms['loss']:.4f}")
             if manager is not None and checkpoint_every_steps and steps_run % checkpoint_every_steps == 0:
-                manager.save(checkpoint_number=int(state.global_step.numpy()))
+                save()
             if max_steps is not None and steps_run >= max_steps:
-                if manager is not None:
-                    manager.save(checkpoint_number=int(state.global_step.numpy()))
+                save()
                 if bar is not None:
                     bar.close()
                 return LoopResult(history, False, steps_run, time.time() - t0)
@@ -128,8 +167,9 @@ def run_epochs(*, stage: str, train_step: TrainStep, stage_input: StageInput, ep
                     tf.summary.scalar(f"epoch/{k}", v)
         state.epoch.assign(epoch + 1)
         state.step_in_epoch.assign(0)
-        if manager is not None:
-            manager.save(checkpoint_number=int(state.global_step.numpy()))
+        if manager is not None:  # the counters changed: a new checkpoint even at the same step
+            saved_at = -1
+            save()
     if writer is not None:
         writer.flush()
     return LoopResult(history, True, steps_run, time.time() - t0)

@@ -24,8 +24,10 @@ import tensorflow as tf
 
 from csp_tf.configs import ConfigError, ExperimentConfig
 from csp_tf.models import CSPModel, build_csp_model
+from csp_tf import preemption
 from csp_tf.train import runtime
 from csp_tf.train.inputs import Arrays, FeatureStats, StageInput
+from csp_tf.train.checkpoint_save import save_checkpoint
 from csp_tf.train.loop import LoopResult, LoopState, run_epochs
 from csp_tf.train.steps import (TrainStep, finetune_variables, make_finetune_loss,
                                 make_image_classifier_loss, make_pretrain_loss, pretrain_variables)
@@ -112,6 +114,7 @@ class _Session:
             json.dump(history, f, indent=2)
 
 
+@preemption.stops_on_termination("pretrain")
 def pretrain(config: ExperimentConfig, stage_input: StageInput, output_dir: str, *,
              max_steps: Optional[int] = None,
              feature_stats: Optional[FeatureStats] = None) -> StageResult:
@@ -137,11 +140,14 @@ def pretrain(config: ExperimentConfig, stage_input: StageInput, output_dir: str,
                         steps_per_execution=config.runtime.steps_per_execution,
                         progress=config.runtime.progress and s.chief, max_steps=max_steps)
     history = _merge_history(output_dir, result)
+    if result.preempted is not None:  # SIGTERM: checkpoint saved, history kept; stop here
+        raise result.preempted
     if result.completed:
         s.save_artifacts(history)
     return StageResult(s.model, output_dir, history, result.completed)
 
 
+@preemption.stops_on_termination("finetune")
 def finetune(config: ExperimentConfig, stage_input: StageInput, image_input: StageInput,
              output_dir: str, *, base_model_dir: Optional[str] = None,
              max_steps: Optional[int] = None,
@@ -213,14 +219,16 @@ def finetune(config: ExperimentConfig, stage_input: StageInput, image_input: Sta
                          max_steps=remaining, **common)
         history += [dict(h, stage="image_classifier") for h in img.history]
         result = LoopResult(history, img.completed, result.steps_run + img.steps_run,
-                            result.seconds + img.seconds)
+                            result.seconds + img.seconds, preempted=img.preempted)
     if result.completed and not int(post_fit_done.numpy()):
         history += _post_fit(s, fc, image_arrays if fullbatch else None, validation,
                              memory_arrays)
         post_fit_done.assign(1)
         if s.chief:
-            manager.save(checkpoint_number=int(state.global_step.numpy()) + 1)
+            save_checkpoint(manager, int(state.global_step.numpy()) + 1)
     history = _merge_history(output_dir, LoopResult(history, result.completed, 0, 0))
+    if result.preempted is not None:  # SIGTERM: checkpoint saved, history kept; stop here
+        raise result.preempted
     if result.completed:
         s.save_artifacts(history)
     return StageResult(s.model, output_dir, history, result.completed)
