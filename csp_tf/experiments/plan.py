@@ -26,6 +26,7 @@ import yaml
 from csp_tf.configs import ConfigError, ExperimentConfig, get_preset
 from csp_tf.experiments.methods import (DEFAULT_RATIOS, DEFAULT_SEEDS, Method, parse_methods,
                                         parse_ratios, parse_seeds, with_baselines)
+from csp_tf.experiments.studies import STUDIES
 
 PLAN_KEYS = ("description", "data_root", "out", "preset", "config", "split", "methods", "ratios",
              "seeds", "set", "runs")
@@ -144,8 +145,6 @@ def _check_keys(d: Mapping[str, Any], allowed: Sequence[str], where: str) -> Non
 def load_plan(path: str) -> ExperimentPlan:
     """Reads and checks a plan file: every run's methods, ratios, seeds and overrides are
     validated (the overrides against the base config) before anything trains."""
-    from csp_tf.experiments.ablation import STUDIES
-
     if not os.path.exists(path):
         raise ConfigError(f"plan file {path!r} does not exist")
     with open(path) as f:
