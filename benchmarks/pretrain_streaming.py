@@ -202,6 +202,9 @@ def measure(work: str, rows: int, feature_dim: int, distinct_rows: int, preset: 
     result["pipeline"] = pipe
     print(f"  pipeline: {pipe['rows_per_s']:,.0f} rows/s ({pipe['mb_per_s']} MB/s) over "
           f"{pipe['rows_timed']:,} rows, peak RSS {pipe['peak_rss_mb']:,.0f} MB", flush=True)
+    if steps <= 0:
+        shutil.rmtree(root["root"], ignore_errors=True)
+        return result
     out = os.path.join(work, f"pretrain-{rows}")
     shutil.rmtree(out, ignore_errors=True)
     cli = ["pretrain", "--data-root", root["root"], "--out", out, "--preset", preset,
@@ -235,7 +238,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--distinct-rows", type=int, default=100_000,
                    help="rows generated; larger roots repeat them as hard links (default 100000)")
     p.add_argument("--preset", default="inat2018")
-    p.add_argument("--steps", type=int, default=60, help="steps of the first pretrain run")
+    p.add_argument("--steps", type=int, default=60,
+                   help="steps of the first pretrain run (0: measure the stream only)")
     p.add_argument("--resume-steps", type=int, default=20, help="steps of the resumed run")
     p.add_argument("--pipeline-batches", type=int, default=300, help="0: the whole epoch")
     p.add_argument("--log-every", type=int, default=5, help="runtime.log_every_steps (step rate)")
