@@ -18,6 +18,7 @@ from csp_tf.data.cli import add_generate_parser, add_ingest_parser
 from csp_tf.datasets.cli import add_dataset_parser
 from csp_tf.experiments.ablation import add_ablation_parser
 from csp_tf.pretrained_geoclip import add_geoclip_parser
+from csp_tf.experiments.embedding_suite import add_embedding_benchmark_parser
 from csp_tf.experiments.cli import (add_compare_parser, add_experiment_parser, add_map_parser,
                                     add_report_parser, add_tune_parser)
 from serving.cli import add_query_parser, add_serve_parser
@@ -26,7 +27,7 @@ from tfx_pipeline.cli import add_pipeline_parser
 REGISTRARS = (add_stage_parsers, add_generate_parser, add_ingest_parser, add_dataset_parser,
               add_experiment_parser, add_map_parser, add_tune_parser, add_report_parser,
               add_compare_parser, add_ablation_parser, add_pipeline_parser, add_query_parser,
-              add_serve_parser, add_geoclip_parser)
+              add_serve_parser, add_geoclip_parser, add_embedding_benchmark_parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
