@@ -155,39 +155,39 @@ def test_paired_table_bolds_differences_beyond_the_seed_spread():
 
 
 def test_experiment_report_and_compare_run_a_plan(tiny_world, tmp_path, capsys):
-    """Two runs of a plan on a tiny world; report and compare find their dirs from the plan."""
+    """Two runs of a plan on a tiny world (one per ratio, one with an override); report and
+    compare find their dirs and the data root from the plan."""
     config = str(tmp_path / "tiny.yaml")
     tiny_experiment_config().save(config)
     path = write(tmp_path, f"""\
         data_root: {tiny_world['data_root']}
         out: {tmp_path / 'out'}
         config: {config}
-        ratios: [0.5]
+        methods: [sup_grid]
         seeds: [0]
         runs:
-          - name: grid
-            methods: [sup_grid]
-          - name: grid_steps
-            methods: [mse]
+          - name: half
+            ratios: [0.5]
+          - name: all_labels
+            ratios: [1.0]
             baselines: false
             set: {{finetune.min_steps: 8}}
         """)
     args = parser().parse_args(["experiment", "--plan", path])
     assert args.func(args) == 0
-    rows = {r["method"]: r for d in ("grid", "grid_steps")
-            for r in res.read_results(str(tmp_path / "out" / d / "results.csv"))}
-    assert {"sup_grid", "mse", "knn_sphere", "lr_sincos"} <= set(rows)
-    assert "knn_sphere" not in {r["method"] for r in res.read_results(
-        str(tmp_path / "out" / "grid_steps" / "results.csv"))}
+    half = res.read_results(str(tmp_path / "out" / "half" / "results.csv"))
+    full = res.read_results(str(tmp_path / "out" / "all_labels" / "results.csv"))
+    assert {"sup_grid", "knn_sphere", "lr_sincos"} <= {r["method"] for r in half}
+    assert [(r["method"], r["ratio"]) for r in full] == [("sup_grid", 1.0)]  # no baselines
     md = str(tmp_path / "merged.md")
-    args = parser().parse_args(["report", "--plan", path, "--out", md, "--paired", "mse"])
+    args = parser().parse_args(["report", "--plan", path, "--out", md])
     assert args.func(args) == 0
-    text = open(md).read()
-    assert "MSE against each method, paired by seed" in text and "| Sup. Only (grid)" in text
+    table = open(md).read().split("## Top-1 accuracy (%)")[1].split("##")[0]
+    assert "| 50%" in table and "| 100%" in table and "Sup. Only (grid)" in table
     cmp_md = str(tmp_path / "vs_knn.md")
     args = parser().parse_args(["compare", "--plan", path, "--out", cmp_md])
     assert args.func(args) == 0
-    assert "sup_grid" in open(cmp_md).read() and "mse" in open(cmp_md).read()
+    assert open(cmp_md).read().count("sup_grid") >= 2  # a cell of each run
     with pytest.raises(CLIError, match="no such method"):
         args = parser().parse_args(["report", "--plan", path, "--out", md, "--paired", "csp"])
         args.func(args)
