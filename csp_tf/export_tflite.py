@@ -10,8 +10,9 @@ files, in float32 and quantised, checked against the trained model when written.
 * ``tflite_export.json``: labels, signatures, what each precision is, the place memory's
   absence, and the differences to the trained model measured on ``CHECK_POINTS`` points.
 
-Precisions: ``fp32``; ``int8`` = dynamic-range quantisation (weight matrices stored as int8,
-activations float32, so no calibration data is needed); ``fp16`` = float16 weights, float32
+Precisions: ``fp32``; ``int8`` = dynamic-range quantisation (the converter stores weight tensors
+of 1024 values or more as int8, smaller ones stay float32; activations float32, so no
+calibration data is needed); ``fp16`` = float16 weights, float32
 compute. An ``fp32`` file that differs from the model by more than ``FP32_LIMIT`` is an error
 and nothing is written (a trained model's files stay within ``FP32_TOLERANCE``);
 the quantised files' differences are measured and recorded. ``int8`` also stores the angle
@@ -56,7 +57,7 @@ log = logging.getLogger("csp_tf")
 
 PRECISIONS: Dict[str, str] = {
     "fp32": "float32 weights and activations",
-    "int8": "dynamic-range quantisation: weight matrices int8 (per-channel scales), "
+    "int8": "dynamic-range quantisation: weight tensors of 1024+ values stored as int8, "
             "activations float32",
     "fp16": "float16 weights, float32 compute",
 }
@@ -291,7 +292,7 @@ def export_tflite(model, out_dir: str, *, class_names: Optional[Sequence[str]] =
     memory = model.place_memory
     refusal = memory_conversion_error(model) if memory is not None else None
     if refusal:
-        log.info("the place memory does not convert with TFLite builtin ops: %s", refusal)
+        log.debug("the place memory does not convert with TFLite builtin ops: %s", refusal)
     sidecar = {
         "format": "tflite",
         "tensorflow": tf.__version__,
