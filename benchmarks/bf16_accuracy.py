@@ -1,5 +1,5 @@
-"""fp32 vs mixed bf16 (``runtime.mixed_precision=bfloat16``) on the generated demo world
-(issue 12): pre-training loss per epoch and downstream test top-1 (location-only and fused) of
+"""fp32 vs mixed bf16 (``runtime.mixed_precision=bfloat16``) on the generated demo world:
+pre-training loss per epoch and downstream test top-1 (location-only and fused) of
 CSP-MC-BLD at 5 % labels, same seed per pair, several seeds.
 
 Each cell is one ``csp-tf experiment`` run (demo preset, XLA off, fine-tuning at least 300

@@ -13,7 +13,7 @@ reaches (1.0 = the step costs no more than its matmuls).
 
 The GEMM peak is the best of numpy and tf.linalg.matmul on 2048² and on the step's own
 shapes (``gemm_peak``); the step's GFLOP/s count the FLOPs of ``step_matmul_shapes`` only.
-The reference PyTorch figure (120–130 ms/step on this machine) is external: issue 12 quotes it.
+The reference PyTorch figure (120–130 ms/step on this machine) is external: the authors' PyTorch code timed outside csp-tf.
 
 The fine-tuning step (``presence`` loss, 1024 labeled + 1024 random rows, C = 8142 classes)
 and evaluation throughput (``csp_tf.evaluate.predict_arrays``: location + image classifier,
@@ -101,7 +101,7 @@ def matmul_chain(shapes: List[Shape], jit: bool):
 
 
 def merged_step_matmul_shapes(b: int, s: int, h: int, d: int, f: int, k: int) -> List[Shape]:
-    """The same FLOPs as ``step_matmul_shapes`` in the shapes the step runs since issue 12: one
+    """The same FLOPs as ``step_matmul_shapes`` in the shapes the step runs now: one
     location-encoder call on the (2 + K)·B concatenated rows (real, random, positive)."""
     rows = (2 + k) * b
     shapes: List[Shape] = [(rows, 4 * s, h), (rows, h, d), (4 * s, rows, h), (rows, d, h), (h, rows, d)]
@@ -235,7 +235,7 @@ def peak_rss_mb() -> float:
 
 
 # Pre-training modes: (name, precision, XLA, merged passes, steps per tf.function call).
-# "fp32_xla_off_per_pass" is the pre-issue-12 step structure (one location-encoder call per
+# "fp32_xla_off_per_pass" is the earlier step structure (one location-encoder call per
 # pass), timed in the same run for comparison.
 MODES = (("fp32_xla_off", "float32", False, True, 1), ("fp32_xla_on", "float32", True, True, 1),
          ("bf16_xla_off", "bfloat16", False, True, 1), ("bf16_xla_on", "bfloat16", True, True, 1),
@@ -272,8 +272,8 @@ def run(steps: int, batch: int, feature_dim: int, rounds: int = 3,
                      "step_gflop": step_flops / 1e9, "finetune_step_gflop": ft_flops / 1e9,
                      "eval_gflop": eval_flops / 1e9,
                      "reference_external": {
-                         "step_ms": "120-130", "source": "issue 12 (measured outside csp-tf by "
-                         "the issue's author, PyTorch reference, same 2-core machine, idle)"}}
+                         "step_ms": "120-130", "source": "the authors' PyTorch reference code, timed outside "
+                         "csp-tf on the same 2-core machine kind, idle"}}
     if "fp32_xla_off" in modes or "fp32_xla_on" in modes:
         # The fp32 matmul chain of the step's own shapes, XLA off and on: what XLA's CPU GEMM
         # costs against oneDNN's.

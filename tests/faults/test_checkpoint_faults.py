@@ -1,4 +1,4 @@
-"""Fault injection on checkpoints (issue 13, item 9): a renamed layer or a corrupt file is a
+"""Fault injection on checkpoints: a renamed layer or a corrupt file is a
 clear error naming what is missing or which file is bad, never a silent fresh start.
 
 Both restore paths are covered: the resume of a stage (``stages._restore``, through

@@ -1,4 +1,4 @@
-"""Fault injection for ``csp-tf ingest`` (issue 13, "Data (ingest)"; docs/reliability.md).
+"""Fault injection for ``csp-tf ingest`` (docs/reliability.md, "Data (ingest)").
 
 Each test damages an input, the output path or the run itself and checks that no row is lost
 silently: the ingest either accounts for every row (written or dead-lettered) or fails with

@@ -1,4 +1,4 @@
-"""The serving contract as TF Serving keeps it (issue 13, items 11–14), on the stand-in model:
+"""The serving contract as TF Serving keeps it, on the stand-in model:
 
 * Predict outputs are in the typed fields (``float_val``, ``int_val``), as TF Serving's
   ``Tensor::AsProtoField`` writes them, never in ``tensor_content``;

@@ -74,7 +74,7 @@ def test_pushing_version_2_switches_without_errors(base_path, standin_versions, 
         assert states.get(1, "END") in ("UNLOADING", "END")
 
 
-# --- odd version directory names and real status codes (issue 13, item 14) ---------------
+# --- odd version directory names and real status codes --------------------------------------
 def test_version_names_tf_serving_would_skip_are_ignored(tmp_path):
     from serving.model_manager import parse_version
 

@@ -1,4 +1,4 @@
-"""A killed Trainer resumes where it stopped (issue 13, item 10).
+"""A killed Trainer resumes where it stopped.
 
 The Trainers train in ``fn_args.model_run_dir/stage``, kept across runs, instead of a temporary
 directory deleted in ``finally``. The pre-training Trainer's ``run_fn`` is interrupted after a

@@ -1,4 +1,4 @@
-"""The manifest's own ``split`` / ``subset`` columns (issue 10) and the image-feature statistics
+"""The manifest's own ``split`` / ``subset`` columns and the image-feature statistics
 the ingest writes into metadata.json."""
 
 from __future__ import annotations

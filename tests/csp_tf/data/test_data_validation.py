@@ -109,7 +109,7 @@ def test_rejection_is_json_safe():
         v.RowError("x", "not_a_reason")
 
 
-# ----- issue 13 item 4 and the manifest's split / subset columns ------------------------------
+# ----- out-of-range messages and the manifest's split / subset columns -----------------------
 def test_out_of_range_message_prints_enough_digits():
     with pytest.raises(v.RowError) as caught:
         v.validate_row(_row(lon="180.0000001"), 3, VOCAB, "/base")

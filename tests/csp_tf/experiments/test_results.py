@@ -76,7 +76,7 @@ def test_report_merges_seed_lanes(tmp_path):
     import json
     from csp_tf.experiments.cli import cmd_report
     import argparse
-    # one lane named the data root relative to the cwd, the other absolute: the same root
+    # one run named the data root relative to the cwd, the other absolute: the same root
     for seed, top1, root in ((0, 50.0, "R"), (1, 54.0, os.path.abspath("R"))):
         d = tmp_path / f"seed{seed}"
         d.mkdir()

@@ -1,4 +1,4 @@
-"""runtime.mixed_precision='bfloat16' (issue 12): bf16 matmuls, float32 position features and
+"""runtime.mixed_precision='bfloat16': bf16 matmuls, float32 position features and
 losses, and a pre-training loss curve and downstream top-1 within noise of float32."""
 
 import keras

@@ -1,4 +1,4 @@
-"""The pre-training step's speed-ups keep its math (issue 12): the uint32 hash draws the same
+"""The pre-training step's speed-ups keep its math: the uint32 hash draws the same
 bits as the int64 one, a merged location-encoder call draws every pass's own dropout mask, and
 the merged step's loss terms and gradients equal those of one call per pass."""
 

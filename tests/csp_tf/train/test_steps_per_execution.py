@@ -1,4 +1,4 @@
-"""runtime.steps_per_execution (issue 12): several steps per tf.function call give bit-for-bit
+"""runtime.steps_per_execution: several steps per tf.function call give bit-for-bit
 the weights, per-step terms and checkpoints of one step per call, and resume exactly."""
 
 import json
