@@ -21,9 +21,10 @@ tables below as int8 (they are weights too).
 Three things differ from the SavedModel, on purpose:
 
 * **No place memory.** Its exact neighbour search runs in float64 (top-k over float64 dot
-  products inside a ``map_fn`` loop), which TFLite's builtin ops do not have
-  (``memory_conversion_error`` shows the converter's refusal), and in float32 it would not
-  rank places closer than ~2 km (csp_tf.models.place_memory). The files answer the network's
+  products inside a ``map_fn`` loop): float64 MatMul, TopKV2, Sin and Cos are not TFLite
+  builtins (they need the Flex delegate, and its Asin not even that), so the converter refuses
+  it (``memory_conversion_error``); in float32 it would not rank places closer than ~2 km
+  (csp_tf.models.place_memory). The files answer the network's
   prior alone; for a model with an active memory that is NOT what its SavedModel's
   ``location_prior`` answers near labeled places, and the CLI, the JSON and docs say so.
 * **The position encoding in float32.** The SavedModel computes the gridcell features
@@ -316,7 +317,9 @@ def export_tflite(model, out_dir: str, *, class_names: Optional[Sequence[str]] =
                 "; this model's SavedModel location_prior mixes in the votes of its labeled "
                 "places, so near them it answers differently" if memory is not None and memory.active
                 else "")) if memory is not None else "the model has no place memory",
-            "why": "its exact search needs float64 top-k and a loop that TFLite builtins lack",
+            "why": ("its exact search runs in float64 (MatMul, TopKV2, Sin/Cos on float64 are "
+                    "not TFLite builtins) inside a map_fn loop, and float32 would not rank "
+                    "places closer than ~2 km"),
             "converter_with_builtin_ops": ("refused" if refusal else "converts") if memory is not None
             else "not tried"},
         "reference": "the trained model (CSPModel.location_probs(memory=False), location_embedding)",

@@ -35,16 +35,13 @@ def perturb_weights(model, seed: int, scale: float = 0.3) -> None:
         v.assign(x + rng.normal(scale=scale, size=x.shape).astype(x.dtype))
 
 
-def test_points() -> np.ndarray:
+def parity_points() -> np.ndarray:
     """Points the export did not check itself on: another seed, lat uniform in degrees (denser
     near the poles than the export's), and whole/half-degree values."""
     rng = np.random.default_rng(99)
     ll = np.c_[rng.uniform(-180, 180, 500), rng.uniform(-90, 90, 500)]
     edges = [[-180, 90], [180, -90], [-0.5, -0.5], [90.5, 44.5], [-179.25, 0.75], [33, -12]]
     return np.concatenate([ll, edges]).astype(np.float32)
-
-
-test_points.__test__ = False  # a helper, not a test
 
 
 @pytest.fixture(scope="module")
@@ -74,14 +71,14 @@ def test_the_files_hold_the_perturbed_weights_not_the_initial_ones(exported):
     cfg, _, _, _, out = exported
     fresh = build_csp_model(cfg)
     lite = TFLiteLocationModel(str(out / file_name("fp32")))
-    pts = test_points()
+    pts = parity_points()
     assert np.abs(lite.prior(pts) - fresh.location_probs(pts).numpy()).max() > 1e-2
     assert np.abs(lite.embedding(pts) - fresh.location_embedding(pts).numpy()).max() > 1e-2
 
 
 def test_fp32_equals_the_savedmodel_signatures(exported):
     _, _, saved, _, out = exported
-    pts = test_points()
+    pts = parity_points()
     want_prior, want_emb = _want(saved, pts)
     lite = TFLiteLocationModel(str(out / file_name("fp32")))
     np.testing.assert_allclose(lite.prior(pts), want_prior, atol=FP32_TOLERANCE, rtol=0)
@@ -93,7 +90,7 @@ def test_fp32_equals_the_savedmodel_signatures(exported):
 @pytest.mark.parametrize("precision", ["int8", "fp16"])
 def test_quantised_files_agree_on_top1_and_store_smaller_weights(exported, precision):
     _, _, saved, sidecar, out = exported
-    pts = test_points()
+    pts = parity_points()
     want_prior, want_emb = _want(saved, pts)
     lite = TFLiteLocationModel(str(out / file_name(precision)))
     got = lite.prior(pts)
@@ -155,7 +152,7 @@ def test_sigmoid_head_fp32_matches(tmp_path):
     assert model.location_head == "sigmoid"
     perturb_weights(model, seed=5, scale=0.1)
     export_tflite(model, str(tmp_path), precisions=["fp32"])
-    pts = test_points()
+    pts = parity_points()
     got = TFLiteLocationModel(str(tmp_path / file_name("fp32"))).prior(pts)
     np.testing.assert_allclose(got, model.location_probs(pts).numpy(), atol=FP32_TOLERANCE, rtol=0)
 
