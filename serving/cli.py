@@ -104,6 +104,12 @@ def add_serve_parser(subparsers) -> argparse.ArgumentParser:
                        help="version label, repeatable (e.g. stable=1 canary=2)")
     serve.add_argument("--max-workers", type=int, default=32,
                        help="RPC worker threads (default %(default)s)")
+    serve.add_argument("--max-concurrent-rpcs", type=int, default=0,
+                       help="RPCs admitted at once, running or queued; beyond it RESOURCE_EXHAUSTED "
+                            "at once (default 0: twice --max-workers)")
+    serve.add_argument("--max-request-bytes", type=int, default=contract.DEV_MAX_REQUEST_BYTES,
+                       help="larger requests are INVALID_ARGUMENT naming the limit, 0 for no "
+                            "limit (default %(default)s)")
     serve.add_argument("--no-warmup", action="store_true",
                        help="do not replay assets.extra/tf_serving_warmup_requests")
     serve.set_defaults(func=_run_serve)
@@ -188,7 +194,9 @@ def _run_serve(args: argparse.Namespace) -> int:
                        poll_interval_s=args.poll_interval,
                        max_batch_size=args.max_batch_size or None,
                        num_versions=args.num_versions, version_labels=labels,
-                       max_workers=args.max_workers, enable_warmup=not args.no_warmup)
+                       max_workers=args.max_workers, enable_warmup=not args.no_warmup,
+                       max_concurrent_rpcs=args.max_concurrent_rpcs or None,
+                       max_request_bytes=args.max_request_bytes or None)
     server.serve_forever()
     return _EXIT_OK
 

@@ -60,3 +60,6 @@ GRPC_PORT = 8500
 # TF Serving accepts messages up to INT_MAX bytes; -1 lifts gRPC Python's 4 MiB default.
 CHANNEL_OPTIONS = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
 REST_PORT = 8501
+# serve-dev's request size limit (INVALID_ARGUMENT above it): 128 rows of 2048 float features
+# as tf.Examples are about 1.1 MiB.
+DEV_MAX_REQUEST_BYTES = 8 << 20

@@ -15,6 +15,16 @@ gRPC endpoint speaking the same protocol. It implements the same protos
 over a versioned model base path (see :mod:`serving.model_manager` for loading, polling and
 swapping), with TF Serving's status codes and similar messages (see :mod:`serving.servable`).
 It never dies on a bad request, and stops cleanly on :meth:`DevServer.stop`, SIGTERM or SIGINT.
+
+Overload is bounded, so a burst costs a bounded amount of memory and answers quickly: at most
+``max_concurrent_rpcs`` RPCs are admitted (running on ``max_workers`` threads, the rest queued);
+gRPC answers every RPC beyond that at once with RESOURCE_EXHAUSTED ("Concurrent RPC limit
+exceeded!") without reading its message, and a connection opens at most twice that many
+streams (the client gets UNAVAILABLE for the rest). A request larger than ``max_request_bytes`` is
+INVALID_ARGUMENT naming the limit, one above twice that is refused by gRPC itself before it is
+read (RESOURCE_EXHAUSTED "Received message larger than max"), and a batch above
+``max_batch_size`` rows is INVALID_ARGUMENT as TF Serving's batching answers it. The TF Serving
+settings that play these parts are in docs/serving.md ("Overload").
 """
 
 from __future__ import annotations
@@ -58,12 +68,15 @@ def _unimplemented(context: grpc.ServicerContext, method: str) -> None:
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     """tensorflow.serving.PredictionService on a :class:`ModelManager`."""
 
-    def __init__(self, manager: ModelManager, max_batch_size: int | None):
+    def __init__(self, manager: ModelManager, max_batch_size: int | None,
+                 max_request_bytes: int | None = None):
         self._manager = manager
         self._max_batch_size = max_batch_size
+        self._max_request_bytes = max_request_bytes
 
     def _run(self, method: str, request, *limit):
         """``Servable.<method>`` of the version ``request`` names (``limit``: the batch limit)."""
+        check_request_size(request, self._max_request_bytes)
         servable = self._manager.resolve(request.model_spec)
         return getattr(servable, method)(request, self._manager.model_name, *limit)
 
@@ -100,6 +113,17 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         _unimplemented(context, "MultiInference")
 
 
+def check_request_size(request, max_request_bytes: int | None) -> None:
+    """INVALID_ARGUMENT naming the limit when the request message is above it."""
+    if max_request_bytes:
+        size = request.ByteSize()
+        if size > max_request_bytes:
+            raise RpcAbort(grpc.StatusCode.INVALID_ARGUMENT,
+                           f"Request of {size} bytes is larger than the server's maximum request "
+                           f"size of {max_request_bytes} bytes (serve-dev --max-request-bytes); "
+                           f"split it into smaller requests")
+
+
 class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
     """tensorflow.serving.ModelService (GetModelStatus) on a :class:`ModelManager`."""
 
@@ -128,6 +152,11 @@ class DevServer:
       version_labels: label → version, for ModelSpec.version_label.
       max_workers: RPC threads, i.e. concurrent requests served.
       enable_warmup: replay each version's warmup file before publishing it.
+      max_concurrent_rpcs: RPCs admitted at once (running + queued for a thread); gRPC answers
+        the ones beyond at once with RESOURCE_EXHAUSTED. None: 2 x ``max_workers``.
+      max_request_bytes: larger request messages are INVALID_ARGUMENT naming the limit; above
+        twice this gRPC refuses them unread (RESOURCE_EXHAUSTED). None: no limit (TF Serving's
+        INT_MAX).
 
     Use as ``with DevServer(path) as server: ...`` or ``port = server.start(); ...;
     server.stop()``.
@@ -137,13 +166,19 @@ class DevServer:
                  port: int = 0, host: str = "127.0.0.1", poll_interval_s: float = 2.0,
                  max_batch_size: int | None = 128, num_versions: int = 1,
                  version_labels: dict[str, int] | None = None, max_workers: int = 32,
-                 enable_warmup: bool = True):
+                 enable_warmup: bool = True, max_concurrent_rpcs: int | None = None,
+                 max_request_bytes: int | None = contract.DEV_MAX_REQUEST_BYTES):
         self.manager = ModelManager(model_base_path, model_name, num_versions, version_labels,
                                     enable_warmup)
         self.host, self.port = host, port
         self.poll_interval_s = poll_interval_s
         self.max_batch_size = max_batch_size
         self.max_workers = max_workers
+        self.max_concurrent_rpcs = max_concurrent_rpcs or 2 * max_workers
+        if self.max_concurrent_rpcs < max_workers:
+            raise ValueError(f"max_concurrent_rpcs={self.max_concurrent_rpcs} is below "
+                             f"max_workers={max_workers}")
+        self.max_request_bytes = max_request_bytes or None
         self._server: grpc.Server | None = None
         self._stopped = threading.Event()
 
@@ -174,9 +209,10 @@ class DevServer:
         self.manager.start_polling(self.poll_interval_s)
         server = grpc.server(
             futures.ThreadPoolExecutor(self.max_workers, thread_name_prefix="csp-dev-server"),
-            options=contract.CHANNEL_OPTIONS)
+            options=self._channel_options(),
+            maximum_concurrent_rpcs=self.max_concurrent_rpcs)
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-            PredictionServicer(self.manager, self.max_batch_size), server)
+            PredictionServicer(self.manager, self.max_batch_size, self.max_request_bytes), server)
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(self.manager),
                                                                  server)
         bound = server.add_insecure_port(self.address)
@@ -190,6 +226,19 @@ class DevServer:
                        self.manager.model_name, self.manager.base_path, self.address,
                        self.manager.available_versions)
         return bound
+
+    def _channel_options(self) -> list[tuple[str, int]]:
+        """Transport limits that bound what a burst can make the server hold: gRPC's receive
+        limit (twice ``max_request_bytes``; between the two the handler answers INVALID_ARGUMENT
+        naming the limit; none: TF Serving's INT_MAX), at most 2 x ``max_concurrent_rpcs``
+        open streams per connection (the client gets UNAVAILABLE for the others, gRPC's
+        REFUSED_STREAM), and a fixed 64 KiB flow-control window per stream (no BDP probing,
+        which grows windows to megabytes on a fast link), so the messages of calls about to be
+        refused are never buffered whole."""
+        receive = 2 * self.max_request_bytes if self.max_request_bytes else -1
+        return [("grpc.max_receive_message_length", receive), ("grpc.max_send_message_length", -1),
+                ("grpc.max_concurrent_streams", 2 * self.max_concurrent_rpcs),
+                ("grpc.http2.bdp_probe", 0)]
 
     def stop(self, grace: float | None = 2.0) -> None:
         """Stops accepting RPCs, lets in-flight ones finish for ``grace`` s, stops polling."""
