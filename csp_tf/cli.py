@@ -152,9 +152,23 @@ def cmd_export_encoder(args) -> int:
     from csp_tf.pretrained import export_location_encoder
     from csp_tf.models.loading import load_csp_model
 
+    from csp_tf import provenance
+
     model, cfg = load_csp_model(args.model), _saved_config(args.model)
+    if cfg is None:
+        raise CLIError(f"{args.model} has no config.yaml: the card records the config's hash")
     card = json.load(open(args.card)) if args.card else {}
-    card.setdefault("source_stage", os.path.abspath(args.model))
+    # How it was made, without this machine's paths: the export command, the recipe's hash and
+    # the training data's fingerprint (csp_tf/provenance.py).
+    try:
+        card.update(command=provenance.portable_command(sys.argv),
+                    config_hash=provenance.config_hash(cfg),
+                    data_fingerprint=provenance.data_fingerprint(
+                        args.data_root or cfg.data.data_root))
+    except provenance.ProvenanceError as e:
+        raise CLIError(f"{e}; pass --data-root") from e
+    if args.train_command:
+        card["training_command"] = args.train_command
     sources = open(args.sources).read() if args.sources else None
     out = export_location_encoder(model, args.out, config=cfg, card=card, sources_md=sources)
     size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(out) for f in fs)
@@ -250,13 +264,20 @@ def add_stage_parsers(sub) -> None:
                        help="write the location encoder alone (.keras + SavedModel) for reuse",
                        description="Writes OUT/location_encoder.keras (lon/lat degrees -> "
                        "embedding), OUT/saved_model (signature location_embedding), config.yaml, "
-                       "card.json and, with --sources, SOURCES.md; both files are reloaded and "
+                       "card.json (this command, the config hash and the training data's "
+                       "fingerprint; no paths) and, with --sources, SOURCES.md; both files are "
+                       "reloaded and "
                        "checked against the trained model. Load with "
                        "csp_tf.pretrained.load_location_encoder(OUT).")
     p.add_argument("--model", required=True, help="a pretrain / finetune stage dir")
     p.add_argument("--out", required=True)
     p.add_argument("--sources", default=None, help="a SOURCES.md to copy (data provenance)")
     p.add_argument("--card", default=None, help="a JSON file of facts to record in card.json")
+    p.add_argument("--data-root", default=None,
+                   help="the data root the model was trained on, for the card's data "
+                        "fingerprint (default: the one in the stage's config.yaml)")
+    p.add_argument("--train-command", default=None,
+                   help="the command that trained the stage, recorded in card.json")
     p.set_defaults(func=cmd_export_encoder)
 
     p = sub.add_parser("embed", help="CSV of lon,lat → CSV with location embeddings")
