@@ -100,10 +100,10 @@ def measure(preset: str, num_classes: int, threads: int, rounds: int, work: str)
 
     graph_bytes = (os.path.getsize(os.path.join(sm_path, "saved_model.pb"))
                    + dir_bytes(os.path.join(sm_path, "variables")))
+    extra_bytes = dir_bytes(os.path.join(sm_path, "assets.extra"))
     row: Dict = {"preset": preset, "num_classes": num_classes,
                  "embedding_dim": int(model.embedding_dim),
-                 "savedmodel": {"bytes": graph_bytes,
-                                "assets_extra_bytes": dir_bytes(os.path.join(sm_path, "assets.extra"))}}
+                 "savedmodel": {"bytes": graph_bytes, "assets_extra_bytes": extra_bytes}}
     for b in BATCHES:
         x = tf.constant(points[:b])
         t = best_seconds(lambda: prior_sig(lon_lat=x)["probabilities"].numpy(), rounds)
@@ -113,9 +113,9 @@ def measure(preset: str, num_classes: int, threads: int, rounds: int, work: str)
         entry = {"bytes": os.path.getsize(path),
                  "bytes_vs_savedmodel": os.path.getsize(path) / graph_bytes}
         for b in BATCHES:
-            t = best_seconds(tflite_prior_call(path, b, threads, points), rounds)
-            entry[f"b{b}_us_per_point"] = 1e6 * t / b
-            entry[f"b{b}_speedup_vs_savedmodel"] = row["savedmodel"][f"b{b}_us_per_point"] / (1e6 * t / b)
+            us = 1e6 * best_seconds(tflite_prior_call(path, b, threads, points), rounds) / b
+            entry[f"b{b}_us_per_point"] = us
+            entry[f"b{b}_speedup_vs_savedmodel"] = row["savedmodel"][f"b{b}_us_per_point"] / us
         got = np.concatenate([tflite_prior_call(path, 250, threads, points[i:i + 250])()
                               for i in range(0, len(points), 250)])
         entry["top1_agreement"] = top1_agreement(got, want)
@@ -133,7 +133,8 @@ def table(rows) -> str:
         name = f"{r['preset']}, {r['num_classes']} classes"
         sm = r["savedmodel"]
         lines.append(f"| {name} | SavedModel (pb + variables) | {sm['bytes'] / 1e6:.2f} | 1.00 | "
-                     f"{sm['b1_us_per_point']:.0f} | {sm['b256_us_per_point']:.2f} | (reference) | |")
+                     f"{sm['b1_us_per_point']:.0f} | {sm['b256_us_per_point']:.2f} | "
+                     "(reference) | |")
         for p in PRECISIONS:
             e = r[p]
             lines.append(f"| {name} | TFLite {p} | {e['bytes'] / 1e6:.2f} | "

@@ -10,13 +10,12 @@ files, in float32 and quantised, checked against the trained model when written.
 * ``tflite_export.json``: labels, signatures, what each precision is, the place memory's
   absence, and the differences to the trained model measured on ``CHECK_POINTS`` points.
 
-Precisions: ``fp32``; ``int8`` = dynamic-range quantisation (the converter stores weight tensors
-of 1024 values or more as int8, smaller ones stay float32; activations float32, so no
-calibration data is needed); ``fp16`` = float16 weights, float32
+Precisions: ``fp32``; ``int8`` = dynamic-range quantisation (the converter stores the weight
+tensors of 1024 values or more as int8, the angle table below included, and keeps smaller ones
+and the activations float32: no calibration data needed); ``fp16`` = float16 weights, float32
 compute. An ``fp32`` file that differs from the model by more than ``FP32_LIMIT`` is an error
-and nothing is written (a trained model's files stay within ``FP32_TOLERANCE``);
-the quantised files' differences are measured and recorded. ``int8`` also stores the angle
-tables below as int8 (they are weights too).
+and nothing is written (a trained model's files stay within ``FP32_TOLERANCE``); the quantised
+files' differences are measured and recorded.
 
 Three things differ from the SavedModel, on purpose:
 
@@ -24,9 +23,9 @@ Three things differ from the SavedModel, on purpose:
   products inside a ``map_fn`` loop): float64 MatMul, TopKV2, Sin and Cos are not TFLite
   builtins (they need the Flex delegate, and its Asin not even that), so the converter refuses
   it (``memory_conversion_error``); in float32 it would not rank places closer than ~2 km
-  (csp_tf.models.place_memory). The files answer the network's
-  prior alone; for a model with an active memory that is NOT what its SavedModel's
-  ``location_prior`` answers near labeled places, and the CLI, the JSON and docs say so.
+  (csp_tf.models.place_memory). The files answer the network's prior alone; for a model
+  with an active memory that is NOT what its SavedModel's ``location_prior`` answers near
+  labeled places, and the CLI, the JSON and docs say so.
 * **The position encoding in float32.** The SavedModel computes the gridcell features
   sin/cos(f_s·x) in float64 (TFLite has no float64 Sin/Cos). Here x = n + r with n = round(x)
   whole degrees and |r| ≤ 0.5: sin(f·n), cos(f·n) come from tables computed in float64 at export
@@ -131,11 +130,13 @@ def lite_prior(model, lon_lat: tf.Tensor) -> tf.Tensor:
 
 def _frozen_signatures(model) -> Dict[str, object]:
     """Both signatures with every variable folded into a constant, outputs named."""
-    spec = tf.TensorSpec([None, 2], tf.float32, name="lon_lat")
-    return {"location_prior": convert_frozen(tf.function(
-                lambda lon_lat: {"probabilities": lite_prior(model, lon_lat)}, input_signature=[spec])),
-            "location_embedding": convert_frozen(tf.function(
-                lambda lon_lat: {"embedding": lite_embedding(model, lon_lat)}, input_signature=[spec]))}
+    spec = [tf.TensorSpec([None, 2], tf.float32, name="lon_lat")]
+    prior = tf.function(lambda lon_lat: {"probabilities": lite_prior(model, lon_lat)},
+                        input_signature=spec)
+    embedding = tf.function(lambda lon_lat: {"embedding": lite_embedding(model, lon_lat)},
+                            input_signature=spec)
+    return {"location_prior": convert_frozen(prior),
+            "location_embedding": convert_frozen(embedding)}
 
 
 def convert(model, precision: str) -> bytes:
@@ -226,7 +227,8 @@ def check_points(n: int = CHECK_POINTS, seed: int = CHECK_SEED) -> np.ndarray:
     lat = np.degrees(np.arcsin(rng.uniform(-1.0, 1.0, n)))
     edges = [[-180, -90], [-180, 90], [180, -90], [180, 90], [0, 0], [179.5, 89.5],
              [-179.5, -89.5], [0.5, -0.5], [-0.5, 0.5], [12.5, 45.5], [180, 0], [-180, 0]]
-    return np.concatenate([np.stack([lon, lat], 1), np.asarray(edges, np.float64)]).astype(np.float32)
+    points = np.concatenate([np.stack([lon, lat], 1), np.asarray(edges, np.float64)])
+    return points.astype(np.float32)
 
 
 def top1_agreement(got: np.ndarray, want: np.ndarray) -> float:
@@ -267,13 +269,15 @@ def export_tflite(model, out_dir: str, *, class_names: Optional[Sequence[str]] =
         raise TFLiteExportError(f"precision {','.join(unknown) or '(none)'}: expected one or "
                                 f"more of {', '.join(PRECISIONS)}")
     check_supported(model)
-    names = [str(c) for c in class_names] if class_names else [str(i) for i in range(model.num_classes)]
+    names = [str(c) for c in (class_names or range(model.num_classes))]
     if len(names) != model.num_classes:
-        raise TFLiteExportError(f"{len(names)} class names for a model of {model.num_classes} classes")
+        raise TFLiteExportError(f"{len(names)} class names for a model of {model.num_classes} "
+                                "classes")
     taken = [f for f in [SIDECAR] + [file_name(p) for p in precisions]
              if os.path.exists(os.path.join(out_dir, f))]
     if taken:
-        raise TFLiteExportError(f"{out_dir} already holds {', '.join(taken)}; choose an empty --out")
+        raise TFLiteExportError(f"{out_dir} already holds {', '.join(taken)}; choose an empty "
+                                "--out")
 
     points = check_points()
     want_prior = model.location_probs(points, memory=False).numpy()
@@ -290,39 +294,16 @@ def export_tflite(model, out_dir: str, *, class_names: Optional[Sequence[str]] =
         files[precision] = {"file": file_name(precision), "bytes": len(blob),
                             "precision": PRECISIONS[precision], "measured": measured}
 
-    memory = model.place_memory
-    refusal = memory_conversion_error(model) if memory is not None else None
-    if refusal:
-        log.debug("the place memory does not convert with TFLite builtin ops: %s", refusal)
     sidecar = {
         "format": "tflite",
         "tensorflow": tf.__version__,
-        "signatures": {
-            "location_prior": {"inputs": {"lon_lat": "float32 [B, 2]: (lon, lat) in degrees"},
-                               "outputs": {"probabilities": (
-                                   f"float32 [B, {model.num_classes}]: the network's P(y|loc), "
-                                   + ("softmax over the classes" if model.location_head == "softmax"
-                                      else "one sigmoid per class (presence)"))}},
-            "location_embedding": {"inputs": {"lon_lat": "float32 [B, 2]: (lon, lat) in degrees"},
-                                   "outputs": {"embedding": f"float32 [B, {model.embedding_dim}]"}}},
+        "signatures": _signatures_entry(model),
         "labels": names,
         "input_checks": ("none in the file: pass finite degrees, lon in [-180, 180], lat in "
                          "[-90, 90] (out-of-range values give wrong answers, not errors)"),
-        "place_memory": {
-            "included": False,
-            "model_has_one": memory is not None,
-            "active_in_the_model": bool(memory is not None and memory.active),
-            "places": int(memory.size) if memory is not None else 0,
-            "note": (MEMORY_ABSENT + (
-                "; this model's SavedModel location_prior mixes in the votes of its labeled "
-                "places, so near them it answers differently" if memory is not None and memory.active
-                else "")) if memory is not None else "the model has no place memory",
-            "why": ("its exact search runs in float64 (MatMul, TopKV2, Sin/Cos on float64 are "
-                    "not TFLite builtins) inside a map_fn loop, and float32 would not rank "
-                    "places closer than ~2 km"),
-            "converter_with_builtin_ops": ("refused" if refusal else "converts") if memory is not None
-            else "not tried"},
-        "reference": "the trained model (CSPModel.location_probs(memory=False), location_embedding)",
+        "place_memory": _memory_entry(model),
+        "reference": "the trained model: CSPModel.location_probs(memory=False) and "
+                     "location_embedding",
         "tolerance": {"fp32": {"tested": FP32_TOLERANCE, "export_refuses_above": FP32_LIMIT,
                                "on": "prior max |diff|; embedding max |diff| / max(1, max |e|)"},
                       "quantised": "measured and recorded, not enforced"},
@@ -337,6 +318,38 @@ def export_tflite(model, out_dir: str, *, class_names: Optional[Sequence[str]] =
     with open(os.path.join(out_dir, SIDECAR), "w") as f:
         json.dump(sidecar, f, indent=2)
     return sidecar
+
+
+def _signatures_entry(model) -> Dict:
+    lon_lat = {"lon_lat": "float32 [B, 2]: (lon, lat) in degrees"}
+    head = ("softmax over the classes" if model.location_head == "softmax"
+            else "one sigmoid per class (presence)")
+    return {"location_prior": {"inputs": lon_lat, "outputs": {"probabilities": (
+                f"float32 [B, {model.num_classes}]: the network's P(y|loc), {head}")}},
+            "location_embedding": {"inputs": lon_lat, "outputs": {
+                "embedding": f"float32 [B, {model.embedding_dim}]"}}}
+
+
+def _memory_entry(model) -> Dict:
+    """The sidecar's ``place_memory``: never included; whether the model has one, and what
+    the converter said about it (the message itself goes to the log)."""
+    memory = model.place_memory
+    if memory is None:
+        return {"included": False, "model_has_one": False, "active_in_the_model": False,
+                "places": 0, "note": "the model has no place memory"}
+    refusal = memory_conversion_error(model)
+    if refusal:
+        log.debug("the place memory does not convert with TFLite builtin ops: %s", refusal)
+    note = MEMORY_ABSENT
+    if memory.active:
+        note += ("; this model's SavedModel location_prior mixes in the votes of its labeled "
+                 "places, so near them it answers differently")
+    return {"included": False, "model_has_one": True, "active_in_the_model": memory.active,
+            "places": int(memory.size), "note": note,
+            "why": ("its exact search runs in float64 (MatMul, TopKV2, Sin/Cos on float64 are "
+                    "not TFLite builtins) inside a map_fn loop, and float32 would not rank "
+                    "places closer than ~2 km"),
+            "converter_with_builtin_ops": "refused" if refusal else "converts"}
 
 
 def print_summary(sidecar: Dict, out_dir: str) -> None:

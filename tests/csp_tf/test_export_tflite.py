@@ -55,7 +55,8 @@ def exported(tmp_path_factory):
     model = build_csp_model(cfg)
     perturb_weights(model, seed=11)
     base = tmp_path_factory.mktemp("tflite")
-    saved = tf.saved_model.load(export_saved_model(model, str(base / "sm"), version=1, warmup=False))
+    saved = tf.saved_model.load(
+        export_saved_model(model, str(base / "sm"), version=1, warmup=False))
     sidecar = export_tflite(model, str(base / "lite"), class_names=LABELS)
     return cfg, model, saved, sidecar, base / "lite"
 
