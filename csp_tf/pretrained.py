@@ -6,7 +6,10 @@ A shipped encoder is a directory with:
     saved_model/             the same as a SavedModel, signature ``location_embedding``
     config.yaml              the ExperimentConfig it was trained with
     SOURCES.md               data sources and licences
-    card.json                what it is: data, method, label ratio, val/test figures
+    card.json                what it is, and how it was made without a path: the command,
+                             the config hash and the training data's fingerprint
+                             (csp_tf/provenance.py)
+    MODEL_CARD.md            for people: data and licences, intended use, metrics, limits
 
 Load one in a line::
 

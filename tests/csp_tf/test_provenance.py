@@ -40,7 +40,7 @@ def test_config_hash_is_the_protocols_fingerprint_and_ignores_where_the_data_is(
 
 
 def test_data_fingerprint_follows_the_content_not_the_location(tmp_path):
-    a = _data_root(tmp_path / "a", manifests=["/home/x/obs.csv"])
+    a = _data_root(tmp_path / "a", manifests=["/data/obs.csv"])
     b = _data_root(tmp_path / "elsewhere" / "b", manifests=["gs://bucket/obs.csv"])
     assert provenance.data_fingerprint(a) == provenance.data_fingerprint(b)
     splits = {"train": dict(METADATA["splits"]["train"], bytes=[812])}
