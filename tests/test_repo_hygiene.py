@@ -174,3 +174,25 @@ def test_scanner_reads_files_binaries_and_archives(tmp_path):
 def test_no_machine_paths_build_traces_or_outside_references():
     hits = scan_repository()
     assert not hits, f"{len(hits)} lines to fix:\n" + "\n".join(map(str, hits))
+
+
+_CITATION = re.compile(r"reference\.md\)?[^)\n]*")
+_SECTION = re.compile(r"§(\d+(?:\.\d+)*)")
+
+
+def test_every_cited_section_of_the_method_reference_exists():
+    """``docs/reference.md §N.M`` anywhere in the repository names a numbered heading there."""
+    with open(os.path.join(ROOT, "docs", "reference.md")) as f:
+        headings = set(re.findall(r"^#+ (\d+(?:\.\d+)*)\.? ", f.read(), re.MULTILINE))
+    assert {"1", "2.8", "5.1", "13.1.3", "14"} <= headings
+    missing = []
+    for path in tracked_files():
+        full = os.path.join(ROOT, path)
+        if path in ALLOWED or not os.path.isfile(full) or not path.endswith((".py", ".md", ".sh")):
+            continue
+        with open(full, encoding="utf-8") as f:
+            for number, line in enumerate(f, start=1):
+                for chunk in _CITATION.findall(line):
+                    missing += [f"{path}:{number}: §{n}" for n in _SECTION.findall(chunk)
+                                if n not in headings]
+    assert not missing, "cited sections that docs/reference.md lacks:\n" + "\n".join(missing)
