@@ -15,7 +15,12 @@ is its own:
 * **pretrain**: ``csp-tf pretrain --preset PRESET --max-steps S`` on the root, then the same
   command again with ``--max-steps R``, which resumes from the checkpoint mid-epoch (as any
   paused run does); the step rate from the TensorBoard step scalars' wall times, the global
-  step after each run, peak RSS of each run.
+  step after each run, peak RSS of each run. ``--in-memory-baseline`` repeats this for the
+  first size with its pool read into memory (the default below ``data.pretrain_in_memory_mb``):
+  the step rate without the stream, in the same run.
+
+Both children sample their resident memory every 2 s (``rss_mb_samples``): a flat trace over
+a whole epoch (``--pipeline-batches 0``) is what bounded memory looks like.
 
 The data root is written directly with the ingest's own tf.Example encoder
 (``csp_tf.data.schema.encode_example``) into gzip TFRecords plus a ``metadata.json`` of the
@@ -55,6 +60,38 @@ STREAMED = "data.pretrain_in_memory_mb=0"  # stream whatever the size, as pools 
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        return next(int(ln.split()[1]) for ln in f if ln.startswith("VmRSS:")) / 1024.0
+
+
+class RssTrace:
+    """Samples this process's resident memory every ``every_s`` seconds in a thread: a flat
+    trace over a whole epoch is what bounded memory looks like."""
+
+    def __init__(self, every_s: float = 2.0):
+        import threading
+
+        self.samples: List[List[float]] = []
+        self._stop = threading.Event()
+        self._t0 = time.perf_counter()
+        self._thread = threading.Thread(target=self._run, args=(every_s,), daemon=True)
+        self._thread.start()
+
+    def _run(self, every_s: float) -> None:
+        while not self._stop.wait(every_s):
+            self.samples.append([round(time.perf_counter() - self._t0, 1), round(_rss_mb(), 1)])
+
+    def stop(self) -> Dict[str, Any]:
+        self._stop.set()
+        self._thread.join()
+        late = [mb for _, mb in self.samples[len(self.samples) // 2:]]
+        early = [mb for _, mb in self.samples[:len(self.samples) // 2]]
+        return {"rss_mb_samples": self.samples,
+                "rss_mb_max_first_half": max(early) if early else None,
+                "rss_mb_max_second_half": max(late) if late else None}
 
 
 def _distinct_shards(work: str, rows: int, feature_dim: int, seed: int = 0) -> List[str]:
@@ -130,6 +167,7 @@ def child_pipeline(root: str, preset: str, batches: int, warmup: int = 3) -> Dic
     from csp_tf.configs import get_preset
     from csp_tf.train.data_root import DataRoot, stage_inputs
 
+    trace = RssTrace()
     data = DataRoot.open(root)
     cfg = data.configure(get_preset(preset).override({"data.pretrain_in_memory_mb": 0}))
     stage_input = stage_inputs(cfg, data, "pretrain")["stage_input"]
@@ -144,7 +182,7 @@ def child_pipeline(root: str, preset: str, batches: int, warmup: int = 3) -> Dic
         if batches and seen >= batches + warmup:
             break
     seconds = time.perf_counter() - t0
-    return {"batches": seen, "steps_per_epoch": stage_input.steps_per_epoch,
+    return {**trace.stop(), "batches": seen, "steps_per_epoch": stage_input.steps_per_epoch,
             "batch_size": cfg.pretrain.batch_size, "rows_timed": rows,
             "rows_per_s": round(rows / seconds, 1), "seconds": round(seconds, 2),
             "peak_rss_mb_after_warmup": round(rss_after_warmup, 1),
@@ -155,9 +193,11 @@ def child_cli(argv: Sequence[str]) -> Dict[str, Any]:
     """``csp-tf ARGV`` in this process; its exit status and peak RSS."""
     from csp_cli import main
 
+    trace = RssTrace()
     t0 = time.perf_counter()
     rc = main(list(argv))
-    return {"rc": rc, "seconds": round(time.perf_counter() - t0, 2), "peak_rss_mb": round(_peak_rss_mb(), 1)}
+    return {"rc": rc, "seconds": round(time.perf_counter() - t0, 2),
+            "peak_rss_mb": round(_peak_rss_mb(), 1), **trace.stop()}
 
 
 def _run_child(args: List[str], timeout: float) -> Dict[str, Any]:
@@ -189,8 +229,32 @@ def step_rates(log_dir: str) -> Dict[str, Any]:
     return {"runs": runs}
 
 
+def _pretrain(work: str, name: str, root: str, preset: str, pool_mb: int, steps: int,
+              resume_steps: int, log_every: int, timeout: float) -> Dict[str, Any]:
+    """Two `csp-tf pretrain` runs in one output dir, the second resuming the first."""
+    out = os.path.join(work, name)
+    shutil.rmtree(out, ignore_errors=True)
+    cli = ["pretrain", "--data-root", root, "--out", out, "--preset", preset,
+           "--set", f"data.pretrain_in_memory_mb={pool_mb}",
+           "--set", f"runtime.log_every_steps={log_every}", "--set", "runtime.progress=false"]
+    first = _run_child(["--child", "cli", *cli, "--max-steps", str(steps)], timeout)
+    resumed = _run_child(["--child", "cli", *cli, "--max-steps", str(resume_steps)], timeout)
+    rates = step_rates(os.path.join(out, "logs"))
+    shutil.rmtree(out, ignore_errors=True)
+    result = {"preset": preset, "pretrain_in_memory_mb": pool_mb, "max_steps": steps,
+              "resume_max_steps": resume_steps, "first": first, "resumed": resumed, **rates}
+    if rates["runs"]:
+        result["steps_per_s"] = rates["runs"][0]["steps_per_s"]
+    print(f"  pretrain (pretrain_in_memory_mb={pool_mb}): {first['seconds']} s for {steps} steps "
+          f"(peak RSS {first['peak_rss_mb']:,.0f} MB), resumed {resume_steps} more in "
+          f"{resumed['seconds']} s (peak RSS {resumed['peak_rss_mb']:,.0f} MB); step rates "
+          f"{rates['runs']}", flush=True)
+    return result
+
+
 def measure(work: str, rows: int, feature_dim: int, distinct_rows: int, preset: str, steps: int,
-            resume_steps: int, pipeline_batches: int, log_every: int, timeout: float) -> Dict[str, Any]:
+            resume_steps: int, pipeline_batches: int, log_every: int, timeout: float,
+            in_memory_baseline: bool = False) -> Dict[str, Any]:
     t0 = time.perf_counter()
     root = make_root(work, rows, feature_dim, distinct_rows)
     root["make_s"] = round(time.perf_counter() - t0, 1)
@@ -205,22 +269,12 @@ def measure(work: str, rows: int, feature_dim: int, distinct_rows: int, preset: 
     if steps <= 0:
         shutil.rmtree(root["root"], ignore_errors=True)
         return result
-    out = os.path.join(work, f"pretrain-{rows}")
-    shutil.rmtree(out, ignore_errors=True)
-    cli = ["pretrain", "--data-root", root["root"], "--out", out, "--preset", preset,
-           "--set", STREAMED, "--set", f"runtime.log_every_steps={log_every}",
-           "--set", "runtime.progress=false"]
-    first = _run_child(["--child", "cli", *cli, "--max-steps", str(steps)], timeout)
-    resumed = _run_child(["--child", "cli", *cli, "--max-steps", str(resume_steps)], timeout)
-    rates = step_rates(os.path.join(out, "logs"))
-    result["pretrain"] = {"preset": preset, "max_steps": steps, "resume_max_steps": resume_steps,
-                          "first": first, "resumed": resumed, **rates}
-    if rates["runs"]:
-        result["pretrain"]["steps_per_s"] = rates["runs"][0]["steps_per_s"]
-    print(f"  pretrain: {first['seconds']} s for {steps} steps (peak RSS {first['peak_rss_mb']:,.0f} MB), "
-          f"resumed {resume_steps} more in {resumed['seconds']} s (peak RSS "
-          f"{resumed['peak_rss_mb']:,.0f} MB); step rates {rates['runs']}", flush=True)
-    shutil.rmtree(out, ignore_errors=True)
+    result["pretrain"] = _pretrain(work, f"pretrain-{rows}", root["root"], preset, 0, steps,
+                                   resume_steps, log_every, timeout)
+    if in_memory_baseline:  # the same rows read into memory: the step without the stream
+        result["pretrain_in_memory"] = _pretrain(work, f"pretrain-{rows}-in-memory", root["root"],
+                                                 preset, 1 << 20, steps, resume_steps, log_every,
+                                                 timeout)
     shutil.rmtree(root["root"], ignore_errors=True)  # links only: the distinct shards stay
     return result
 
@@ -242,6 +296,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    help="steps of the first pretrain run (0: measure the stream only)")
     p.add_argument("--resume-steps", type=int, default=20, help="steps of the resumed run")
     p.add_argument("--pipeline-batches", type=int, default=300, help="0: the whole epoch")
+    p.add_argument("--in-memory-baseline", action="store_true",
+                   help="also pre-train the first size with its pool read into memory (the "
+                        "step rate without streaming; needs the pool to fit in RAM)")
     p.add_argument("--log-every", type=int, default=5, help="runtime.log_every_steps (step rate)")
     p.add_argument("--work", default=os.path.join("runs", "bench", "pretrain_streaming"))
     p.add_argument("--keep", action="store_true", help="keep the distinct shards")
@@ -260,7 +317,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for rows in a.rows:
             report["sizes"].append(measure(a.work, rows, feature_dim, a.distinct_rows, a.preset,
                                            a.steps, a.resume_steps, a.pipeline_batches,
-                                           a.log_every, a.timeout))
+                                           a.log_every, a.timeout,
+                                           a.in_memory_baseline and rows == a.rows[0]))
             report["machine"]["load_avg_1m_at_end"] = round(os.getloadavg()[0], 2)
             os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
             with open(a.out, "w") as f:  # after every size: a long run keeps what it measured
