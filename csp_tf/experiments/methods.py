@@ -13,7 +13,7 @@ TensorFlow.
 | ``sup_theory`` | (Space2Vec-theory, not in the CSP tables) | theory + FFN | none |
 | ``sup_spherem_plus`` | (Sphere2Vec-sphereM+, not in the CSP tables) | sphereM+ + FFN (radii in radians) | none |
 | ``mse`` | MSE | gridcell + FFN | l2regress |
-| ``nce`` | CSP-NCE-BL (NCE without the SimCSE term) | gridcell + FFN | imgcontloss (no SimCSE term) |
+| ``nce`` | CSP-NCE-BL | gridcell + FFN | imgcontloss (no SimCSE term) |
 | ``csp`` | CSP-MC-BLD | gridcell + FFN | contsoftmax (in-batch + random-location + SimCSE) |
 
 Optional variants (not in the default list): ``nce_bld`` (imgcontlosssimcse, the paper's
