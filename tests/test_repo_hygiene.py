@@ -28,7 +28,8 @@ RULES: Tuple[Tuple[str, "re.Pattern[str]"], ...] = (
         r"|(?<![\w.~-])/(?:tmp|var/tmp|private/var/folders|var/folders)/[\w.-]+/")),
     ("build trace", re.compile(r"\bsessions?[ _-]?\d+", re.IGNORECASE)),
     ("build trace", re.compile(r"\blanes?\b|\blane\w*\.sh\b", re.IGNORECASE)),
-    ("build trace", re.compile(r"\bissues?[ _-]?#?\d+\b", re.IGNORECASE)),
+    ("build trace", re.compile(r"\bissues?[ _-]?#?\d+\b|\bthe issue's\b|\bthe user asked\b",
+                               re.IGNORECASE)),
     # "helper" as a worker on the code (code's own helpers, helper threads, pass)
     ("build trace", re.compile(r"\b(?:another|other|each|parallel|sub)[ -]helpers?\b"
                                r"|\bhelpers?[ -](?:session|agent)s?\b", re.IGNORECASE)),
@@ -123,6 +124,8 @@ def scan_repository() -> List[Hit]:
     ("bash lane3.sh", "build trace"),
     ("figures quoted from issue 12", "build trace"),
     ("Done-when checklist (Issue #10)", "build trace"),
+    ("CSP-NCE-BL (the issue's NCE)", "build trace"),
+    ("The user asked for tensorflow-addons", "build trace"),
     ("written by another helper", "build trace"),
     ("as the helper session found", "build trace"),
     ("formulas in ../shared/csp/SPEC.md", "outside reference"),
