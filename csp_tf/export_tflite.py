@@ -263,7 +263,7 @@ def export_tflite(model, out_dir: str, *, class_names: Optional[Sequence[str]] =
       TFLiteExportError: an unsupported encoder or precision, existing files, or an fp32
         file that differs from the model by more than ``FP32_LIMIT``.
     """
-    precisions = list(dict.fromkeys(precisions))
+    precisions = list(dict.fromkeys(p.strip() for p in precisions))
     unknown = [p for p in precisions if p not in PRECISIONS]
     if unknown or not precisions:
         raise TFLiteExportError(f"precision {','.join(unknown) or '(none)'}: expected one or "

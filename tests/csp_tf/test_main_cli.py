@@ -63,6 +63,26 @@ def test_export_and_embed(trained, tmp_path):
     assert np.isfinite(out.filter(like="emb_").to_numpy()).all()
 
 
+def test_export_tflite_of_a_finetuned_stage(trained, data_root, tmp_path, capsys):
+    """A real `csp-tf finetune` output: its data root's labels and the network's prior."""
+    from csp_tf.export_tflite import FP32_TOLERANCE, TFLiteLocationModel
+    from csp_tf.models.loading import load_csp_model
+
+    assert cli.main(["export", "--format", "tflite", "--model", str(trained / "ft"), "--out",
+                     str(tmp_path / "lite"), "--precision", "fp32, int8"]) == 0
+    printed = capsys.readouterr().out
+    assert "location_fp32.tflite" in printed and "location_int8.tflite" in printed
+    sidecar = json.load(open(tmp_path / "lite" / "tflite_export.json"))
+    model = load_csp_model(str(trained / "ft"))
+    labels = open(os.path.join(data_root, "labels.txt")).read().split("\n")[:model.num_classes]
+    assert sidecar["labels"] == labels and set(sidecar["files"]) == {"fp32", "int8"}
+    assert sidecar["place_memory"]["model_has_one"] == (model.place_memory is not None)
+    pts = np.array([[0.0, 0.0], [100.0, -45.0], [-179.5, 89.5]], np.float32)
+    got = TFLiteLocationModel(str(tmp_path / "lite" / "location_fp32.tflite")).prior(pts)
+    np.testing.assert_allclose(got, model.location_probs(pts, memory=False).numpy(),
+                               atol=FP32_TOLERANCE, rtol=0)
+
+
 def test_resume_by_rerunning_the_same_command(data_root, tmp_path, capsys):
     args = ["pretrain", "--data-root", data_root, "--out", str(tmp_path / "p"), "--epochs", "2"] + TINY
     assert cli.main(args + ["--max-steps", "2"]) == 0
