@@ -39,7 +39,7 @@ from csp_tf.datasets import places, place_labels, sources
 
 Encoder = Callable[[np.ndarray], np.ndarray]  # (N, 2) lon/lat degrees float32 -> (N, D)
 SPLITS = ("train", "val", "test")
-C_GRID = (0.01, 0.1, 1.0, 10.0)         # logistic regression, on standardised embeddings
+C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)  # logistic regression, standardised inputs
 ALPHA_GRID = (0.1, 1.0, 10.0, 100.0, 1000.0)  # ridge
 
 
@@ -225,7 +225,7 @@ def probe(task: Task, emb: Mapping[str, np.ndarray]) -> Dict[str, float]:
     val = [score(m, "val") for _, m in fits]
     best = int(np.argmax(val))
     return {"test": score(fits[best][1], "test"), "val": val[best], "l2": float(grid[best]),
-            "dim": int(x["train"].shape[1])}
+            "l2_at_grid_edge": best in (0, len(grid) - 1), "dim": int(x["train"].shape[1])}
 
 
 def run_suite(tasks: Sequence[Task], encoders: Mapping[str, Encoder], log=print,
