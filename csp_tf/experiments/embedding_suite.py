@@ -184,16 +184,20 @@ def resolve_encoders(specs: Sequence[str], cache_dir: str) -> Dict[str, Encoder]
     return out
 
 
-def points_per_second(encode: Encoder, n: int = 20000, repeats: int = 2) -> float:
-    """Throughput on ``n`` uniform points (after one warm-up call), best of ``repeats``."""
+def points_per_second(encoders: Mapping[str, Encoder], n: int = 20000, rounds: int = 3
+                      ) -> Dict[str, float]:
+    """Throughput of each encoder on ``n`` uniform points, after one warm-up call each; the
+    encoders take turns for ``rounds`` rounds (so a busy machine slows them alike), best kept."""
     pts = uniform_sphere(n, seed=9).astype(np.float32)
-    encode(pts[:4096])
-    best = math.inf
-    for _ in range(repeats):
-        t = time.perf_counter()
-        encode(pts)
-        best = min(best, time.perf_counter() - t)
-    return n / best
+    for encode in encoders.values():
+        encode(pts[:4096])
+    best = {name: math.inf for name in encoders}
+    for _ in range(rounds):
+        for name, encode in encoders.items():
+            t = time.perf_counter()
+            encode(pts)
+            best[name] = min(best[name], time.perf_counter() - t)
+    return {name: n / sec for name, sec in best.items()}
 
 
 # ----- probes ----------------------------------------------------------------------------------
@@ -234,10 +238,10 @@ def run_suite(tasks: Sequence[Task], encoders: Mapping[str, Encoder], log=print,
     result: Dict[str, object] = {"tasks": {t.name: {"kind": t.kind, "rows": t.rows(),
                                                     "about": t.about} for t in tasks},
                                  "encoders": {}}
+    speeds = points_per_second(encoders, speed_points)
     for name, encode in encoders.items():
         t0 = time.perf_counter()
-        row: Dict[str, object] = {"points_per_s": points_per_second(encode, speed_points),
-                                  "tasks": {}}
+        row: Dict[str, object] = {"points_per_s": speeds[name], "tasks": {}}
         cache: Dict[bytes, np.ndarray] = {}  # the place tasks share their points
         for task in tasks:
             emb = {s: _embed_once(encode, task.lon_lat[s], cache) for s in SPLITS}
@@ -343,12 +347,19 @@ def add_embedding_benchmark_parser(sub) -> None:
     p.add_argument("--max-eval", type=int, default=10000, help="val and test rows per task")
     p.add_argument("--tasks", default=None, help="comma list of task names (default: all)")
     p.add_argument("--plot", default=None, help="PNG path (default OUT/embedding_benchmark.png)")
+    p.add_argument("--speed-only", action="store_true",
+                   help="only time the encoders (points/s, taking turns), no tasks")
     p.set_defaults(func=_cmd_embedding_benchmark)
 
 
 def _cmd_embedding_benchmark(args: argparse.Namespace) -> int:
     from csp_tf.cli import CLIError
 
+    if args.speed_only:
+        encoders = resolve_encoders([s for s in args.encoders.split(",") if s], args.cache)
+        for name, pps in points_per_second(encoders).items():
+            print(f"{name:>10} {pps:14,.0f} points/s", flush=True)
+        return 0
     tasks = build_tasks(args.cache, max_train=args.max_train, max_eval=args.max_eval)
     if args.tasks:
         wanted = args.tasks.split(",")
