@@ -22,6 +22,7 @@ from typing import Callable, Dict, List, Optional
 import keras
 import tensorflow as tf
 
+from csp_tf import diskspace
 from csp_tf.configs import ConfigError, ExperimentConfig
 from csp_tf.models import CSPModel, build_csp_model
 from csp_tf import preemption
@@ -106,12 +107,36 @@ class _Session:
         return d if self.chief else os.path.join(self.output_dir, f"worker_tmp_{os.getpid()}")
 
     def save_artifacts(self, history: List[Dict[str, float]]) -> None:
+        """config.yaml, model.keras and history.json, each written under a temporary name and
+        renamed (history.json last: it marks a finished stage), so a full disk or a kill never
+        leaves a partial file under the final name; a full disk is a DiskFullError."""
         if not self.chief:
             return
-        self.config.save(os.path.join(self.output_dir, CONFIG_FILE))
-        self.model.save(os.path.join(self.output_dir, KERAS_FILE))
-        with open(os.path.join(self.output_dir, HISTORY_FILE), "w") as f:
-            json.dump(history, f, indent=2)
+        tmp = os.path.join(self.output_dir, f".tmp-{os.getpid()}-")
+        written = []
+        try:
+            self.config.save(tmp + CONFIG_FILE)
+            written.append(CONFIG_FILE)
+            self.model.save(tmp + KERAS_FILE)  # Keras wants the .keras suffix: kept
+            written.append(KERAS_FILE)
+            for name in written:
+                os.replace(tmp + name, os.path.join(self.output_dir, name))
+            diskspace.write_atomic(os.path.join(self.output_dir, HISTORY_FILE),
+                                   json.dumps(history, indent=2).encode("utf-8"))
+            partial = os.path.join(self.output_dir, "history.partial.json")
+            if os.path.exists(partial):
+                os.remove(partial)
+        except BaseException as exc:
+            for name in (CONFIG_FILE, KERAS_FILE):
+                if os.path.exists(tmp + name):
+                    os.remove(tmp + name)
+            full = diskspace.disk_full_error(
+                exc, "saving the stage's model", self.output_dir,
+                need=2 * sum(int(v.numpy().nbytes) for v in self.model.weights),
+                kept=f"its checkpoints are complete: rerun to write {KERAS_FILE} again")
+            if full is not None:
+                raise full from exc
+            raise
 
 
 @preemption.stops_on_termination("pretrain")
@@ -369,10 +394,7 @@ def _merge_history(output_dir: str, result: LoopResult) -> List[Dict[str, float]
         return json.load(open(final))  # re-run of a finished stage: nothing new to add
     old = json.load(open(path)) if os.path.exists(path) else []
     merged = old + result.history
-    if result.completed:
-        if os.path.exists(path):
-            os.remove(path)
-    else:
-        with open(path, "w") as f:
-            json.dump(merged, f)
+    # Kept until save_artifacts has written history.json: a run that fails there (a full disk)
+    # must not lose the finished epochs.
+    diskspace.write_atomic(path, json.dumps(merged).encode("utf-8"))
     return merged

@@ -235,3 +235,39 @@ def test_a_full_disk_at_a_checkpoint_names_the_path_and_keeps_the_last_one(tmp_p
     assert resumed.completed
     for got, want in zip(_values(resumed.model.weights), _values(reference.model.weights)):
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+
+
+def test_a_full_disk_when_the_stage_saves_its_model_leaves_no_partial_file(tmp_path, small_fs):
+    """The last checkpoint fits, model.keras does not: DiskFullError naming the output; no
+    model.keras, history.json or temporary file is left (a partial one was left before, and a
+    truncated history.json broke the rerun); with space again the rerun writes them."""
+    from csp_tf.diskspace import DiskFullError
+    from csp_tf.models.loading import load_csp_model
+    from csp_tf.train import from_arrays, pretrain
+
+    cfg = _config()
+    cfg.pretrain.epochs = 1
+    rng = np.random.default_rng(0)
+    world = {"lon_lat": rng.uniform(-50, 50, (64, 2)).astype(np.float32),
+             "image_features": rng.normal(size=(64, 8)).astype(np.float32),
+             "label": rng.integers(0, 4, 64)}
+    out = os.path.join(small_fs.mount(8 << 20), "pre")
+    pretrain(cfg, from_arrays(world, 32, seed=0), out, max_steps=1)
+    first = tf.train.latest_checkpoint(os.path.join(out, "checkpoints"))
+    checkpoint_bytes = sum(os.path.getsize(p) for p in glob.glob(first + ".*"))
+    filler = small_fs.fill(out, checkpoint_bytes + (12 << 10))  # the next checkpoint fits
+
+    with pytest.raises(DiskFullError) as err:
+        pretrain(cfg, from_arrays(world, 32, seed=0), out)
+    message = str(err.value)
+    assert out in message and "model.keras" in message and "free there" in message, message
+    assert tf.train.latest_checkpoint(os.path.join(out, "checkpoints")) != first  # it was saved
+    left = sorted(os.listdir(out))
+    assert "model.keras" not in left and "history.json" not in left, left
+    assert not [n for n in left if n.startswith(".tmp-")], left
+
+    os.remove(filler)
+    done = pretrain(cfg, from_arrays(world, 32, seed=0), out)
+    assert done.completed and [h["epoch"] for h in done.history] == [1]
+    for got, want in zip(_values(load_csp_model(out).weights), _values(done.model.weights)):
+        np.testing.assert_array_equal(got, want)
