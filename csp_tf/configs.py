@@ -55,7 +55,8 @@ class LocationEncoderConfig(ConfigNode):
     hidden_dim: int = 512
     num_filts: int = 256
     dropout: float = 0.5
-    # fcnet's ResLayer dropout: the reference fixes it at 0.5 and ignores ``dropout`` (docs/reference.md §2.11)
+    # fcnet's ResLayer dropout: the reference fixes it at 0.5 and ignores ``dropout``
+    # (docs/reference.md §2.11)
     fcnet_dropout: float = 0.5
     activation: str = "relu"  # relu | leakyrelu (slope 0.2) | gelu (exact) | sigmoid | tanh
     use_layn: bool = True
@@ -125,8 +126,8 @@ class FinetuneConfig(ConfigNode):
 
     * ``location_loss``: ``softmax`` = softmax cross-entropy over classes with a class-head bias,
       so P(y|loc) keeps the empirical class prior; ``presence`` = the reference's per-class
-      sigmoid "full loss" with random background locations (docs/reference.md §7.5), which is right for a
-      class-balanced evaluation and throws the prior away otherwise.
+      sigmoid "full loss" with random background locations (docs/reference.md §7.5), which is right
+      for a class-balanced evaluation and throws the prior away otherwise.
     * ``sampler``: ``shuffle`` = every labeled row once per epoch (natural frequencies);
       ``balanced`` = the reference's ≤ max_num_exs_per_class rows per class per epoch.
     * ``min_steps``: raise the epoch count until the stage runs at least this many steps (a 5 %
@@ -138,8 +139,8 @@ class FinetuneConfig(ConfigNode):
       ``image_classifier_l2_grid``; rounds of ``image_classifier_steps`` until the objective
       stops falling by 1 %, at most ``image_classifier_max_rounds``); ``minibatch`` = the
       reference-like mini-batch epochs.
-    * ``fusion``: ``product`` = P(y|img)·P(y|loc) (docs/reference.md §9); ``calibrated`` = softmax of
-      α·log P(y|img) + β·log P(y|loc) − γ·log P(y) with (α, β, γ) chosen on val (the grid holds
+    * ``fusion``: ``product`` = P(y|img)·P(y|loc) (docs/reference.md §9); ``calibrated`` = softmax
+      of α·log P(y|img) + β·log P(y|loc) − γ·log P(y) with (α, β, γ) chosen on val (the grid holds
       (1,0,0) and (0,1,0), so on val the fused score is never below the better of its parts).
     * ``place_memory``: ``calibrated`` = the model keeps the labeled places and, outside
       training, mixes the k nearest places' votes into the softmax P(y|loc), with (k, distance

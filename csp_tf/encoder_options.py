@@ -24,9 +24,9 @@ MAP_RANGE = [-180.0, 180.0, -90.0, 90.0]
 
 @dataclass
 class ScheduleOptions(ConfigNode):
-    """Encoders on the ``_cal_freq_list`` schedule (docs/reference.md §2.1): S, λ_min, λ_max (degrees for
-    the Space2Vec encoders, radian multiples for Sphere2Vec). ``seed`` draws the ``random``
-    schedule; ``frequencies`` gives the f_s outright (a saved model's)."""
+    """Encoders on the ``_cal_freq_list`` schedule (docs/reference.md §2.1): S, λ_min, λ_max
+    (degrees for the Space2Vec encoders, radian multiples for Sphere2Vec). ``seed`` draws the
+    ``random`` schedule; ``frequencies`` gives the f_s outright (a saved model's)."""
 
     frequency_num: int = 32
     min_radius: float = 1e-6
@@ -217,6 +217,7 @@ def _check_type(kind: str) -> None:
 
 
 # ----- the heads after the encoder (location_encoder.network) -------------------------------
-# Encoders with their own trainable head instead of the FFN (docs/reference.md §2.5, §2.6) -> network name.
+# Encoders with their own trainable head instead of the FFN (docs/reference.md §2.5, §2.6) ->
+# network name.
 OWN_HEADS = {"theorydiag": "diag", "hexagridcell": "linear", "geoclip": "capsules"}
 NETWORKS = ("auto", "ffn", "fcnet", "diag", "linear", "capsules")

@@ -18,7 +18,8 @@ LossOut = Tuple[tf.Tensor, Dict[str, tf.Tensor]]
 # Local (B, D) tensors -> the global batch's (sum B, D) tensors + this replica's row offset.
 Gather = Callable[[List[tf.Tensor]], Tuple[List[tf.Tensor], tf.Tensor]]
 
-# ``pretrain.loss`` names (docs/reference.md §5): the contrastive ones need the image projection ``img_dec``.
+# ``pretrain.loss`` names (docs/reference.md §5): the contrastive ones need the image projection
+# ``img_dec``.
 CONTRASTIVE_LOSSES = ("contsoftmax", "contsoftmaxsym", "imgcontloss", "imgcontlossnolocneg",
                       "imgcontlosssimcse")
 PRETRAIN_LOSSES = CONTRASTIVE_LOSSES + ("l2regress", "none")
@@ -132,7 +133,8 @@ def imgcontloss_loss(loc_emb: tf.Tensor, img_emb: tf.Tensor, rand_loc_emb: tf.Te
                      loc_emb_pos: tf.Tensor | None = None, *, rand_sample_weight: float = 1.0,
                      simcse_weight: float = 0.0) -> LossOut:
     """CSP-NCE: ``imgcontloss`` (rand given), ``imgcontlossnolocneg`` (rand None),
-    ``imgcontlosssimcse`` (both given). Unscaled cosines, no temperatures (docs/reference.md §5.3)."""
+    ``imgcontlosssimcse`` (both given). Unscaled cosines, no temperatures (docs/reference.md
+    §5.3)."""
     e, v = l2_normalize(loc_emb), l2_normalize(img_emb)
     loss_img = _binary_inbatch(tf.matmul(e, v, transpose_b=True))
     terms = {"loss_inbatch": loss_img}
@@ -157,7 +159,8 @@ def l2regress_loss(decoded_features: tf.Tensor, image_features: tf.Tensor) -> Lo
 
 def full_loss(probs: tf.Tensor, labels: tf.Tensor, rand_probs: tf.Tensor, *,
               rand_sample_weight: float = 1.0) -> LossOut:
-    """Fine-tuning "full loss" of Mac Aodha et al. 2019 as the reference computes it (docs/reference.md §7.5).
+    """Fine-tuning "full loss" of Mac Aodha et al. 2019 as the reference computes it
+    (docs/reference.md §7.5).
 
     probs, rand_probs: (B, C) per-class sigmoids at the real and the random locations.
     L = mean_{i,c} ℓ_pos + w_r · mean_{i,c} −log(1 − p̃ + 1e-5), with

@@ -13,11 +13,12 @@ from typing import Any, Dict
 
 Preset = Dict[str, Any]
 
-# (feature_dim, num_classes) of the data sets the two scripts were written for (docs/reference.md §10.1).
+# (feature_dim, num_classes) of the data sets the two scripts were written for (docs/reference.md
+# §10.1).
 PAPER_SHAPES = {"inat2018": (2048, 8142), "fmow": (2048, 62), "fmow_released": (2048, 62)}
 
-# The reference's fine-tuning recipe (docs/reference.md §7.5, §8, §9): per-class sigmoid "full loss",
-# class-balanced sampler, mini-batch image probe, plain product fusion.
+# The reference's fine-tuning recipe (docs/reference.md §7.5, §8, §9): per-class sigmoid "full
+# loss", class-balanced sampler, mini-batch image probe, plain product fusion.
 REFERENCE_FINETUNE: Preset = {
     "finetune.location_loss": "presence", "finetune.sampler": "balanced",
     "finetune.lr_schedule": "exp", "finetune.image_classifier_solver": "minibatch",

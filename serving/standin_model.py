@@ -53,11 +53,13 @@ class StandInCSP(SignatureModule):
         return tf.sigmoid(tf.matmul(self._embedding(lon_lat), self.prior_w) + self.prior_b)
 
     def _predict_all(self, lon_lat: tf.Tensor, image_features: tf.Tensor) -> dict[str, tf.Tensor]:
-        # A row whose lon and lat are both NaN falls back to the image classifier (docs/reference.md §9).
+        # A row whose lon and lat are both NaN falls back to the image classifier
+        # (docs/reference.md §9).
         no_location = tf.reduce_all(tf.math.is_nan(lon_lat), axis=1)[:, None]
         prior = tf.where(no_location, 1.0, self._prior(tf.where(no_location, 0.0, lon_lat)))
         image_probs = tf.nn.softmax(tf.matmul(image_features, self.img_w) + self.img_b)
-        return {contract.PROBABILITIES: image_probs * prior,  # docs/reference.md §9: not renormalized
+        # Not renormalized (docs/reference.md §9).
+        return {contract.PROBABILITIES: image_probs * prior,
                 contract.IMAGE_PROBABILITIES: image_probs, contract.LOCATION_PROBABILITIES: prior}
 
 

@@ -1,4 +1,5 @@
-"""Stable hash splits, class ranks, and the label-ratio rule (docs/architecture.md, docs/reference.md §8).
+"""Stable hash splits, class ranks, and the label-ratio rule (docs/architecture.md,
+docs/reference.md §8).
 
 Everything here is a pure function of the row id (never Python's salted ``hash()``), so the
 same manifest gives the same splits and subsets on every machine, runner and run.
@@ -81,7 +82,8 @@ def rank_order(row_ids: Iterable[str]) -> List[str]:
 
 
 def keep_count(class_count, ratio: float):
-    """k_c = max(1, round_half_even(n_c * r)) for scalars or arrays (docs/reference.md §8 stratified)."""
+    """k_c = max(1, round_half_even(n_c * r)) for scalars or arrays (docs/reference.md §8
+    stratified)."""
     _check_ratio(ratio)
     k = np.maximum(1, np.round(np.asarray(class_count, dtype=np.float64) * float(ratio)))
     return k.astype(np.int64) if np.ndim(k) else int(k)

@@ -5,10 +5,10 @@ dead letter as ``{"row": raw, "field": ..., "reason": ..., "source": file, "deta
 
 Manifest columns (docs/data.md): ``id``, ``lon``, ``lat``, optional ``label`` (class name),
 optional ``split`` / ``subset`` (the manifest's own split and label subset, ``splits.py``),
-``date`` and ``user`` (kept only in the dead letter; docs/reference.md §1 says they are unused), and one
-feature source, looked up in this order: ``features`` (list, JSON list string, or space/comma
-separated floats), ``features_path`` (a ``.npy`` file holding F floats), ``image_path`` (an
-image the backbone turns into features). Relative paths are resolved against the directory of
+``date`` and ``user`` (kept only in the dead letter; docs/reference.md §1 says they are unused),
+and one feature source, looked up in this order: ``features`` (list, JSON list string, or
+space/comma separated floats), ``features_path`` (a ``.npy`` file holding F floats), ``image_path``
+(an image the backbone turns into features). Relative paths are resolved against the directory of
 the manifest file that names them.
 """
 

@@ -78,7 +78,8 @@ FREQ_INITS = ("geometric", "nerf", "random")
 
 
 def map_range_normalize(lonlat: tf.Tensor, map_range=DEFAULT_MAP_RANGE) -> tf.Tensor:
-    """The reference ``coord_normalize``: min-max to [-1, 1] (lon/180, lat/90 by default, docs/reference.md §1)."""
+    """The reference ``coord_normalize``: min-max to [-1, 1] (lon/180, lat/90 by default,
+    docs/reference.md §1)."""
     lo = tf.constant([map_range[0], map_range[2]], lonlat.dtype)
     hi = tf.constant([map_range[1], map_range[3]], lonlat.dtype)
     return (lonlat - lo) / (hi - lo) * 2.0 - 1.0
@@ -91,7 +92,8 @@ def flatten_features(feats: tf.Tensor, lonlat: tf.Tensor, dim: int) -> tf.Tensor
 
 def geometric_frequencies(frequency_num: int, min_radius: float, max_radius: float,
                           freq_init: str = "geometric", seed: int = 0) -> np.ndarray:
-    """The reference ``_cal_freq_list`` (docs/reference.md §2.1): float64 frequencies f_s, s = 0..S-1.
+    """The reference ``_cal_freq_list`` (docs/reference.md §2.1): float64 frequencies
+    f_s, s = 0..S-1.
 
     geometric: λ_s = λ_min·(λ_max/λ_min)^{s/(S-1)}, f_s = 1/λ_s (no 2π);
     nerf: f_s = π·2^s; random: f_s = U[0,1)·λ_max, drawn from ``seed``.

@@ -1,4 +1,5 @@
-"""Space2Vec-grid (``gridcell``), the encoder both CSP scripts use (docs/reference.md §2.2, §2.3)."""
+"""Space2Vec-grid (``gridcell``), the encoder both CSP scripts use (docs/reference.md §2.2,
+§2.3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""``rff``: random Fourier features of the min-max normalised coordinates (docs/reference.md §2.9)."""
+"""``rff``: random Fourier features of the min-max normalised coordinates (docs/reference.md
+§2.9)."""
 
 from __future__ import annotations
 

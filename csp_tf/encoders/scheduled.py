@@ -1,4 +1,5 @@
-"""Shared constructor/config of the encoders built on the ``_cal_freq_list`` schedule (docs/reference.md §2.1).
+"""Shared constructor/config of the encoders built on the ``_cal_freq_list`` schedule
+(docs/reference.md §2.1).
 
 Used by theory / theorynorm / theorydiag and the Sphere2Vec family. Not registered itself.
 """

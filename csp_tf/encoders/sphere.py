@@ -1,4 +1,5 @@
-"""Sphere2Vec: ``sphereC``, ``sphereC+``, ``sphereM``, ``sphereM+``, ``dfs`` (docs/reference.md §13.1).
+"""Sphere2Vec: ``sphereC``, ``sphereC+``, ``sphereM``, ``sphereM+``, ``dfs`` (docs/reference.md
+§13.1).
 
 Sphere2Vec-reference (S2V) semantics: the scaled angles are λ_s = λ·f_s and φ_s = φ·f_s with λ,
 φ in radians, so the radii are dimensionless multiples of one radian (r = 1: one period per 360°

@@ -1,4 +1,5 @@
-"""``spherical_harmonics``: real spherical harmonics Y_l^m, SatCLIP conventions (docs/reference.md §13.5)."""
+"""``spherical_harmonics``: real spherical harmonics Y_l^m, SatCLIP conventions (docs/reference.md
+§13.5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Space2Vec-theory: ``theory``, ``theorynorm`` (docs/reference.md §2.4) and the features of ``theorydiag`` (§2.5)."""
+"""Space2Vec-theory: ``theory``, ``theorynorm`` (docs/reference.md §2.4) and the features of
+``theorydiag`` (§2.5)."""
 
 from __future__ import annotations
 
@@ -38,14 +39,16 @@ class TheoryEncoder(ScheduledEncoder):
 
 @register_encoder("theorynorm")
 class TheoryNormEncoder(TheoryEncoder):
-    """``theory`` on radians (× π/180 first); the radii are then in radians too (docs/reference.md §2.4)."""
+    """``theory`` on radians (× π/180 first); the radii are then in radians too (docs/reference.md
+    §2.4)."""
 
     use_radians = True
 
 
 @register_encoder("theorydiag")
 class TheoryDiagEncoder(TheoryEncoder):
-    """The feature part of ``theorydiag``: the ``theory`` 6S features (degrees), docs/reference.md §2.5.
+    """The feature part of ``theorydiag``: the ``theory`` 6S features (degrees), docs/reference.md
+    §2.5.
 
     The reference reshapes them to (S, 6) and applies its own trainable block-diagonal head
     (and optional D×D post-matrix) instead of the FFN: ``location_encoder.network=diag``,

@@ -1,4 +1,5 @@
-"""``tile``: a trainable embedding per lon/lat grid cell (docs/reference.md §13.4, intended design)."""
+"""``tile``: a trainable embedding per lon/lat grid cell (docs/reference.md §13.4, intended
+design)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The "wrap" features of Mac Aodha et al.: ``wrap``, ``geo_net_fft`` and ``geo_net_3d`` (docs/reference.md
-§1, §2.10, §2.11, §13.2)."""
+"""The "wrap" features of Mac Aodha et al.: ``wrap``, ``geo_net_fft`` and ``geo_net_3d``
+(docs/reference.md §1, §2.10, §2.11, §13.2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The methods compared by the paper's protocol (docs/reference.md §11, Tables 1 and 5), as config recipes.
+"""The methods compared by the paper's protocol (docs/reference.md §11, Tables 1 and 5), as config
+recipes.
 
 Each ``Method`` turns the base ``ExperimentConfig`` (a preset plus ``--set`` overrides) into the
 config of one method: which position encoder and network, which pre-training loss (``none``
@@ -18,8 +19,8 @@ TensorFlow.
 
 Optional variants (not in the default list): ``nce_bld`` (imgcontlosssimcse, the paper's
 CSP-NCE-BLD), ``csp_multiply`` (the in-batch temperature multiplies the cosine instead of
-dividing it, the fix for the τ=20 [QUIRK], docs/reference.md §5.1) and ``csp_tau1`` (τ1 = 1, the paper's
-Appendix A.4 value).
+dividing it, the fix for the τ=20 [QUIRK], docs/reference.md §5.1) and ``csp_tau1`` (τ1 = 1, the
+paper's Appendix A.4 value).
 """
 
 from __future__ import annotations

@@ -222,8 +222,9 @@ def render_markdown(rows: Sequence[Mapping[str, object]], methods: Sequence[Meth
         f"* data root: `{data_root}`, evaluated on the `{split}` split",
         f"* config: {preset}; seeds {', '.join(map(str, seeds))}; "
         f"cells finished: {done} / {total_cells}",
-        "* score: fused P(y|img)·P(y|loc) (docs/reference.md §9); Img. Only: P(y|img) alone, the linear image "
-        "classifier trained on the same labels ('fewshot'); *italic* rows are scikit-learn "
+        "* score: fused P(y|img)·P(y|loc) (docs/reference.md §9); Img. Only: P(y|img) alone, "
+        "the linear image classifier trained on the same labels ('fewshot'); *italic* rows are "
+        "scikit-learn "
         "baselines on the same labels (location-only ones report P(y|loc))",
         "* mean ± sample std over seeds (the label subset is fixed; the seed changes the "
         "initialisation, dropout, negatives and batch order); best mean per column in bold; "

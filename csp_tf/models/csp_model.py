@@ -1,8 +1,8 @@
 """The CSP model: location encoder + heads, used by both stages and exported for serving.
 
 * ``class_head``: Linear(D → C) → P(y|loc): per-class sigmoid, no bias (``location_head=
-  "sigmoid"``, docs/reference.md §3.2, the reference) or softmax with a bias that carries the class prior
-  (``"softmax"``, the natural-data default).
+  "sigmoid"``, docs/reference.md §3.2, the reference) or softmax with a bias that carries the class
+  prior (``"softmax"``, the natural-data default).
 * ``img_dec``: Linear(F → D, bias) on raw image features, for the contrastive losses (§3.3, §4).
 * ``loc_dec``: Linear(D → F, bias), for the l2regress (MSE) baseline (§3.3).
 * ``image_classifier``: Linear(F → C) softmax P(y|img). The reference loads stored image
@@ -11,8 +11,8 @@
 * feature standardisation: ``(f − mean) / std`` with the ingest's statistics, held as weights so
   every consumer of image features (probe, img_dec, loc_dec target, the SavedModel) sees the
   same inputs (``standardize_features``).
-* fusion: ``product`` (docs/reference.md §9) or ``calibrated``: softmax(α·log P(y|img) + β·log P(y|loc) −
-  γ·log P(y)), (α, β, γ) and log P(y) held as weights set by ``csp_tf.calibration``.
+* fusion: ``product`` (docs/reference.md §9) or ``calibrated``: softmax(α·log P(y|img) + β·log
+  P(y|loc) − γ·log P(y)), (α, β, γ) and log P(y) held as weights set by ``csp_tf.calibration``.
 * ``place_memory`` (``place_memory_size > 0``, softmax head only): the labeled places and their
   labels; outside training P(y|loc) mixes the network's softmax with the nearest places' votes
   (``csp_tf.models.place_memory``; set and tuned by ``csp_tf.memory_calibration``).
@@ -34,7 +34,8 @@ from csp_tf.models.place_memory import PlaceMemory
 
 
 def missing_location_mask(lon_lat: tf.Tensor) -> tf.Tensor:
-    """(B,) True where lon or lat is NaN: such rows fall back to the image classifier (docs/reference.md §9)."""
+    """(B,) True where lon or lat is NaN: such rows fall back to the image classifier
+    (docs/reference.md §9)."""
     return tf.reduce_any(tf.math.is_nan(lon_lat), axis=-1)
 
 

@@ -1,5 +1,5 @@
-"""Building blocks with the reference's numerics (docs/reference.md §3.1): PyTorch-style initialisers,
-exact activations, LayerNorm ε = 1e-5, and a stateless (seeded) dropout.
+"""Building blocks with the reference's numerics (docs/reference.md §3.1): PyTorch-style
+initialisers, exact activations, LayerNorm ε = 1e-5, and a stateless (seeded) dropout.
 
 Dropout is stateless on purpose: each forward pass gets an explicit seed, so the three
 independent passes of the contrastive loss are explicit, a resumed run draws exactly the

@@ -7,8 +7,8 @@ Networks:
 * ``fcnet``: Mac Aodha et al.'s residual FCNet (``geo_net`` / Sup-only "wrap"), dropout 0.5 fixed.
 * ``diag``: theorydiag's block-diagonal head (docs/reference.md §2.5), ``DiagHead``.
 * ``capsules``: GeoCLIP's per-scale MLPs, summed (``csp_tf.models.capsules``; ``geoclip`` encoder).
-* ``linear``: hexagridcell's head act(Dropout(Linear_{6S→D}(x))) (docs/reference.md §2.6): the FFN with
-  ``num_hidden_layer=0`` (one Xavier-initialised block, no layer norm, no skip).
+* ``linear``: hexagridcell's head act(Dropout(Linear_{6S→D}(x))) (docs/reference.md §2.6): the FFN
+  with ``num_hidden_layer=0`` (one Xavier-initialised block, no layer norm, no skip).
 ``location_encoder.network=auto`` picks the encoder's own head, else ``ffn``.
 """
 
@@ -102,8 +102,8 @@ class FeedForwardNet(_Network):
 @keras.saving.register_keras_serializable(package="csp_tf")
 class FCNet(_Network):
     """Mac Aodha et al. 2019 FCNet: Linear → ReLU → 4 × ResLayer. The reference fixes the
-    ResLayer dropout at 0.5 whatever ``--dropout`` says (docs/reference.md §2.11); ``res_dropout`` keeps that
-    default (``location_encoder.fcnet_dropout``)."""
+    ResLayer dropout at 0.5 whatever ``--dropout`` says (docs/reference.md §2.11); ``res_dropout``
+    keeps that default (``location_encoder.fcnet_dropout``)."""
 
     config_keys = ("input_dim", "output_dim", "num_res_layers", "seed", "res_dropout")
 
@@ -146,9 +146,10 @@ class FCNet(_Network):
 
 @keras.saving.register_keras_serializable(package="csp_tf")
 class DiagHead(_Network):
-    """theorydiag's head (docs/reference.md §2.5): the (S·6) features as (S, 6), z_s = Σ_k x_{s,k}·P_{s,k,:}
-    with a trainable P ∈ R^{S×6×(D/S)}, z flattened to D; then act(Dropout(W·Dropout(z) + b))
-    with ``use_postmat`` (W: a D×D PyTorch-default Linear), else act(Dropout(z)).
+    """theorydiag's head (docs/reference.md §2.5): the (S·6) features as (S, 6), z_s = Σ_k
+    x_{s,k}·P_{s,k,:} with a trainable P ∈ R^{S×6×(D/S)}, z flattened to D; then
+    act(Dropout(W·Dropout(z) + b)) with ``use_postmat`` (W: a D×D PyTorch-default Linear), else
+    act(Dropout(z)).
 
     P is Xavier-uniform the PyTorch way for a 3-D tensor: fan_in = 6·D/S, fan_out = D.
     """

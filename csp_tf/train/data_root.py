@@ -102,7 +102,8 @@ class DataRoot:
             setattr(cfg.data, name, int(actual))
         pos = cfg.location_encoder.position
         if pos.type == "rbf" and pos.anchors == "data" and pos.anchor_pts is None:
-            from csp_tf.encoders.rbf import sample_rbf_anchor_pts  # M train locations (docs/reference.md §2.8)
+            # M train locations (docs/reference.md §2.8)
+            from csp_tf.encoders.rbf import sample_rbf_anchor_pts
             pos.anchor_pts = sample_rbf_anchor_pts(self.labeled("train")["lon_lat"],
                                                    pos.num_rbf_anchor_pts, pos.seed).tolist()
         return cfg
@@ -164,7 +165,8 @@ def stage_inputs(config: ExperimentConfig, root: DataRoot, stage: str) -> Dict[s
     seed = config.runtime.seed
     if stage == "pretrain":
         pc = config.pretrain
-        if pc.sampler == "balanced":  # the reference's label-balanced sampler (docs/reference.md §7.1)
+        # the reference's label-balanced sampler (docs/reference.md §7.1)
+        if pc.sampler == "balanced":
             stage_input = from_arrays(root.labeled("train"), pc.batch_size, sampler="balanced",
                                       seed=seed, max_per_class=pc.max_num_exs_per_class)
         else:  # label-free shuffled epochs over every row of pretrain + train

@@ -38,8 +38,8 @@ class StageInput:
 
 
 def balanced_indices(labels: np.ndarray, max_per_class: int, rng: np.random.Generator) -> np.ndarray:
-    """The reference BalancedSampler epoch (docs/reference.md §7.1): ≤ max_per_class rows per class, drawn
-    without replacement, then shuffled together."""
+    """The reference BalancedSampler epoch (docs/reference.md §7.1): ≤ max_per_class rows per
+    class, drawn without replacement, then shuffled together."""
     chosen = []
     for c in np.unique(labels):
         idx = np.flatnonzero(labels == c)
@@ -53,7 +53,8 @@ def balanced_indices(labels: np.ndarray, max_per_class: int, rng: np.random.Gene
 def from_arrays(arrays: Arrays, batch_size: int, *, sampler: str = "shuffle", seed: int = 0,
                 max_per_class: int = 100, keys: Sequence[str] = ("lon_lat", "image_features", "label"),
                 drop_remainder: bool = False) -> StageInput:
-    """In-memory stage input. ``sampler``: ``shuffle`` (all rows) or ``balanced`` (docs/reference.md §7.1)."""
+    """In-memory stage input. ``sampler``: ``shuffle`` (all rows) or ``balanced``
+    (docs/reference.md §7.1)."""
     n = len(arrays["lon_lat"])
     if n == 0:
         raise ValueError("stage input is empty: no rows to train on")

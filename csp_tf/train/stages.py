@@ -1,5 +1,6 @@
-"""The two training stages: ``pretrain`` (self-supervised, docs/reference.md §5–7.4) and ``finetune``
-(few labels, docs/reference.md §7.5, plus the linear image classifier used for fusion).
+"""The two training stages: ``pretrain`` (self-supervised, docs/reference.md §5–7.4) and
+``finetune`` (few labels, docs/reference.md §7.5, plus the linear image classifier used for
+fusion).
 
 Each stage writes a self-describing directory::
 
@@ -185,8 +186,8 @@ def finetune(config: ExperimentConfig, stage_input: StageInput, image_input: Sta
 
     ``base_model_dir``: a pre-training output dir. Its weights (and, with
     ``finetune.carry_optimizer_state``, its Adam state, the reference's [QUIRK]) are loaded;
-    nothing is frozen and ``class_head`` starts from its initial value (docs/reference.md §7.5). Without it
-    the location encoder trains from scratch (the Sup-only baseline).
+    nothing is frozen and ``class_head`` starts from its initial value (docs/reference.md §7.5).
+    Without it the location encoder trains from scratch (the Sup-only baseline).
     ``image_arrays``: the image probe's labeled rows as arrays, for the ``fullbatch`` solver
     (without them it falls back to ``minibatch`` epochs over ``image_input``).
     ``validation``: labeled val rows: choose the probe's L2 weight, the place memory's vote and
@@ -267,7 +268,8 @@ def finetune_epochs(fc, steps_per_epoch: int) -> int:
 
 
 def finetune_lr(fc, epoch: int, epochs: int) -> float:
-    """``exp``: lr · lr_decay^epoch (docs/reference.md §7.5); ``cosine``: cosine decay to 0 over ``epochs``."""
+    """``exp``: lr · lr_decay^epoch (docs/reference.md §7.5); ``cosine``: cosine decay to 0 over
+    ``epochs``."""
     if fc.lr_schedule == "cosine":
         return fc.lr * 0.5 * (1.0 + math.cos(math.pi * epoch / max(epochs, 1)))
     return fc.lr * fc.lr_decay ** epoch

@@ -25,20 +25,22 @@ log = logging.getLogger("csp_tf")
 Batch = Dict[str, tf.Tensor]
 LossFn = Callable[[Batch, tf.Tensor], Tuple[tf.Tensor, Dict[str, tf.Tensor]]]
 
-# Salts that make the passes of one step independent (docs/reference.md §5: "every forward pass of the
-# location encoder draws a fresh dropout mask").
+# Salts that make the passes of one step independent (docs/reference.md §5: "every forward pass of
+# the location encoder draws a fresh dropout mask").
 _PASS_REAL, _PASS_RAND_SAMPLE, _PASS_RAND, _PASS_POS = 1, 2, 3, 4
 
 
 def pretrain_variables(model: CSPModel) -> List[tf.Variable]:
-    """What pre-training updates: the location encoder and img_dec / loc_dec (docs/reference.md §7.2)."""
+    """What pre-training updates: the location encoder and img_dec / loc_dec (docs/reference.md
+    §7.2)."""
     heads = [h for h in (model.img_dec, model.loc_dec) if h is not None]
     return list(model.location_encoder.trainable_variables) + [
         v for h in heads for v in h.trainable_variables]
 
 
 def finetune_variables(model: CSPModel) -> List[tf.Variable]:
-    """What fine-tuning updates: the whole location encoder and the class head (docs/reference.md §7.5)."""
+    """What fine-tuning updates: the whole location encoder and the class head (docs/reference.md
+    §7.5)."""
     return list(model.location_encoder.trainable_variables) + list(
         model.class_head.trainable_variables)
 
@@ -94,7 +96,8 @@ def cross_replica_gather(tensors: List[tf.Tensor]):
 
 
 def make_pretrain_loss(model: CSPModel, cfg: PretrainConfig, merge_passes: bool = True) -> LossFn:
-    """Returns loss(batch, seed) for ``cfg.loss`` (docs/reference.md §5); ``seed`` is a [2] int tensor.
+    """Returns loss(batch, seed) for ``cfg.loss`` (docs/reference.md §5); ``seed`` is a [2] int
+    tensor.
 
     ``cfg.cross_replica_negatives``: in-batch negatives over the global batch of a
     ``tf.distribute`` run (``cross_replica_gather``); identical to off with one replica.

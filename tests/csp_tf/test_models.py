@@ -69,8 +69,8 @@ def test_fcnet_and_l2regress_variants():
 
 
 def test_fcnet_dropout_defaults_to_the_reference_half_and_can_be_set():
-    """The reference fixes the ResLayer dropout at 0.5 (docs/reference.md §2.11); ``fcnet_dropout`` offers
-    the fix, kept through a .keras round trip."""
+    """The reference fixes the ResLayer dropout at 0.5 (docs/reference.md §2.11); ``fcnet_dropout``
+    offers the fix, kept through a .keras round trip."""
     from csp_tf.models.location_encoder import FCNet
 
     assert get_preset("inat2018").location_encoder.fcnet_dropout == 0.5

@@ -1,4 +1,5 @@
-"""Contract every registered position encoder meets (docs/architecture.md, docs/reference.md §1-§2)."""
+"""Contract every registered position encoder meets (docs/architecture.md, docs/reference.md
+§1-§2)."""
 
 import json
 import math

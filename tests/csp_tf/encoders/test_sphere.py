@@ -1,4 +1,5 @@
-"""Sphere2Vec sphereC / sphereC+ / sphereM / sphereM+ / dfs (docs/reference.md §13.1), S2V semantics."""
+"""Sphere2Vec sphereC / sphereC+ / sphereM / sphereM+ / dfs (docs/reference.md §13.1), S2V
+semantics."""
 
 import math
 

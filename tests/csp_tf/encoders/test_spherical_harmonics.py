@@ -8,7 +8,8 @@ import scipy.special
 
 from csp_tf.encoders.spherical_harmonics import SphericalHarmonicsEncoder
 
-# docs/reference.md §13.5, L = 3, verbatim; index order (0,0), (1,-1), (1,0), (1,1), (2,-2) ... (2,2).
+# docs/reference.md §13.5, L = 3, verbatim; index order (0,0), (1,-1), (1,0), (1,1), (2,-2) ...
+# (2,2).
 VECTORS = {
     ("analytic", (0, 0)): [0.8862269, 0, 0, -0.4886025, 0, 0, -0.9908318, 0, 0.5462742],
     ("closed-form", (0, 0)): [0.2820948, 0, 0, 0.4886025, 0, 0, -0.3153916, 0, 0.5462742],
