@@ -94,13 +94,15 @@ def stops_on_termination(stage: str) -> Callable[[F], F]:
     def decorate(fn: F) -> F:
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            installed = _install()
+            installed, name = _install(), None
             try:
                 result = fn(*args, **kwargs)
             finally:
                 if installed:
                     _uninstall()
-            name = consume() if installed and _depth == 0 else None
+                    # The outermost stage owns the signal: forget it once the stage is over
+                    # (also when it failed), so it cannot stop a later stage of this process.
+                    name = consume() if _depth == 0 else None
             if name is not None:
                 raise Preempted(f"{stage}: stopped by {name} after its last step; everything "
                                 f"is saved (re-running the same command finds it finished)",

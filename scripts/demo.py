@@ -80,8 +80,9 @@ def _demo(args: argparse.Namespace, out: str) -> int:
         print(f"  {name:<28s} {seconds:7.1f} s")
     versions = sorted(int(v) for v in os.listdir(serving_dir) if v.isdigit()) if os.path.isdir(serving_dir) else []
     if not versions:
-        print("the Evaluator did not bless the model, so nothing was pushed; see the Evaluator "
-              f"output under {out}/pipeline")
+        print("the model was not blessed, so nothing was pushed: "
+              f"{run.get('not_blessed_reason') or 'see the Evaluator output'} "
+              f"(artifacts under {out}/pipeline)")
         return 1
     print(f"pushed version {versions[-1]} → {serving_dir}")
 

@@ -11,6 +11,7 @@ import json
 import sys
 
 from csp_tf.cli import add_config_args, load_config
+from csp_tf.preemption import PREEMPTED_EXIT_CODE
 
 RUN_EPILOG = """\
 examples:
@@ -83,6 +84,9 @@ def _common_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top1-change-tolerance", type=float, default=None,
                    help="bless only if top-1 is at most this much below the last blessed model's "
                         "(fraction, default 0.01)")
+    p.add_argument("--knn-tolerance", type=float, default=None,
+                   help="bless only if fused top-1 on val is at most this much below a kNN's on "
+                        "the same rows, fitted on the same training labels (fraction, default 0)")
     p.add_argument("--pipeline-name", default=None, help="TFX pipeline name (default csp-tf)")
     add_config_args(p)
 
@@ -90,7 +94,8 @@ def _common_args(p: argparse.ArgumentParser) -> None:
 def _options(args) -> dict:
     """The optional flags given; the runners' defaults (``tfx_pipeline.configs``) fill the rest."""
     given = {"pipeline_name": args.pipeline_name or None, "min_top1": args.min_top1,
-             "top1_change_tolerance": args.top1_change_tolerance}
+             "top1_change_tolerance": args.top1_change_tolerance,
+             "knn_tolerance": args.knn_tolerance}
     return {k: v for k, v in given.items() if v is not None}
 
 
@@ -104,6 +109,10 @@ def cmd_run(args) -> int:
                             metadata_path=args.metadata_path, beam_args=args.beam_args,
                             enable_cache=not args.no_cache, **_options(args))
     except PipelineRunError as exc:
+        stop = _preempted(exc)
+        if stop is not None:  # a Trainer saved its checkpoint on SIGTERM: re-run to resume
+            print(f"csp-tf pipeline run: preempted: {stop}", file=sys.stderr)
+            return PREEMPTED_EXIT_CODE
         return _fail("pipeline run", exc)
     if args.json:
         with open(args.json, "w") as f:
@@ -129,6 +138,19 @@ def cmd_compile(args) -> int:
                             schema_dir=args.schema_dir, **_options(args))
     print(path)
     return 0
+
+
+def _preempted(exc: BaseException):
+    """The ``csp_tf.preemption.Preempted`` that ``exc`` was raised from, if any."""
+    from csp_tf.preemption import Preempted
+
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, Preempted):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def _fail(command: str, error) -> int:

@@ -31,6 +31,8 @@ SLICE_FEATURES = ("region",)
 MIN_TOP1_ACCURACY = 0.25  # value threshold: lower bound on fused top-1 (a fraction, not %)
 TOP1_CHANGE_TOLERANCE = 0.01  # change threshold: candidate may be at most this much below the
 #                               latest blessed model's top-1 (absolute, fraction)
+KNN_TOLERANCE = 0.0  # ModelGate: candidate's fused top-1 may be at most this much below a kNN's
+#                      on the same val rows, fitted on the same training labels (fraction)
 
 # Beam: LocalDagRunner default runs the DirectRunner with one worker process per core.
 LOCAL_BEAM_ARGS = ("--direct_running_mode=multi_processing", "--direct_num_workers=0")

@@ -25,7 +25,8 @@ def compile_kubeflow(pipeline_root: str, data_root: str, serving_dir: str, confi
                      schema_dir: Optional[str] = None,
                      pipeline_name: str = configs.PIPELINE_NAME,
                      min_top1: float = configs.MIN_TOP1_ACCURACY,
-                     top1_change_tolerance: float = configs.TOP1_CHANGE_TOLERANCE) -> str:
+                     top1_change_tolerance: float = configs.TOP1_CHANGE_TOLERANCE,
+                     knn_tolerance: float = configs.KNN_TOLERANCE) -> str:
     """Writes the KFP v2 pipeline spec to ``output_path`` and returns the path.
 
     Args:
@@ -46,7 +47,8 @@ def compile_kubeflow(pipeline_root: str, data_root: str, serving_dir: str, confi
         pipeline_name=pipeline_name, pipeline_root=pipeline_root, serving_dir=serving_dir,
         beam_pipeline_args=list(configs.KUBEFLOW_BEAM_ARGS if beam_args is None else beam_args),
         metadata_connection_config=None, min_top1=min_top1,
-        top1_change_tolerance=top1_change_tolerance, code_version=f"{image}@{code_version()}")
+        top1_change_tolerance=top1_change_tolerance, knn_tolerance=knn_tolerance,
+        code_version=f"{image}@{code_version()}")
     output_path = os.path.abspath(output_path)
     os.makedirs(os.path.dirname(output_path), exist_ok=True)
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(

@@ -65,6 +65,7 @@ def run_local(pipeline_root: str, data_root: str, serving_dir: str, config,
               enable_cache: bool = True, *, pipeline_name: str = configs.PIPELINE_NAME,
               min_top1: float = configs.MIN_TOP1_ACCURACY,
               top1_change_tolerance: float = configs.TOP1_CHANGE_TOLERANCE,
+              knn_tolerance: float = configs.KNN_TOLERANCE,
               progress: Optional[Callable[[str], None]] = None) -> Dict[str, Any]:
     """Runs the whole pipeline with ``LocalDagRunner`` and returns a summary.
 
@@ -77,12 +78,14 @@ def run_local(pipeline_root: str, data_root: str, serving_dir: str, config,
       beam_args: Beam options (default ``configs.LOCAL_BEAM_ARGS``: one DirectRunner worker
         process per core).
       enable_cache: reuse unchanged components' outputs from earlier runs.
-      pipeline_name / min_top1 / top1_change_tolerance: see ``create_pipeline``.
+      pipeline_name / min_top1 / top1_change_tolerance / knn_tolerance: see
+        ``create_pipeline``.
       progress: gets a line as each component starts and ends (default: the
         ``tfx_pipeline`` logger at INFO, which the terminal shows).
 
     Returns:
-      ``{"run_id", "pipeline_root", "metadata_path", "serving_dir", "blessed", "pushed",
+      ``{"run_id", "pipeline_root", "metadata_path", "serving_dir", "blessed",
+      "not_blessed_reason" (ModelGate's reason; "" when blessed), "pushed",
       "pushed_dir", "model_dir", "model_run_dir", "evaluation_dir", "components":
       {node_id: {"state", "seconds", "outputs", "type"}}, "component_seconds": {node_id: s},
       "wall_seconds"}``.
@@ -102,7 +105,8 @@ def run_local(pipeline_root: str, data_root: str, serving_dir: str, config,
         beam_pipeline_args=list(configs.LOCAL_BEAM_ARGS if beam_args is None else beam_args),
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path),
         enable_cache=enable_cache, min_top1=min_top1,
-        top1_change_tolerance=top1_change_tolerance, code_version=code_version())
+        top1_change_tolerance=top1_change_tolerance, knn_tolerance=knn_tolerance,
+        code_version=code_version())
     log.info("pipeline %s: data %s -> root %s, serving %s", pipeline_name, data_root,
              pipeline_root, serving_dir)
     start = time.time()
@@ -144,11 +148,24 @@ def summarize_run(metadata_path: str, pipeline_name: str,
     out["model_dir"] = _first(components, "finetune_trainer", "model")
     out["model_run_dir"] = _first(components, "finetune_trainer", "model_run")
     out["evaluation_dir"] = _first(components, "Evaluator", "evaluation")
-    blessing = _first(components, "Evaluator", "blessing")
+    # The Pusher obeys ModelGate (the Evaluator's verdict and the kNN check), not the Evaluator.
+    blessing = _first(components, "ModelGate", "blessing")
     out["blessed"] = bool(blessing) and os.path.exists(os.path.join(blessing, "BLESSED"))
+    out["not_blessed_reason"] = _blessing_reason(store, blessing)
     push = _first(components, "Pusher", "pushed_model")
     out["pushed"], out["pushed_dir"] = _pushed(store, push)
     return out
+
+
+def _blessing_reason(store, blessing_uri: Optional[str]) -> str:
+    """ModelGate's reason for not blessing ("" when blessed or when it did not run)."""
+    from tfx_pipeline import lineage
+    from tfx_pipeline.components.model_gate import REASON_KEY
+
+    artifact = lineage.artifact_by_uri(store, blessing_uri) if blessing_uri else None
+    if artifact is None or REASON_KEY not in artifact.custom_properties:
+        return ""
+    return artifact.custom_properties[REASON_KEY].string_value
 
 
 def _first(components: Dict[str, Dict[str, Any]], node: str, key: str) -> Optional[str]:

@@ -5,8 +5,8 @@
          │                                                                ▼
          ├──────────────────────────────────────────── pretrain Trainer ─(base_model)─ finetune Trainer
          │                                                                               │
-         └── Evaluator (val, TFMA, serving_default) ◄── latest blessed model (Resolver) ─┤
-                    └─ blessing ──────────────────────────────────────────────── Pusher ─┘ → serving_dir/<version>/
+         └── Evaluator (val, TFMA, serving_default) ◄── latest pushed model (Resolver) ──┤
+                    └─ blessing ─ ModelGate (+ no worse than a kNN on the same rows) ─ Pusher ─┘ → serving_dir/<version>/
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from typing import Any, Dict, Optional, Sequence
 from tfx_pipeline import configs
 from tfx_pipeline.trainer_util import make_custom_config
 
+MODEL_GATE_ID = "ModelGate"
+
 
 def create_pipeline(*, pipeline_name: str, pipeline_root: str, data_root: str, serving_dir: str,
                     schema_path: str, experiment: Dict[str, Any], class_names: Sequence[str],
@@ -24,6 +26,7 @@ def create_pipeline(*, pipeline_name: str, pipeline_root: str, data_root: str, s
                     enable_cache: bool = True,
                     min_top1: float = configs.MIN_TOP1_ACCURACY,
                     top1_change_tolerance: float = configs.TOP1_CHANGE_TOLERANCE,
+                    knn_tolerance: float = configs.KNN_TOLERANCE,
                     code_version: str = "", splits: Sequence[str] = configs.SPLITS,
                     feature_stats: Optional[Any] = None):
     """Returns the ``tfx.dsl.Pipeline``.
@@ -41,12 +44,15 @@ def create_pipeline(*, pipeline_name: str, pipeline_root: str, data_root: str, s
       metadata_connection_config: MLMD connection (None: the orchestrator provides one).
       enable_cache: reuse outputs of components whose inputs and properties did not change.
       min_top1 / top1_change_tolerance: the Evaluator's thresholds (``evaluation``).
+      knn_tolerance: ModelGate's: how far (fraction) the candidate's fused top-1 may fall below
+        a kNN's on the same val rows (``blessing``).
       code_version: a fingerprint of the training code, part of the Trainers' cache key.
       splits: data-root split directories to import.
     """
     from tfx import v1 as tfx
 
     from tfx_pipeline.components import AnomaliesGate, AtomicPusher, CheckedImportExampleGen
+    from tfx_pipeline.components.model_gate import ModelGate
     from tfx_pipeline.evaluation import make_eval_config
 
     # Imports the Beam ingest's gzip TFRecords as they are, one ExampleGen split per directory
@@ -83,21 +89,34 @@ def create_pipeline(*, pipeline_name: str, pipeline_root: str, data_root: str, s
         eval_args=tfx.proto.EvalArgs(splits=[configs.EVAL_SPLIT]),
         custom_config=custom_config).with_id("finetune_trainer")
     finetune.add_upstream_node(gate)
-    # The latest blessed model: the baseline of the Evaluator's change threshold.
+    # The latest model ModelGate blessed (the one pushed): the baseline of the Evaluator's
+    # change threshold. Only ModelGate's blessings count: one the Evaluator gave a model that
+    # then lost to the kNN was never served.
     resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing,
+                                       producer_component_id=MODEL_GATE_ID, output_key="blessing"),
     ).with_id("latest_blessed_model_resolver")
     # TFMA on serving_default over the val split: top-1/top-3 overall and per region; blesses.
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"], model=finetune.outputs["model"],
         baseline_model=resolver.outputs["model"], example_splits=[configs.EVAL_SPLIT],
         eval_config=make_eval_config(min_top1, top1_change_tolerance))
+    # The Evaluator's verdict AND no worse than a kNN fitted on the same training labels, on
+    # the same val rows (tfx_pipeline.blessing); records why a model is not pushed.
+    model_gate = ModelGate(
+        examples=example_gen.outputs["examples"], model=finetune.outputs["model"],
+        evaluation=evaluator.outputs["evaluation"],
+        evaluator_blessing=evaluator.outputs["blessing"],
+        feature_dim=int(experiment["data"]["feature_dim"]),
+        num_classes=int(experiment["data"]["num_classes"]),
+        label_ratio=float(experiment["finetune"]["label_ratio"]),
+        knn_tolerance=float(knn_tolerance), eval_split=configs.EVAL_SPLIT).with_id(MODEL_GATE_ID)
     # Copies a blessed model to <serving_dir>/<version>/ (TF Serving's layout): atomically,
     # space-checked, one writer per serving_dir (components.AtomicPusher).
     pusher = AtomicPusher(
-        model=finetune.outputs["model"], model_blessing=evaluator.outputs["blessing"],
+        model=finetune.outputs["model"], model_blessing=model_gate.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)),
     ).with_id("Pusher")
@@ -105,6 +124,6 @@ def create_pipeline(*, pipeline_name: str, pipeline_root: str, data_root: str, s
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name, pipeline_root=pipeline_root,
         components=[example_gen, statistics_gen, schema_gen, example_validator, gate, pretrain,
-                    finetune, resolver, evaluator, pusher],
+                    finetune, resolver, evaluator, model_gate, pusher],
         enable_cache=enable_cache, metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(beam_pipeline_args))

@@ -73,6 +73,8 @@ def format_report(summary: Dict[str, Any]) -> str:
                          f"{int(v.get('example_count', 0)):7d}")
     pushed = (summary.get("pushed_dir") or "yes") if summary.get("pushed") else "nothing"
     lines.append(f"Blessed: {'yes' if summary.get('blessed') else 'no'}; pushed: {pushed}")
+    if not summary.get("blessed") and summary.get("not_blessed_reason"):
+        lines.append(f"Push skipped: {summary['not_blessed_reason']}")
     comps = summary.get("components", {})
     if comps:
         lines.append("Component wall times (MLMD execution timestamps):")

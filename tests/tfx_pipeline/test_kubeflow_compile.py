@@ -40,7 +40,7 @@ def test_spec_has_every_component(spec):
     assert spec["pipelineSpec"]["schemaVersion"] == "2.0.0"
     assert set(_tasks(spec)) == {
         "ImportExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "AnomaliesGate",
-        "pretrain_trainer", "finetune_trainer", "Evaluator", "Pusher",
+        "pretrain_trainer", "finetune_trainer", "Evaluator", "ModelGate", "Pusher",
         "latest_blessed_model_resolver-model-resolver",
         "latest_blessed_model_resolver-model-blessing-resolver"}
 
@@ -48,7 +48,7 @@ def test_spec_has_every_component(spec):
 def test_every_container_runs_the_project_image(spec):
     executors = spec["pipelineSpec"]["deploymentSpec"]["executors"]
     containers = {k: v["container"] for k, v in executors.items() if "container" in v}
-    assert len(containers) == 9
+    assert len(containers) == 10
     assert {c["image"] for c in containers.values()} == {IMAGE}
     for name in BEAM_COMPONENTS:
         args = containers[f"{name}_executor"]["args"]
