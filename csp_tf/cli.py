@@ -95,6 +95,13 @@ def cmd_stage(args) -> int:
     section = getattr(cfg, args.stage)
     if getattr(args, "label_ratio", None) is not None:
         section.label_ratio = args.label_ratio
+    if args.stage == "finetune" and cfg.location_encoder.capacity == "auto":
+        from csp_tf.capacity import describe, resolve_capacity
+
+        cfg = resolve_capacity(cfg, root.labeled("train", cfg.finetune.label_ratio)["lon_lat"],
+                               keep_encoder=bool(base_model))
+        section = cfg.finetune
+        print(describe(cfg))
     if args.epochs is not None:
         section.epochs = args.epochs
     extra = {"base_model_dir": base_model} if args.stage == "finetune" else {}

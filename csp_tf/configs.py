@@ -47,6 +47,9 @@ class LocationEncoderConfig(ConfigNode):
     ``ffn`` (Space2Vec FFN, §3.1), ``fcnet`` (geo_net, §2.11), ``diag`` (theorydiag's
     block-diagonal head, §2.5; ``use_postmat`` adds its D×D post-matrix) or ``linear``
     (hexagridcell's Linear → act → dropout head, §2.6).
+    ``capacity``: ``fixed`` builds and trains what the config says; ``auto`` sets the finest
+    scale and the fine-tuning epochs of each fine-tuning stage from its labeled places
+    (``csp_tf.capacity``: λ_min ≈ 4× their median nearest-neighbour distance, ≥ 30 epochs).
     """
 
     position: PositionEncoderConfig = field(default_factory=PositionEncoderConfig)
@@ -62,6 +65,7 @@ class LocationEncoderConfig(ConfigNode):
     use_layn: bool = True
     skip_connection: bool = True
     use_postmat: bool = True
+    capacity: str = "fixed"  # fixed | auto (csp_tf.capacity)
 
     def resolved_network(self) -> str:
         """The network to build; ConfigError where the encoder and the network do not fit."""
@@ -78,8 +82,10 @@ class LocationEncoderConfig(ConfigNode):
 
     def model_fields(self) -> Dict[str, Any]:
         """The fields that decide the built encoder: ``fcnet_dropout`` only where the network is
-        an FCNet, so a gridcell stage stays comparable (and reusable) when it changes."""
+        an FCNet, so a gridcell stage stays comparable (and reusable) when it changes.
+        ``capacity`` is not one: ``auto`` resolves to the explicit fields it sets."""
         d = self.to_dict()
+        d.pop("capacity")
         if self.resolved_network() != "fcnet":
             d.pop("fcnet_dropout")
         return d
@@ -343,6 +349,7 @@ def _choices() -> Dict[str, tuple]:
             "location_loss": ("softmax", "presence"), "lr_schedule": ("exp", "cosine"),
             "image_classifier_solver": ("fullbatch", "minibatch"),
             "fusion": ("calibrated", "product"), "place_memory": ("auto", "calibrated", "off"),
+            "capacity": ("fixed", "auto"),
             "jit_compile": ("auto", "on", "off"),
             "mixed_precision": ("auto", "on", "off", "bfloat16"),
             "distribution": ("default", "mirrored", "multi_worker")}

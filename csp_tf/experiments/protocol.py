@@ -32,6 +32,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from csp_tf.capacity import describe as describe_capacity, resolve_capacity
 from csp_tf.configs import ConfigError, ExperimentConfig
 from csp_tf.experiments import results as res
 from csp_tf.experiments.methods import Method, as_dict, config_fingerprint, method_config
@@ -242,8 +243,13 @@ def run_protocol(p: Protocol, echo: Echo = print) -> List[Dict[str, object]]:
             for ratio in p.ratios:
                 index += 1
                 cfg = method_config(base, method, seed, ratio)
+                if not (method.baseline or method.image_only):  # capacity=auto: from this subset
+                    cfg = resolve_capacity(cfg, data.labeled("train", ratio)["lon_lat"],
+                                           keep_encoder=method.pretrains)
                 digest = fingerprint_hash(cfg)
                 tag = f"[{index}/{p.total_cells}] {method.name:<16} ratio={ratio:<5g} seed={seed}"
+                if cfg.location_encoder.capacity == "auto" and not method.baseline:
+                    echo(f"{tag}: {describe_capacity(cfg)}")
                 old = by_key.get(res.cell_key(method.name, ratio, seed))
                 if old is not None:
                     if old.get("config_hash") != digest:

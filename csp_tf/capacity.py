@@ -1,0 +1,89 @@
+"""``location_encoder.capacity=auto``: the location network's finest scale and fine-tuning length
+chosen from the labeled places a fine-tuning stage sees, not fixed by a preset.
+
+A nearest-neighbour lookup resolves a label down to the spacing of the labeled places; a
+Space2Vec encoder resolves it down to its finest scale λ_min (``min_radius``). A preset tuned at
+5 % labels keeps the 5 % scale at every ratio, so with more labels the network cannot draw what
+the kNN draws (docs/results.md, "The network alone against the kNN"). The val picks on the
+real ``places`` countries (2° at 1 %, 1° at 5 %, 0.25° at 100 %) sit at about
+``SCALE_PER_SPACING`` times the median distance from a labeled place to its nearest labeled
+neighbour (0.60°, 0.22°, 0.049°), so ``auto`` sets λ_min to that multiple, snapped to the
+scales ``csp-tf tune`` searches. More labels also want more updates: ``auto`` raises
+``finetune.epochs`` to at least ``MIN_EPOCHS``.
+
+``fixed`` (the default) leaves the config as written. The rule is a pure function of the
+labeled locations (:func:`resolve_capacity`); ``csp-tf finetune`` and ``csp-tf experiment``
+apply it per fine-tuning stage and log what it chose. A stage that starts from a pre-trained
+encoder keeps that encoder's scale (its weights were learned at it): only the length changes.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, Sequence
+
+import numpy as np
+
+CAPACITY_MODES = ("fixed", "auto")
+# λ_min / median nearest-labeled-neighbour distance, fitted on the val picks above (3.3-5.1).
+SCALE_PER_SPACING = 4.0
+# The finest scales the rule may pick (degrees): those ``csp-tf tune`` searches.
+SCALE_GRID: Sequence[float] = (0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
+# At least this many fine-tuning epochs (the val pick at 100 % on countries).
+MIN_EPOCHS = 30
+# Encoders whose ``min_radius`` is a length in degrees (Space2Vec, docs/reference.md §2.1); the
+# Sphere2Vec ones take radian multiples and are left as configured.
+DEGREE_SCALED = ("gridcell", "gridcellnorm", "theory", "theorynorm", "theorydiag")
+
+
+def labeled_spacing_deg(lon_lat: np.ndarray) -> float:
+    """Median great-circle distance (degrees) from each labeled place to its nearest other
+    labeled place; duplicates count as distance 0. ValueError with fewer than two places."""
+    from sklearn.neighbors import BallTree
+
+    pts = np.asarray(lon_lat, dtype=np.float64)
+    pts = pts[~np.isnan(pts).any(axis=1)]
+    if len(pts) < 2:
+        raise ValueError(f"location_encoder.capacity=auto needs at least 2 labeled places with a "
+                         f"location to measure their spacing, got {len(pts)}")
+    lat_lon = np.radians(pts[:, ::-1])
+    dist, _ = BallTree(lat_lon, metric="haversine").query(lat_lon, k=2)
+    return float(np.degrees(np.median(dist[:, 1])))
+
+
+def snap_scale(value_deg: float, grid: Sequence[float] = SCALE_GRID) -> float:
+    """The grid value nearest to ``value_deg`` on a log scale (clipped to the grid's ends)."""
+    if not value_deg > 0:
+        return float(min(grid))
+    return float(min(grid, key=lambda g: abs(math.log(g) - math.log(value_deg))))
+
+
+def auto_capacity(spacing_deg: float, epochs: int, keep_encoder: bool = False) -> Dict[str, Any]:
+    """The dotted overrides ``auto`` applies: the finest scale (unless ``keep_encoder``) and the
+    fine-tuning epochs (never fewer than configured; 0, no location model, stays 0)."""
+    out: Dict[str, Any] = {}
+    if not keep_encoder:
+        out["location_encoder.position.min_radius"] = snap_scale(SCALE_PER_SPACING * spacing_deg)
+    if epochs > 0:
+        out["finetune.epochs"] = max(int(epochs), MIN_EPOCHS)
+    return out
+
+
+def resolve_capacity(config, lon_lat: np.ndarray, keep_encoder: bool = False):
+    """``config`` with ``auto``'s choices for these labeled locations (the fine-tuning stage's
+    label subset); ``config`` itself when ``location_encoder.capacity`` is ``fixed``.
+    ``keep_encoder``: the stage starts from a pre-trained encoder, whose scale stays."""
+    if config.location_encoder.capacity == "fixed":
+        return config
+    keep = keep_encoder or config.location_encoder.position.type not in DEGREE_SCALED
+    return config.override(auto_capacity(labeled_spacing_deg(lon_lat), config.finetune.epochs,
+                                         keep_encoder=keep))
+
+
+def describe(config) -> str:
+    """One line naming what the stage runs with (for the log)."""
+    le, ft = config.location_encoder, config.finetune
+    scale = getattr(le.position.options, "min_radius", None)
+    return (f"location_encoder.capacity={le.capacity}: "
+            + (f"min_radius={scale:g}, " if scale is not None else "")
+            + f"finetune.epochs={ft.epochs}")

@@ -1,0 +1,90 @@
+"""``location_encoder.capacity``: the finest scale and fine-tuning length from the labeled places."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from csp_tf import capacity
+from csp_tf.configs import ConfigError, ExperimentConfig, get_preset
+from csp_tf.experiments.methods import config_fingerprint
+
+
+def _equator(step_deg: float, n: int = 50) -> np.ndarray:
+    return np.stack([np.arange(n) * step_deg, np.zeros(n)], axis=1)
+
+
+def test_spacing_is_the_median_nearest_neighbour_distance_in_degrees():
+    assert capacity.labeled_spacing_deg(_equator(1.0)) == pytest.approx(1.0, rel=1e-6)
+    # across the antimeridian: 179.5° and -179.5° are 1° apart, not 359°
+    pts = np.array([[179.5, 10.0], [-179.5, 10.0], [0.0, 0.0], [0.0, 1.0]])
+    cos10 = np.degrees(np.arccos(np.sin(np.radians(10)) ** 2
+                                 + np.cos(np.radians(10)) ** 2 * np.cos(np.radians(1.0))))
+    assert capacity.labeled_spacing_deg(pts) == pytest.approx((cos10 + 1.0) / 2, rel=1e-6)
+
+
+def test_spacing_skips_missing_locations_and_needs_two_places():
+    pts = np.vstack([_equator(0.5, 3), [[np.nan, np.nan]]])
+    assert capacity.labeled_spacing_deg(pts) == pytest.approx(0.5, rel=1e-6)
+    with pytest.raises(ValueError, match="at least 2 labeled places"):
+        capacity.labeled_spacing_deg(np.array([[1.0, 2.0], [np.nan, np.nan]]))
+
+
+@pytest.mark.parametrize("value, snapped", [(0.9, 1.0), (0.19, 0.25), (0.41, 0.5), (50.0, 2.0),
+                                            (1e-4, 0.02), (0.0, 0.02)])
+def test_snap_scale_is_nearest_on_a_log_scale(value, snapped):
+    assert capacity.snap_scale(value) == snapped
+
+
+@pytest.mark.parametrize("spacing, scale", [(0.5987, 2.0), (0.2237, 1.0), (0.0486, 0.25)])
+def test_rule_reproduces_the_val_picks_on_places_countries(spacing, scale):
+    """The median spacings of the 1 / 5 / 100 % subsets of `places` and the scales val picked."""
+    out = capacity.auto_capacity(spacing, epochs=10)
+    assert out == {"location_encoder.position.min_radius": scale,
+                   "finetune.epochs": capacity.MIN_EPOCHS}
+
+
+def test_rule_never_lowers_epochs_and_leaves_no_location_model_alone():
+    assert capacity.auto_capacity(0.1, epochs=80)["finetune.epochs"] == 80
+    assert "finetune.epochs" not in capacity.auto_capacity(0.1, epochs=0)
+    assert capacity.auto_capacity(0.1, epochs=5, keep_encoder=True) == {
+        "finetune.epochs": capacity.MIN_EPOCHS}
+
+
+def test_fixed_leaves_the_config_as_written():
+    cfg = get_preset("places")
+    assert capacity.resolve_capacity(cfg, _equator(0.01)) is cfg
+
+
+def test_auto_sets_scale_and_epochs_from_the_labeled_places():
+    cfg = get_preset("places").override({"location_encoder.capacity": "auto"})
+    dense = capacity.resolve_capacity(cfg, _equator(0.05))    # 4 × 0.05° → 0.25°
+    sparse = capacity.resolve_capacity(cfg, _equator(0.5))    # 4 × 0.5° → 2°
+    assert dense.location_encoder.position.min_radius == 0.25
+    assert sparse.location_encoder.position.min_radius == 2.0
+    assert dense.finetune.epochs == sparse.finetune.epochs == capacity.MIN_EPOCHS
+    assert cfg.location_encoder.position.min_radius == 1.0  # the input is not changed
+    kept = capacity.resolve_capacity(cfg, _equator(0.05), keep_encoder=True)
+    assert kept.location_encoder.position.min_radius == 1.0
+    assert kept.finetune.epochs == capacity.MIN_EPOCHS
+
+
+def test_auto_leaves_radian_scaled_encoders_alone():
+    cfg = get_preset("places").override({"location_encoder.capacity": "auto",
+                                         "location_encoder.position.type": "sphereM+",
+                                         "location_encoder.position.min_radius": 0.001})
+    out = capacity.resolve_capacity(cfg, _equator(0.05))
+    assert out.location_encoder.position.min_radius == 0.001
+    assert out.finetune.epochs == capacity.MIN_EPOCHS
+
+
+def test_capacity_is_validated_and_left_out_of_the_fingerprint():
+    with pytest.raises(ConfigError, match="location_encoder.capacity='big' is not one of fixed, auto"):
+        ExperimentConfig().override({"location_encoder.capacity": "big"}).validate()
+    fixed = get_preset("places")
+    auto = fixed.override({"location_encoder.capacity": "auto"})
+    # the fields auto resolves to decide a result; the mode alone does not (old runs keep
+    # their fingerprints)
+    assert config_fingerprint(auto) == config_fingerprint(fixed)
+    assert "capacity" not in fixed.location_encoder.model_fields()
+    assert ExperimentConfig.from_dict(auto.to_dict()).location_encoder.capacity == "auto"
