@@ -200,12 +200,17 @@ def test_corrupt_checkpoint_file_is_named(tmp_path, damage):
         _restore(manager, "finetune")
 
 
-# --- a full disk ----------------------------------------------------------------------------
-def test_a_full_disk_at_a_checkpoint_names_the_path_and_keeps_the_last_one(tmp_path, small_fs):
-    """ENOSPC on a real size-limited file system (a tmpfs the test mounts) at a checkpoint save:
-    DiskFullError naming the checkpoint directory, the space needed and free; the last complete
-    checkpoint stays the latest, and the rerun with space again ends as an uninterrupted run."""
+# --- a full disk ---------------------------------------------------------------------------
+def test_a_full_disk_at_a_checkpoint_or_the_model_file_loses_nothing(tmp_path, small_fs):
+    """ENOSPC on a real size-limited file system (a tmpfs the test mounts). (1) At a checkpoint
+    save: DiskFullError naming the checkpoint directory, the space needed and free; the last
+    complete checkpoint stays the latest, TF's partial ``_temp`` directory is removed. (2) The
+    checkpoint fits but model.keras does not: DiskFullError naming the output; no model.keras,
+    history.json or temporary file is left (before: a raw TF error, a ``_temp`` directory, and
+    the finished epochs' history was lost). (3) With space again the rerun completes, the
+    history holds every epoch once and model.keras holds the trained weights."""
     from csp_tf.diskspace import DiskFullError
+    from csp_tf.models.loading import load_csp_model
     from csp_tf.train import from_arrays, pretrain
 
     cfg = _config()
@@ -214,14 +219,14 @@ def test_a_full_disk_at_a_checkpoint_names_the_path_and_keeps_the_last_one(tmp_p
     world = {"lon_lat": rng.uniform(-50, 50, (64, 2)).astype(np.float32),
              "image_features": rng.normal(size=(64, 8)).astype(np.float32),
              "label": rng.integers(0, 4, 64)}
-    reference = pretrain(cfg, from_arrays(world, 32, seed=0), str(tmp_path / "reference"))
-
     out = os.path.join(small_fs.mount(8 << 20), "pre")
-    pretrain(cfg, from_arrays(world, 32, seed=0), out, max_steps=1)  # ckpt-1, then "preempted"
     checkpoints = os.path.join(out, "checkpoints")
+    pretrain(cfg, from_arrays(world, 32, seed=0), out, max_steps=3)  # ckpt-2 (epoch 1), ckpt-3
     first = tf.train.latest_checkpoint(checkpoints)
+    checkpoint_bytes = sum(os.path.getsize(p) for p in glob.glob(first + ".*"))
+
     filler = small_fs.fill(out, 4 << 10)
-    with pytest.raises(DiskFullError) as err:
+    with pytest.raises(DiskFullError) as err:  # (1) the end-of-epoch-2 checkpoint
         pretrain(cfg, from_arrays(world, 32, seed=0), out)
     message = str(err.value)
     for part in (checkpoints, "needs about", "free there", first):
@@ -231,43 +236,18 @@ def test_a_full_disk_at_a_checkpoint_names_the_path_and_keeps_the_last_one(tmp_p
     assert not os.path.exists(os.path.join(out, "model.keras"))
 
     os.remove(filler)
-    resumed = pretrain(cfg, from_arrays(world, 32, seed=0), out)
-    assert resumed.completed
-    for got, want in zip(_values(resumed.model.weights), _values(reference.model.weights)):
-        np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
-
-
-def test_a_full_disk_when_the_stage_saves_its_model_leaves_no_partial_file(tmp_path, small_fs):
-    """The last checkpoint fits, model.keras does not: DiskFullError naming the output; no
-    model.keras, history.json or temporary file is left (a partial one was left before, and a
-    truncated history.json broke the rerun); with space again the rerun writes them."""
-    from csp_tf.diskspace import DiskFullError
-    from csp_tf.models.loading import load_csp_model
-    from csp_tf.train import from_arrays, pretrain
-
-    cfg = _config()
-    cfg.pretrain.epochs = 1
-    rng = np.random.default_rng(0)
-    world = {"lon_lat": rng.uniform(-50, 50, (64, 2)).astype(np.float32),
-             "image_features": rng.normal(size=(64, 8)).astype(np.float32),
-             "label": rng.integers(0, 4, 64)}
-    out = os.path.join(small_fs.mount(8 << 20), "pre")
-    pretrain(cfg, from_arrays(world, 32, seed=0), out, max_steps=1)
-    first = tf.train.latest_checkpoint(os.path.join(out, "checkpoints"))
-    checkpoint_bytes = sum(os.path.getsize(p) for p in glob.glob(first + ".*"))
-    filler = small_fs.fill(out, checkpoint_bytes + (12 << 10))  # the next checkpoint fits
-
+    filler = small_fs.fill(out, checkpoint_bytes + (12 << 10))  # (2) the checkpoint fits
     with pytest.raises(DiskFullError) as err:
         pretrain(cfg, from_arrays(world, 32, seed=0), out)
     message = str(err.value)
     assert out in message and "model.keras" in message and "free there" in message, message
-    assert tf.train.latest_checkpoint(os.path.join(out, "checkpoints")) != first  # it was saved
+    assert tf.train.latest_checkpoint(checkpoints) != first  # the last epoch's is saved
     left = sorted(os.listdir(out))
     assert "model.keras" not in left and "history.json" not in left, left
     assert not [n for n in left if n.startswith(".tmp-")], left
 
-    os.remove(filler)
+    os.remove(filler)  # (3)
     done = pretrain(cfg, from_arrays(world, 32, seed=0), out)
-    assert done.completed and [h["epoch"] for h in done.history] == [1]
+    assert done.completed and [h["epoch"] for h in done.history] == [1, 2]
     for got, want in zip(_values(load_csp_model(out).weights), _values(done.model.weights)):
         np.testing.assert_array_equal(got, want)
