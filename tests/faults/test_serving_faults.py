@@ -159,7 +159,7 @@ def test_a_burst_beyond_the_queue_is_refused_quickly_with_bounded_memory(tmp_pat
             except grpc.RpcError:
                 assert time.monotonic() < deadline and server.poll() is None, server.stderr.read()
                 time.sleep(0.2)
-        for _ in range(20):  # the steady state of one request at a time
+        for _ in range(5):  # the steady state of one request at a time
             stub.Predict(burst, timeout=30)
         before = _peak_rss_kib(server.pid)
 
