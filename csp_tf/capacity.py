@@ -13,14 +13,15 @@ scales ``csp-tf tune`` searches. More labels also want more updates: ``auto`` ra
 
 ``fixed`` (the default) leaves the config as written. The rule is a pure function of the
 labeled locations (:func:`resolve_capacity`); ``csp-tf finetune`` and ``csp-tf experiment``
-apply it per fine-tuning stage and log what it chose. A stage that starts from a pre-trained
+apply it per fine-tuning stage and log what it chose; the TFX pipeline, whose fine-tuning
+always starts from its pre-trained encoder, applies the epochs. A stage that starts from a pre-trained
 encoder keeps that encoder's scale (its weights were learned at it): only the length changes.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
@@ -69,15 +70,16 @@ def auto_capacity(spacing_deg: float, epochs: int, keep_encoder: bool = False) -
     return out
 
 
-def resolve_capacity(config, lon_lat: np.ndarray, keep_encoder: bool = False):
+def resolve_capacity(config, lon_lat: Optional[np.ndarray], keep_encoder: bool = False):
     """``config`` with ``auto``'s choices for these labeled locations (the fine-tuning stage's
     label subset); ``config`` itself when ``location_encoder.capacity`` is ``fixed``.
-    ``keep_encoder``: the stage starts from a pre-trained encoder, whose scale stays."""
+    ``keep_encoder``: the stage starts from a pre-trained encoder, whose scale stays (then, or
+    for an encoder whose scale the rule leaves alone, ``lon_lat`` is not read and may be None)."""
     if config.location_encoder.capacity == "fixed":
         return config
     keep = keep_encoder or config.location_encoder.position.type not in DEGREE_SCALED
-    return config.override(auto_capacity(labeled_spacing_deg(lon_lat), config.finetune.epochs,
-                                         keep_encoder=keep))
+    spacing = float("nan") if keep else labeled_spacing_deg(lon_lat)
+    return config.override(auto_capacity(spacing, config.finetune.epochs, keep_encoder=keep))
 
 
 def describe(config) -> str:

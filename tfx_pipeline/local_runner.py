@@ -29,12 +29,15 @@ def pipeline_for(config, data_root: str, schema_dir: str, **kwargs):
     """``create_pipeline(**kwargs)`` for one data root: its ``metadata.json`` (any tf.io.gfile
     filesystem, ``gs://`` included) gives the config's data shapes, the class names and feature
     stats; the pinned schema is written under ``schema_dir``."""
+    from csp_tf.capacity import resolve_capacity
     from csp_tf.train.data_root import DataRoot
     from tfx_pipeline.pipeline import create_pipeline
     from tfx_pipeline.validation import render_schema
 
     root = DataRoot.open(data_root)
-    cfg = root.configure(config).validate()
+    # capacity=auto: fine-tuning starts from the pipeline's pre-trained encoder, so only its
+    # epochs follow the rule (csp_tf.capacity)
+    cfg = resolve_capacity(root.configure(config), None, keep_encoder=True).validate()
     return create_pipeline(
         data_root=data_root, experiment=cfg.to_dict(), class_names=root.class_names,
         schema_path=render_schema(cfg.data.feature_dim, cfg.data.num_classes, schema_dir),

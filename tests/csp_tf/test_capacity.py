@@ -88,3 +88,13 @@ def test_capacity_is_validated_and_left_out_of_the_fingerprint():
     assert config_fingerprint(auto) == config_fingerprint(fixed)
     assert "capacity" not in fixed.location_encoder.model_fields()
     assert ExperimentConfig.from_dict(auto.to_dict()).location_encoder.capacity == "auto"
+
+
+def test_kept_encoder_needs_no_locations():
+    """The TFX pipeline always fine-tunes from its pre-trained encoder: no spacing to measure."""
+    cfg = get_preset("places").override({"location_encoder.capacity": "auto"})
+    out = capacity.resolve_capacity(cfg, None, keep_encoder=True)
+    assert out.location_encoder.position.min_radius == 1.0
+    assert out.finetune.epochs == capacity.MIN_EPOCHS
+    with pytest.raises(ValueError):
+        capacity.labeled_spacing_deg(np.zeros((0, 2)))
