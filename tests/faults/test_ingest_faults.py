@@ -346,6 +346,7 @@ def _wait_for_lock_holder(proc, lock_file: str, timeout_s: float = 120) -> dict:
     raise AssertionError(f"{lock_file} never named pid {proc.pid} (exit {proc.poll()})")
 
 
+@pytest.mark.e2e
 def test_a_second_ingest_into_the_same_root_is_refused_naming_the_first(tmp_path):
     """A real second process: the first ingest is frozen (SIGSTOP) while it holds the root;
     a second one is refused naming its pid, host and command; the first then completes, alone."""
