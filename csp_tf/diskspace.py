@@ -144,6 +144,16 @@ def write_atomic(path: str, data: bytes) -> None:
     fsync_dir(os.path.dirname(os.path.abspath(path)))
 
 
+def fsync_tree(root: str) -> None:
+    """fsyncs every file and directory under ``root``: a crash after the rename that publishes
+    it must not leave a published artifact whose files were still only in the page cache."""
+    for dirpath, _, files in os.walk(root):
+        for name in files:
+            with open(os.path.join(dirpath, name), "rb") as f:
+                os.fsync(f.fileno())
+        fsync_dir(dirpath)
+
+
 def fsync_dir(path: str) -> None:
     """Makes a rename inside ``path`` durable (best effort: not every file system allows it)."""
     try:

@@ -205,7 +205,7 @@ def write_saved_model(model: CSPModel, path: str, *, config: Optional[Experiment
         set_classify_method_name(tmp)
         write_assets_extra(tmp, model, config=config, class_names=class_names, warmup=warmup,
                            model_name=model_name)
-        fsync_tree(tmp)  # on disk before the rename publishes it
+        diskspace.fsync_tree(tmp)  # on disk before the rename publishes it
     except BaseException as exc:
         # Never leave a half-written version behind (its name is not an integer, so no server
         # loads it, but it holds the space); a full disk names the path and the space.
@@ -224,16 +224,6 @@ def write_saved_model(model: CSPModel, path: str, *, config: Optional[Experiment
     diskspace.fsync_dir(parent)
     log.info("exported SavedModel to %s", path)
     return path
-
-
-def fsync_tree(root: str) -> None:
-    """fsyncs every file and directory under ``root`` (a crash after the rename must not leave
-    a published version whose files were still only in the page cache)."""
-    for dirpath, _, files in os.walk(root):
-        for name in files:
-            with open(os.path.join(dirpath, name), "rb") as f:
-                os.fsync(f.fileno())
-        diskspace.fsync_dir(dirpath)
 
 
 def _variables_bytes(model) -> int:
@@ -286,7 +276,7 @@ def push_saved_model(model_dir: str, export_base: str, version: Optional[int] = 
         shutil.rmtree(tmp, ignore_errors=True)
         try:
             shutil.copytree(model_dir, tmp)
-            fsync_tree(tmp)
+            diskspace.fsync_tree(tmp)
             os.rename(tmp, path)
         except BaseException as exc:
             written = diskspace.tree_size(tmp)

@@ -121,6 +121,8 @@ def run_ingest(manifest: Union[str, Sequence[str]], output_dir: str, feature_dim
             summary = write_outputs(staging, manifests, feature_dim, vocabulary, fractions, spec,
                                     time.time() - start, query_counters(result), options,
                                     final_dir=output_dir)
+            if "://" not in staging:
+                diskspace.fsync_tree(staging)  # durable before the rename publishes it
             publish(staging, output_dir)
         except BaseException as exc:
             full = disk_full_error(exc, staging, output_dir)  # before the partial files go
