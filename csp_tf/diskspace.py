@@ -91,10 +91,13 @@ def human(n: Optional[int]) -> str:
 
 
 def disk_full_message(what: str, path: str, need: Optional[int] = None,
-                      free: Optional[int] = None, kept: str = "", written: Optional[int] = None) -> str:
-    """One line: what ran out of space where, needed vs free, what was kept, what to do."""
+                      free: Optional[int] = None, kept: str = "", written: Optional[int] = None,
+                      before: bool = False) -> str:
+    """One line: what ran out of space where (``before``: would, checked before writing),
+    needed vs free, what was kept, what to do."""
     free = free_bytes(path) if free is None else free
-    parts = [f"{what} ran out of disk space writing {path!r} (No space left on device)"]
+    parts = [f"{what}: not enough disk space at {path!r}, nothing was written" if before else
+             f"{what} ran out of disk space writing {path!r} (No space left on device)"]
     if need is not None:
         parts.append(f"it needs about {human(need)} ({need} bytes)")
     if written is not None:
@@ -121,7 +124,8 @@ def check_free_space(path: str, need: int, what: str, kept: str = "") -> None:
     ``need`` bytes free (nothing is checked where the free space is unknown)."""
     free = free_bytes(path)
     if free is not None and free < need:
-        raise DiskFullError(disk_full_message(what, path, need, free, kept), path, need, free)
+        raise DiskFullError(disk_full_message(what, path, need, free, kept, before=True), path,
+                            need, free)
 
 
 def write_atomic(path: str, data: bytes) -> None:

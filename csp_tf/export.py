@@ -269,9 +269,9 @@ def push_saved_model(model_dir: str, export_base: str, version: Optional[int] = 
             log.info("version %s already exists; not pushed again", path)
             return path
         need = diskspace.tree_size(model_dir)
-        kept = (f"nothing was published: the versions already in {export_base!r} are unchanged"
-                " and the partial copy is removed")
+        kept = f"nothing was published: the versions already in {export_base!r} are unchanged"
         diskspace.check_free_space(export_base, need, f"pushing {model_dir!r}", kept)
+        kept += " and the partial copy is removed"
         tmp = os.path.join(export_base, f".tmp-{version}-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         try:
