@@ -12,6 +12,8 @@ uninterrupted run.
 A step is never cut short (TensorFlow runs it in C++; Python sees the signal when it returns),
 so the grace period must exceed one step plus one checkpoint write. Handlers are installed only
 from the main thread (Python's rule); elsewhere the stage runs with the process's own handling.
+Under ``MultiWorkerMirroredStrategy`` the save is collective: every worker must get the signal
+(as when the job's pods are deleted), or the signalled one waits for the others at the save.
 """
 
 from __future__ import annotations

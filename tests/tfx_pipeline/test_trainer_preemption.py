@@ -59,3 +59,26 @@ def test_sigterm_in_the_pretrain_trainer_checkpoints_and_the_rerun_matches(
     for a, b in zip(_encoder_weights(stage),
                     _encoder_weights(os.path.join(whole.model_run_dir, "stage"))):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_pipeline_run_exits_75_when_a_trainer_was_preempted(monkeypatch, tmp_path, capsys):
+    import csp_cli
+    from csp_tf.preemption import PREEMPTED_EXIT_CODE, Preempted
+    from tfx_pipeline import local_runner
+
+    stop = Preempted("pretrain: stopped by SIGTERM at epoch 2, step 5 (global step 12); "
+                     "checkpoint X/ckpt-12 holds step 12. Re-run the same command ...",
+                     stage="pretrain", signal_name="SIGTERM", checkpoint="X/ckpt-12")
+
+    def preempted_run(*args, **kwargs):
+        try:
+            raise stop
+        except Preempted as exc:
+            raise local_runner.PipelineRunError(
+                f"component 'pretrain_trainer' failed: Preempted: {exc}") from exc
+
+    monkeypatch.setattr(local_runner, "run_local", preempted_run)
+    code = csp_cli.main(["pipeline", "run", "--data-root", str(tmp_path), "--pipeline-root",
+                         str(tmp_path / "root"), "--serving-dir", str(tmp_path / "serving")])
+    assert code == PREEMPTED_EXIT_CODE
+    assert f"csp-tf pipeline run: preempted: {stop}" in capsys.readouterr().err
