@@ -1,9 +1,9 @@
 """``AtomicPusher``: TFX's Pusher whose filesystem push is atomic, space-checked and locked.
 
 TFX 1.16's Pusher copies the model file by file straight into ``<base>/<version>/`` (the
-``saved_model.pb`` last). A full disk mid-copy leaves that directory half-written: a server
-polling the base path may try to load it, and the next push of the same version is skipped
-because the directory "exists". Two pipelines pushing into one base path interleave freely.
+``saved_model.pb`` last). A full disk mid-copy leaves that directory with its variables and a
+truncated ``saved_model.pb`` (seen on a full tmpfs): an integer-named directory that a server
+polling the base path tries to load. Two pipelines pushing into one base path interleave freely.
 This executor pushes local (and mounted) base paths with ``csp_tf.export.push_saved_model``:
 a free-space check naming the bytes needed and free, a copy under a temporary non-integer name,
 fsync, one rename, and the serving base path's writer lock (``csp_tf.locks``). Blessing checks,
