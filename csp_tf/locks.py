@@ -154,7 +154,8 @@ def _own_record(target: str, purpose: str) -> Dict[str, Any]:
     now = time.time()
     return {"pid": os.getpid(), "host": socket.gethostname(), "purpose": purpose,
             "target": os.path.abspath(target) if "://" not in target else target,
-            "started": _dt.datetime.fromtimestamp(now, _dt.timezone.utc).isoformat(timespec="seconds"),
+            "started": _dt.datetime.fromtimestamp(now, _dt.timezone.utc).isoformat(
+                timespec="seconds"),
             "started_unix": round(now, 3), "proc_start": _proc_start(os.getpid()),
             "command": " ".join(_command()), "token": uuid.uuid4().hex}
 

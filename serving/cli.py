@@ -105,8 +105,8 @@ def add_serve_parser(subparsers) -> argparse.ArgumentParser:
     serve.add_argument("--max-workers", type=int, default=32,
                        help="RPC worker threads (default %(default)s)")
     serve.add_argument("--max-concurrent-rpcs", type=int, default=0,
-                       help="RPCs admitted at once, running or queued; beyond it RESOURCE_EXHAUSTED "
-                            "at once (default 0: twice --max-workers)")
+                       help="RPCs admitted at once, running or queued; beyond it "
+                            "RESOURCE_EXHAUSTED at once (default 0: twice --max-workers)")
     serve.add_argument("--max-request-bytes", type=int, default=contract.DEV_MAX_REQUEST_BYTES,
                        help="larger requests are INVALID_ARGUMENT naming the limit, 0 for no "
                             "limit (default %(default)s)")

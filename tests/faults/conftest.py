@@ -27,7 +27,8 @@ class SmallFs:
 
     @staticmethod
     def fill(path: str, leave_bytes: int) -> str:
-        """Writes a filler file so that about ``leave_bytes`` stay free on ``path``'s file system."""
+        """Writes a filler file so that about ``leave_bytes`` stay free on ``path``'s file
+        system."""
         st = os.statvfs(path)
         free = st.f_bavail * st.f_frsize
         filler = os.path.join(path, ".filler")

@@ -32,7 +32,8 @@ def _model():
 
 def _prior(version_dir: str) -> np.ndarray:
     loaded = tf.saved_model.load(version_dir)
-    return loaded.signatures["location_prior"](lon_lat=tf.constant(LON_LAT))["probabilities"].numpy()
+    prior = loaded.signatures["location_prior"](lon_lat=tf.constant(LON_LAT))
+    return prior["probabilities"].numpy()
 
 
 def _entries(base: str) -> list:
