@@ -1,4 +1,4 @@
-"""Frozen image backbone for ingest: image files -> feature vectors, as a batched Beam DoFn.
+"""Frozen image backbone for ingest: image files -> feature vectors, a batch at a time.
 
 A backbone is either a ``keras.applications`` architecture name (``MobileNetV3Small``,
 ``ResNet50``, ...; built with ``include_top=False, pooling="avg"``) or the path of a user
@@ -20,11 +20,10 @@ put any rescaling inside the model).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+import json
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
-import apache_beam as beam
 import numpy as np
-from apache_beam import pvalue
 from apache_beam.metrics import Metrics
 
 from csp_tf.data import validation
@@ -54,7 +53,6 @@ WEIGHTS_HELP = (
     "pass --backbone-weights with a local weights file saved from the same architecture and "
     "image size (model.save_weights('x.weights.h5')), 'imagenet' to let Keras download its "
     "ImageNet weights (needs network access), or 'random' for seeded random weights (tests only)")
-REJECTED = "rejected"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,17 +143,13 @@ def decode_image(data: bytes, image_size: int) -> np.ndarray:
     return image.numpy()
 
 
-class EmbedImagesFn(beam.DoFn):
+class ImageEmbedder:
     """Batches of records with ``image_path`` -> records with ``features`` from the backbone.
 
-    Input: a list of records (from ``beam.BatchElements``). Outputs:
-      * main: each record with ``features`` (float32 [F]) filled in;
-      * ``REJECTED``: dead-letter records for images that cannot be read or decoded.
-
-    ``setup`` loads the model once per worker; each batch is one forward pass.
+    ``embed(records)`` returns (records with ``features`` (float32 [F]) filled in, dead-letter
+    ``(reason, line)`` pairs for images that cannot be read or decoded). The model loads once,
+    on the first batch; each batch is one forward pass.
     """
-
-    OUTPUT_TAG_REJECTED = REJECTED
 
     def __init__(self, spec: BackboneSpec) -> None:
         self._spec = spec
@@ -163,41 +157,46 @@ class EmbedImagesFn(beam.DoFn):
         self._preprocess = None
         self._embedded = Metrics.counter("csp_tf.ingest", "images_embedded")
 
-    def setup(self) -> None:
+    def _load(self) -> None:
         import tensorflow as tf
 
         model, self._preprocess = load_backbone(self._spec)
         size = self._spec.image_size
-        # One trace for every batch size BatchElements picks (predict_on_batch retraces per size).
+        # One trace for every batch size (predict_on_batch retraces per size).
         self._forward = tf.function(lambda x: model(x, training=False), input_signature=[
             tf.TensorSpec([None, size, size, 3], tf.float32)])
 
-    def process(self, batch: List[Dict[str, Any]]) -> Iterable[Any]:
-        good, images = [], []
+    def embed(self, batch: List[Dict[str, Any]]) -> Tuple[List[Dict[str, Any]], List[Tuple[str, str]]]:
+        good, images, rejected = [], [], []
         for record in batch:
             try:
                 image = decode_image(_read_bytes(record["image_path"]), self._spec.image_size)
             except (OSError, ValueError) as exc:  # OSError: not read; ValueError: not decoded
                 reason = "image_unreadable" if isinstance(exc, OSError) else "image_undecodable"
-                yield _reject(record, reason, f"{record['image_path']}: {exc}")
+                rejected.append(_reject(record, reason, f"{record['image_path']}: {exc}"))
                 continue
             good.append(record)
             images.append(image)
         if not good:
-            return
+            return [], rejected
+        if self._forward is None:
+            self._load()
         pixels = self._preprocess(np.stack(images).astype(np.float32))
         features = np.asarray(self._forward(np.asarray(pixels, np.float32)), dtype=np.float32)
         self._embedded.inc(len(good))
+        out = []
         for record, vector in zip(good, features):
             if not np.all(np.isfinite(vector)):
-                yield _reject(record, "not_finite", "the backbone produced NaN/inf features")
+                rejected.append(_reject(record, "not_finite", "the backbone produced NaN/inf features"))
                 continue
-            yield {**record, "features": vector}
+            out.append({**record, "features": vector})
+        return out, rejected
 
 
-def _reject(record: Dict[str, Any], reason: str, detail: str) -> pvalue.TaggedOutput:
-    return pvalue.TaggedOutput(REJECTED, validation.rejection(
-        record["raw"], "image_path", reason, record["source"], detail))
+def _reject(record: Dict[str, Any], reason: str, detail: str) -> Tuple[str, str]:
+    line = json.dumps(validation.rejection(record["raw"], "image_path", reason, record["source"],
+                                           detail), sort_keys=True)
+    return reason, line
 
 
 def _read_bytes(path: str) -> bytes:

@@ -1,20 +1,25 @@
 """Beam ingest: manifests (CSV / JSONL / Parquet) -> gzip TFRecord shards per split + dead letter.
 
-    manifests ─ Read ─ ParseAndValidate ─┬─ (image rows) BatchElements ─ EmbedImages ─┐
-                                         │                                          ├─ DedupeIds ─ AssignSplit
-                                         └─ (feature rows) ─────────────────────────┘        │
-          pretrain / val / test ── Encode ── WriteShards (by id)   train ── GroupByKey(label) ─ RankWithinClass
-          every rejection ── dead_letter/rejected-*.jsonl           counts ── summary.json, metadata.json
-          every written row ── FeatureStats (mean, std) ── metadata.json feature_stats
+    manifest ranges ─ Read[fmt]: parse, validate ─┬─ (image rows) EmbedImages ─┐
+      (4 MB each)     rows by bucket of the id    │                            ├─ GroupByBucket ─ SettleBuckets
+                                                  └────────────────────────────┘   (duplicate ids, splits)
+          train ids ─ GroupByClass ─ RankWithinClass ─┐        labels ─ Vocabulary ─┐
+          kept rows, rejections ──────────────────────┴─ GroupByShard ─ WriteShards ┴─ GroupStats ─ WriteStats
+                                         (shard k of every split + its dead letter)   (_ingest_stats/)
 
-Every row that is read ends in exactly one place: a split or the dead letter, so
-``rows_in == sum(rows_out) + sum(rejected)`` (checked after the run). Known problems are tagged
-outputs of the DoFns (``validation.REASONS``); anything unexpected is caught per row by
-``ParDo.with_exception_handling`` and dead-lettered as ``unexpected_error``, so one odd row never
-stops a long job. The layout written is the data-root contract of docs/architecture.md.
+Bucket k (``stable_hash("shard", id) % num_shards``) is shard k of every split, so one grouping
+by bucket both drops duplicate ids and gathers each shard's rows. Elements are batches, not
+rows (``ingest_transforms``), and the work is ``ingest_rows``, which benchmarks/ingest_limit.py
+also runs without Beam. Every row that is read ends in exactly one place: a split or the dead
+letter, so ``rows_in == sum(rows_out) + sum(rejected)`` (checked after the run). Known problems
+are dead-lettered with their reason (``validation.REASONS``); anything unexpected on a row is
+dead-lettered as ``unexpected_error``, so one odd row never stops a long job. The layout
+written is the data-root contract of docs/architecture.md; the same manifest and shard count
+give the same bytes on any runner.
 
 Runs on the DirectRunner with 2 worker processes by default; any Beam option passes through
-(``--runner=DataflowRunner --project=... --region=... --temp_location=gs://...``), see docs/data.md.
+(``--runner=DataflowRunner --project=... --region=... --temp_location=gs://...``, or Beam's
+DaskRunner with ``--dask_client_address=...``), see docs/pipeline.md.
 
 Failures say what, where and what to do (docs/reliability.md): damaged manifests and a bad
 output path are found before the pipeline starts (``manifests.check_manifest``,
@@ -26,8 +31,8 @@ a failed or killed ingest leaves the previous data root as it was.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
-import json
 import logging
 import re
 import time
@@ -39,17 +44,15 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from csp_tf import diskspace, locks
-from csp_tf import features as fk
 from csp_tf.data import splits
 from csp_tf.data.errors import DataError, first_line as _first_line
-from csp_tf.data.manifests import ManifestFile, ReadManifests, find_manifests
-from csp_tf.data.outputs import (SHARD_SUFFIX, STATS_DIR, discard_staging,
-                                 prepare_staging, publish, query_counters, write_outputs)
+from csp_tf.data import ingest_rows
+from csp_tf.data.manifests import READ_BUNDLE_BYTES, ManifestFile, find_manifests
+from csp_tf.data.outputs import (discard_staging, prepare_staging, publish, query_counters,
+                                 write_outputs)
 from csp_tf.data.ingest_transforms import (
-    CLASS_COUNTS, REJECTED, UNEXPECTED, DeadLetterFn, EncodeFn, FeatureStatsFn, KeepFirstFn,
-    ParseAndValidateFn, RankWithinClassFn, WriteShardFn, _class_stat, _key_by_id, _key_by_label,
-    _key_by_shard, _label_of, _no_backbone, _rejected_stat, _route_images, _split_index, _stat,
-    assign_split, unexpected_rejection)
+    IMAGES, LABELS, LABELS_KEY, RANK, ROWS, STATS, WRITE, EmbedImagesFn, RankClassFn,
+    ReadAndParseFn, SettleBucketFn, VocabularyFn, WriteBucketFn, WriteStatsFn, select)
 
 LOG = logging.getLogger("csp_tf.data.ingest")
 
@@ -58,6 +61,8 @@ LOG = logging.getLogger("csp_tf.data.ingest")
 DEFAULT_BEAM_ARGS = ("--runner=DirectRunner", "--direct_num_workers=2",
                      "--direct_running_mode=multi_processing")
 IN_PROCESS_BEAM_ARGS = ("--direct_num_workers=1", "--direct_running_mode=in_memory")
+# Beam's DaskRunner (apache_beam.runners.dask.dask_runner.DaskRunner, or just DaskRunner).
+DASK_RUNNER = "DaskRunner"
 
 # ----- the public entry point -------------------------------------------------------------------
 def run_ingest(manifest: Union[str, Sequence[str]], output_dir: str, feature_dim: int,
@@ -163,10 +168,24 @@ def disk_full_error(exc: BaseException, staging: str, output_dir: str) -> Option
 
 # ----- inputs and options -----------------------------------------------------------------------
 def make_pipeline_options(beam_args: Optional[Sequence[str]], in_process: bool) -> PipelineOptions:
-    """DirectRunner defaults + user Beam args (later ones win); DataError on bad options."""
+    """User Beam args over the defaults; DataError on bad options.
+
+    The DirectRunner defaults (and ``in_process``) apply only when the runner is the
+    DirectRunner: another runner rejects or ignores ``--direct_*`` options. For the DaskRunner
+    its options (``--dask_client_address`` ...) are registered here, and only they may be
+    given (``dask_pipeline_options``).
+    """
     user = [str(a) for a in (beam_args or [])]
-    options = PipelineOptions([*DEFAULT_BEAM_ARGS, *(IN_PROCESS_BEAM_ARGS if in_process else ()),
-                               *user])
+    runner = runner_name(user)
+    direct = runner is None or runner.split(".")[-1] in ("DirectRunner", "BundleBasedDirectRunner",
+                                                          "SwitchingDirectRunner")
+    if in_process and not direct:
+        raise DataError(f"--in-process runs the DirectRunner in this process; drop it to run on "
+                        f"--runner={runner}")
+    if is_dask(runner):
+        _register_dask_options()
+    defaults = [*DEFAULT_BEAM_ARGS, *(IN_PROCESS_BEAM_ARGS if in_process else ())] if direct else []
+    options = PipelineOptions([*defaults, *user])
     try:
         known = options.get_all_options(retain_unknown_options=False)
         with_unknown = options.get_all_options(retain_unknown_options=True)
@@ -176,7 +195,53 @@ def make_pipeline_options(beam_args: Optional[Sequence[str]], in_process: bool) 
     unknown = sorted(set(with_unknown) - set(known))
     if unknown:
         raise DataError(f"unknown Beam option(s): {', '.join('--' + u for u in unknown)}")
+    if is_dask(runner):
+        dask_pipeline_options(options)  # refuses options the DaskRunner cannot take
     return options
+
+
+def runner_name(args: Sequence[str]) -> Optional[str]:
+    """The ``--runner`` of Beam args (the last one given), or None."""
+    name = None
+    for i, arg in enumerate(args):
+        if arg.startswith("--runner="):
+            name = arg.split("=", 1)[1]
+        elif arg == "--runner" and i + 1 < len(args):
+            name = args[i + 1]
+    return name
+
+
+def is_dask(runner: Optional[str]) -> bool:
+    return bool(runner) and runner.split(".")[-1] == DASK_RUNNER
+
+
+def _register_dask_options() -> None:
+    try:  # importing the module registers DaskOptions with PipelineOptions
+        import apache_beam.runners.dask.dask_runner  # noqa: F401
+    except ImportError as exc:
+        raise DataError(f"--runner=DaskRunner needs dask and distributed ({_first_line(exc)}): "
+                        f"install them from requirements/lock.txt (scripts/install.sh)") from None
+
+
+def dask_pipeline_options(options: PipelineOptions) -> PipelineOptions:
+    """The options a Beam 2.59 DaskRunner is run with: its own (``--dask_*``) only.
+
+    That runner passes every option that differs from its default, ``--runner`` included, to
+    ``dask.distributed.Client(**options)``, which refuses the unknown ones; so the pipeline gets
+    the runner as an object and only the Dask options. Any other option is a DataError here,
+    before the run, naming it.
+    """
+    from apache_beam.runners.dask.dask_runner import DaskOptions
+
+    given = options.get_all_options(drop_default=True)
+    parser = argparse.ArgumentParser(add_help=False)
+    DaskOptions._add_argparse_args(parser)  # noqa: SLF001 - the runner's own option list
+    flags = {action.dest: action.option_strings[0] for action in parser._actions}  # noqa: SLF001
+    other = sorted(k for k in given if k not in flags and k != "runner")
+    if other:
+        raise DataError(f"the DaskRunner takes only its --dask_* options; drop "
+                        f"{', '.join('--' + k for k in other)}")
+    return PipelineOptions([f"{flags[k]}={v}" for k, v in sorted(given.items()) if k in flags])
 
 
 def _check_class_names(class_names: Optional[Sequence[str]]) -> Optional[List[str]]:
@@ -194,14 +259,24 @@ def _check_class_names(class_names: Optional[Sequence[str]]) -> Optional[List[st
 def _run_pipeline(options: PipelineOptions, manifests: Sequence[ManifestFile], staging: str,
                   feature_dim: int, vocabulary: Optional[List[str]], fractions: Sequence[float],
                   num_shards: int, spec, check_duplicate_ids: bool, batch_size: int):
-    pipeline = beam.Pipeline(options=options)
+    dask = is_dask(options.get_all_options().get("runner"))
+    if dask:  # see dask_pipeline_options
+        from apache_beam.runners.dask.dask_runner import DaskRunner
+
+        pipeline = beam.Pipeline(runner=DaskRunner(), options=dask_pipeline_options(options))
+    else:
+        pipeline = beam.Pipeline(options=options)
     build_pipeline(pipeline, manifests, staging, feature_dim, vocabulary, fractions,
                    num_shards, spec, check_duplicate_ids, batch_size)
+    result = None
     try:
         result = pipeline.run()
         state = result.wait_until_finish()
     except Exception as exc:
         raise explain_pipeline_error(exc, manifests) from exc
+    finally:
+        if dask and result is not None:
+            result.client.close()  # the runner opens a client per run and never closes it
     if str(state) not in ("DONE", "PipelineState.DONE"):
         raise DataError(f"the Beam pipeline ended in state {state}; see the runner's log, fix the "
                         f"cause and run again")
@@ -279,91 +354,69 @@ def build_pipeline(pipeline: beam.Pipeline, manifests: Sequence[ManifestFile], o
                    feature_dim: int, vocabulary: Optional[List[str]],
                    fractions: Sequence[float], num_shards: int, spec, check_duplicate_ids: bool,
                    batch_size: int = 32) -> None:
-    """Adds the ingest transforms to ``pipeline`` (separate from running it, for tests)."""
-    raw = pipeline | "ReadManifests" >> ReadManifests(manifests)
-    checked = raw | "ParseAndValidate" >> beam.ParDo(
-        ParseAndValidateFn({m.path: m.header for m in manifests}, feature_dim,
-                           frozenset(vocabulary) if vocabulary is not None else None)
-    ).with_exception_handling(main_tag="valid", dead_letter_tag=UNEXPECTED)
-    rejected = [checked[REJECTED], checked[UNEXPECTED] | "UnexpectedParse" >> beam.Map(unexpected_rejection)]
+    """Adds the ingest transforms to ``pipeline`` (separate from running it, for tests).
 
-    with_features, needs_image = checked["valid"] | "RouteImages" >> beam.Partition(_route_images, 2)
+    Elements are batches and every step is a plain ParDo, GroupByKey or Flatten
+    (``ingest_transforms``); bucket k of ``num_shards`` buckets is shard k of every split.
+    """
+    buckets = num_shards or auto_num_shards(manifests)
+    headers = {m.path: m.header for m in manifests}
+    given = frozenset(vocabulary) if vocabulary is not None else None
+    parsed = []
+    for fmt in ("csv", "jsonl", "parquet"):
+        parts = [part for m in manifests if m.fmt == fmt
+                 for part in ingest_rows.plan_ranges(fmt, m.path, _size(m.path), READ_BUNDLE_BYTES)]
+        if parts:
+            parsed.append(pipeline
+                          | f"Ranges[{fmt}]" >> beam.Create(parts)
+                          | f"Read[{fmt}]" >> beam.ParDo(ReadAndParseFn(
+                              headers, feature_dim, given, buckets, spec is not None, batch_size)))
+    read = _flatten(parsed, "AllRows")
+    produced = [read]
     if spec is not None:
-        from csp_tf.data.backbone import EmbedImagesFn
+        produced.append(read
+                        | "ImageRows" >> beam.FlatMap(select, IMAGES)
+                        | "EmbedImages" >> beam.ParDo(EmbedImagesFn(spec, buckets)))
+    rows = _flatten(produced, "WithImages")
 
-        embedded = (needs_image
-                    | "BatchImages" >> beam.BatchElements(min_batch_size=1, max_batch_size=batch_size)
-                    | "EmbedImages" >> beam.ParDo(EmbedImagesFn(spec)).with_outputs(REJECTED, main="embedded"))
-        rejected.append(embedded[REJECTED])
-        records = (with_features, embedded["embedded"]) | "JoinImages" >> beam.Flatten()
-    else:
-        rejected.append(needs_image | "NoBackbone" >> beam.Map(_no_backbone))
-        records = with_features
+    settled = (rows
+               | "Rows" >> beam.FlatMap(select, ROWS)
+               | "GroupByBucket" >> beam.GroupByKey()
+               | "SettleBuckets" >> beam.ParDo(SettleBucketFn(
+                   headers, fractions, check_duplicate_ids, buckets, vocabulary is None)))
+    ranks = (settled
+             | "TrainIds" >> beam.FlatMap(select, RANK)
+             | "GroupByClass" >> beam.GroupByKey()
+             | "RankWithinClass" >> beam.ParDo(RankClassFn(buckets)))
+    vocab = ((settled | "Labels" >> beam.FlatMap(select, LABELS),
+              pipeline | "NoLabels" >> beam.Create([(LABELS_KEY, [])]))
+             | "AllLabels" >> beam.Flatten()
+             | "GroupLabels" >> beam.GroupByKey()
+             | "Vocabulary" >> beam.ParDo(VocabularyFn(vocabulary, buckets)))
 
-    if check_duplicate_ids:
-        deduped = (records
-                   | "KeyById" >> beam.Map(_key_by_id)
-                   | "GroupById" >> beam.GroupByKey()
-                   | "DedupeIds" >> beam.ParDo(KeepFirstFn()).with_outputs(REJECTED, main="unique"))
-        rejected.append(deduped[REJECTED])
-        records = deduped["unique"]
+    steps = {"Read": rows, "Settle": settled, "Rank": ranks, "Vocabulary": vocab}
+    written = (tuple(pc | f"ToWrite[{name}]" >> beam.FlatMap(select, WRITE) for name, pc in steps.items())
+               | "AllToWrite" >> beam.Flatten()
+               | "GroupByShard" >> beam.GroupByKey()
+               | "WriteShards" >> beam.ParDo(WriteBucketFn(output_dir, buckets)))
+    steps["Write"] = written
+    (tuple(pc | f"ToStats[{name}]" >> beam.FlatMap(select, STATS)
+           for name, pc in steps.items() if name != "Settle")
+     | "AllStats" >> beam.Flatten()
+     | "GroupStats" >> beam.GroupByKey()
+     | "WriteStats" >> beam.ParDo(WriteStatsFn(output_dir)))
 
-    (records
-     | "FeatureStats" >> beam.CombineGlobally(FeatureStatsFn())
-     | "StatsToJson" >> beam.Map(json.dumps)
-     | "WriteFeatureStats" >> beam.io.WriteToText(
-         FileSystems.join(output_dir, STATS_DIR, "feature_stats"), file_name_suffix=".json",
-         num_shards=1))
-    by_split = (records
-                | "AssignSplit" >> beam.Map(assign_split, fractions)
-                | "PartitionSplits" >> beam.Partition(_split_index, len(fk.SPLITS)))
-    ranked = (by_split[fk.SPLITS.index("train")]
-              | "KeyByLabel" >> beam.Map(_key_by_label)
-              | "GroupByLabel" >> beam.GroupByKey()
-              | "RankWithinClass" >> beam.ParDo(RankWithinClassFn()).with_outputs(CLASS_COUNTS, main="ranked"))
 
-    if vocabulary is None:
-        vocab = (records
-                 | "Labels" >> beam.FlatMap(_label_of)
-                 | "DistinctLabels" >> beam.Distinct()
-                 | "CollectLabels" >> beam.combiners.ToList()
-                 | "SortLabels" >> beam.Map(sorted))
-    else:
-        vocab = pipeline | "GivenLabels" >> beam.Create([list(vocabulary)])
-    vocab_view = beam.pvalue.AsSingleton(vocab)
+def _flatten(pcolls: Sequence[beam.PCollection], label: str) -> beam.PCollection:
+    """Flatten, or the one PCollection itself (the DaskRunner's Flatten needs two or more)."""
+    return pcolls[0] if len(pcolls) == 1 else tuple(pcolls) | label >> beam.Flatten()
 
-    stats = [raw | "CountIn" >> beam.Map(_stat, "rows_in"),
-             ranked[CLASS_COUNTS] | "ClassCountStats" >> beam.Map(_class_stat)]
-    for split in fk.SPLITS:
-        split_records = ranked["ranked"] if split == "train" else by_split[fk.SPLITS.index(split)]
-        encoded = split_records | f"Encode[{split}]" >> beam.ParDo(EncodeFn(split), vocab_view)
-        if num_shards:  # rows -> shards and their order from the row id: same bytes every run
-            shard_keys = pipeline | f"ShardKeys[{split}]" >> beam.Create(
-                [(k, None) for k in range(num_shards)])  # every shard written, empty ones too
-            ((encoded | f"KeyByShard[{split}]" >> beam.Map(_key_by_shard, num_shards),
-              shard_keys)
-             | f"AllShards[{split}]" >> beam.Flatten()
-             | f"GroupShards[{split}]" >> beam.GroupByKey()
-             | f"Write[{split}]" >> beam.ParDo(WriteShardFn(
-                 FileSystems.join(output_dir, split), num_shards)))
-        else:
-            (encoded | f"Values[{split}]" >> beam.Values()
-             | f"Write[{split}]" >> beam.io.WriteToTFRecord(
-                 FileSystems.join(output_dir, split, "part"), file_name_suffix=SHARD_SUFFIX,
-                 compression_type=CompressionTypes.GZIP))
-        stats.append(encoded | f"CountOut[{split}]" >> beam.Map(_stat, f"rows_out/{split}"))
 
-    dead = tuple(rejected) | "AllRejected" >> beam.Flatten()
-    (dead | "DeadLetterJson" >> beam.ParDo(DeadLetterFn())
-     | "WriteDeadLetter" >> beam.io.WriteToText(
-         FileSystems.join(output_dir, "dead_letter", "rejected"), file_name_suffix=".jsonl"))
-    stats.append(dead | "CountRejected" >> beam.Map(_rejected_stat))
+def auto_num_shards(manifests: Sequence[ManifestFile]) -> int:
+    """Shards per split when none are asked for: one per ``AUTO_SHARD_BYTES`` of manifest."""
+    total = sum(max(_size(m.path), 0) for m in manifests)
+    return int(min(ingest_rows.MAX_AUTO_SHARDS, max(1, -(-total // ingest_rows.AUTO_SHARD_BYTES))))
 
-    (tuple(stats) | "AllStats" >> beam.Flatten()
-     | "SumStats" >> beam.CombinePerKey(sum)
-     | "StatsJson" >> beam.Map(json.dumps)
-     | "WriteStats" >> beam.io.WriteToText(FileSystems.join(output_dir, STATS_DIR, "counts"),
-                                           file_name_suffix=".jsonl", num_shards=1))
-    (vocab | "VocabJson" >> beam.Map(json.dumps)
-     | "WriteVocab" >> beam.io.WriteToText(FileSystems.join(output_dir, STATS_DIR, "vocabulary"),
-                                           file_name_suffix=".json", num_shards=1))
+
+def _size(path: str) -> int:
+    return FileSystems.match([path])[0].metadata_list[0].size_in_bytes

@@ -1,282 +1,242 @@
-"""The Beam transforms of the ingest (``csp_tf.data.ingest.build_pipeline`` wires them).
+"""The Beam steps of the ingest (``csp_tf.data.ingest.build_pipeline`` wires them): thin DoFns
+around ``csp_tf.data.ingest_rows``, which does the work on batches of rows.
 
-Each DoFn does one step of a row's way from a manifest line to a TFRecord shard or the dead
-letter: parse and validate, drop duplicate ids, rank within its class (nested label subsets),
-encode, write a shard, write a rejection. Known problems leave as ``REJECTED`` tagged outputs
-with the field and the reason (``validation.REASONS``); the small functions at the end are the
-keys and routes between the steps.
+Every element is a batch (a read range's rows of one bucket, a bucket's kept rows, a class's
+ids), so Beam's per-element cost is paid per batch, not per row. The steps use only what every
+Beam runner runs the same way: ``Create``, single-output ``ParDo`` / ``Map`` / ``FlatMap``
+whose ``process`` does all the work (no side inputs, no tagged outputs, no ``setup`` or bundle
+methods), ``GroupByKey`` and ``Flatten``. Beam 2.59's ``DaskRunner`` runs nothing else
+correctly: it hands a side input to the DoFn as an unresolved placeholder, sends every tagged
+output (and so ``Partition`` and ``with_exception_handling``) to every consumer, and never
+calls ``setup`` / ``start_bundle`` / ``finish_bundle`` (which Beam's file sinks need). So a step
+emits ``(kind, key, value)`` triples and ``select`` picks one kind for the next step.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import posixpath
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
-
-import numpy as np
+import collections
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import apache_beam as beam
-from apache_beam import pvalue
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from csp_tf import features as fk
-from csp_tf.data import regions, splits, validation
-from csp_tf.data.outputs import NAMESPACE, SHARD_SUFFIX
-from csp_tf.data.schema import encode_example
+from csp_tf.data import ingest_rows as rows
+from csp_tf.data import validation
+from csp_tf.data.outputs import NAMESPACE
 
-REJECTED = "rejected"
-UNEXPECTED = "unexpected"
-CLASS_COUNTS = "class_counts"
+# What a step emits: (kind, key, value); ``select(kind)`` turns the triples of one kind into
+# the (key, value) pairs a GroupByKey takes.
+ROWS, IMAGES, DEAD, STATS, WRITE, RANK, LABELS = "rows", "images", "dead", "stats", "write", "rank", "labels"
+VOCAB_KEY = "vocabulary"
+# Every grouping key is an int: Beam 2.59's DaskRunner partitions groups by Python's hash(),
+# which is salted per process for str, so a str key's values would be split between workers.
+STATS_KEY = LABELS_KEY = 0
+
+Triple = Tuple[str, Any, Any]
 
 
-class ParseAndValidateFn(beam.DoFn):
-    """Raw rows -> validated records (``validation.validate_row``).
+def select(triple: Triple, kind: str) -> Iterator[Tuple[Any, Any]]:
+    if triple[0] == kind:
+        yield triple[1], triple[2]
 
-    Outputs:
-      * main: a record dict (id, lon, lat, label, features or image_path, raw, source);
-      * ``REJECTED``: a dead-letter dict for each row failing a check.
+
+class ReadAndParseFn(beam.DoFn):
+    """A read range -> its rows parsed and validated, batched by bucket.
+
+    Emits ``(ROWS, bucket, packed records)`` (``ingest_rows.pack``), ``(IMAGES, None, [records])`` (rows whose features a
+    backbone must compute), ``(WRITE, bucket, (DEAD, [rejections]))`` and
+    ``(STATS, STATS_KEY, (STATS, {"rows_in": n}))``. A failure to read the file itself (not
+    a row) fails the step, whose name says which format (``explain_pipeline_error``).
     """
 
-    OUTPUT_TAG_REJECTED = REJECTED
-
-    def __init__(self, headers: Dict[str, Tuple[str, ...]], feature_dim: int,
-                 vocabulary: Optional[frozenset]) -> None:
-        self._headers = headers
-        self._feature_dim = feature_dim
-        self._vocabulary = vocabulary
+    def __init__(self, headers: Mapping[str, Sequence[str]], feature_dim: int,
+                 vocabulary: Optional[frozenset], num_buckets: int, has_backbone: bool,
+                 image_batch: int) -> None:
+        self._parser = rows.RowParser(headers, feature_dim, vocabulary)
+        self._num_buckets = num_buckets
+        self._has_backbone = has_backbone
+        self._image_batch = max(1, image_batch)
         self._rows_in = Metrics.counter(NAMESPACE, "rows_in")
 
-    def process(self, element: Tuple[str, str, Any]) -> Iterable[Any]:
-        fmt, source, payload = element
-        self._rows_in.inc()
-        raw: Any = payload
-        try:
-            if fmt in ("csv", "jsonl"):
-                raw = validation.decode_line(payload)  # lines arrive as bytes (manifests.py)
-            if fmt == "csv":
-                raw = validation.parse_csv_line(raw, self._headers[source])
-            elif fmt == "jsonl":
-                raw = validation.parse_json_line(raw)
-            base_dir = posixpath.dirname(source) if "://" in source else os.path.dirname(source)
-            record = validation.validate_row(raw, self._feature_dim, self._vocabulary, base_dir)
-        except validation.RowError as err:
-            yield pvalue.TaggedOutput(REJECTED, validation.rejection(raw, err.field, err.reason,
-                                                                     source, err.detail))
-            return
-        record["raw"] = raw
-        record["source"] = source
-        yield record
+    def process(self, part: rows.ReadRange) -> Iterator[Triple]:
+        by_bucket: Dict[int, List[rows.Record]] = collections.defaultdict(list)
+        images: List[rows.Record] = []
+        rejected: List[rows.Rejection] = []
+        n = 0
+        for payload in rows.read_range(part):
+            n += 1
+            record, rejection = self._parser.parse(part.fmt, part.path, payload)
+            if rejection is not None:
+                rejected.append(rejection)
+            elif record["features"] is None:
+                if self._has_backbone:
+                    images.append(record)
+                else:
+                    rejected.append(rows.dead_letter_line(validation.rejection(
+                        self._parser.raw_of(record), "image_path", "no_backbone", record["source"],
+                        "the row has an image_path but the ingest has no --backbone")))
+            else:
+                by_bucket[rows.bucket_of(record["id"], self._num_buckets)].append(record)
+        self._rows_in.inc(n)
+        for bucket, batch in sorted(by_bucket.items()):
+            for chunk in rows.chunks(batch):
+                yield ROWS, bucket, rows.pack(chunk)
+        for chunk in rows.chunks(images, self._image_batch):
+            yield IMAGES, None, chunk
+        yield from dead_letter(rejected, self._num_buckets)
+        yield STATS, STATS_KEY, (STATS, {"rows_in": n})
 
 
-class KeepFirstFn(beam.DoFn):
-    """``(id, [records])`` -> the first record in a stable order; the others are rejected.
+def dead_letter(rejected: Sequence[rows.Rejection], num_buckets: int) -> Iterator[Triple]:
+    """Rejections -> ``(WRITE, bucket, (DEAD, [...]))``, spread over the buckets by line."""
+    by_bucket: Dict[int, List[rows.Rejection]] = collections.defaultdict(list)
+    for rejection in rejected:
+        by_bucket[rows.dead_letter_bucket(rejection[1], num_buckets)].append(rejection)
+    for bucket, batch in sorted(by_bucket.items()):
+        yield WRITE, bucket, (DEAD, batch)
 
-    The order is (source file, canonical JSON of the raw row), so the kept row does not
-    depend on the runner's bundle order.
+
+class EmbedImagesFn(beam.DoFn):
+    """A batch of image rows -> ``(ROWS, bucket, packed records)`` with features from the backbone,
+    and dead letters for images that cannot be read or decoded (``backbone.ImageEmbedder``;
+    the model loads on the first batch a worker sees)."""
+
+    def __init__(self, spec, num_buckets: int) -> None:
+        self._spec = spec
+        self._num_buckets = num_buckets
+        self._embedder = None
+
+    def process(self, element: Tuple[Any, List[rows.Record]]) -> Iterator[Triple]:
+        from csp_tf.data.backbone import ImageEmbedder
+
+        if self._embedder is None:
+            self._embedder = ImageEmbedder(self._spec)
+        good, rejected = self._embedder.embed(element[1])
+        by_bucket: Dict[int, List[rows.Record]] = collections.defaultdict(list)
+        for record in good:
+            by_bucket[rows.bucket_of(record["id"], self._num_buckets)].append(record)
+        for bucket, batch in sorted(by_bucket.items()):
+            yield ROWS, bucket, rows.pack(batch)
+        yield from dead_letter(rejected, self._num_buckets)
+
+
+class SettleBucketFn(beam.DoFn):
+    """``(bucket, [packed records, ...])`` -> the bucket's kept rows, its train ids by class and its
+    labels (``ingest_rows.settle_bucket``); duplicates go to the dead letter.
+
+    Emits ``(WRITE, bucket, (ROWS, packed records))``, ``(RANK, class key, (label, [ids]))``,
+    ``(LABELS, LABELS_KEY, [labels])`` (when the vocabulary is collected) and dead letters.
     """
 
-    OUTPUT_TAG_REJECTED = REJECTED
+    def __init__(self, headers: Mapping[str, Sequence[str]], fractions: Sequence[float],
+                 check_duplicate_ids: bool, num_buckets: int, collect_labels: bool) -> None:
+        self._parser = rows.RowParser(headers, 1, None)  # only re-reads raw rows
+        self._fractions = tuple(fractions)
+        self._check = check_duplicate_ids
+        self._num_buckets = num_buckets
+        self._collect_labels = collect_labels
 
-    def process(self, element: Tuple[str, Iterable[Dict[str, Any]]]) -> Iterable[Any]:
-        _, group = element
-        group = list(group)
-        if len(group) == 1:  # the common case: no need for the (costly) stable order
-            yield group[0]
-            return
-        ordered = sorted(group, key=_stable_row_key)
-        yield ordered[0]
-        for record in ordered[1:]:
-            yield pvalue.TaggedOutput(REJECTED, validation.rejection(
-                record["raw"], "id", "duplicate_id", record["source"],
-                f"id {record['id']!r} already used by a row of {ordered[0]['source']}"))
-
-
-class RankWithinClassFn(beam.DoFn):
-    """``(label, [train records])`` -> records with ``class_rank`` and ``class_count``.
-
-    Outputs: main, the ranked records; ``CLASS_COUNTS``: one ``(label, n_c)`` per class.
-    A class's records are held in memory together (thousands of rows: fine for iNat-sized data).
-    """
-
-    OUTPUT_TAG_CLASS_COUNTS = CLASS_COUNTS
-
-    def process(self, element: Tuple[str, Iterable[Dict[str, Any]]]) -> Iterable[Any]:
-        label, group = element
-        by_id = {record["id"]: record for record in group}
-        order = splits.rank_order(by_id)
-        for rank, row_id in enumerate(order):
-            yield {**by_id[row_id], "class_rank": rank, "class_count": len(order)}
-        yield pvalue.TaggedOutput(CLASS_COUNTS, (label, len(order)))
+    def process(self, element: Tuple[int, Iterable[bytes]]) -> Iterator[Triple]:
+        bucket, batches = element
+        kept, rejected = rows.settle_bucket((r for batch in batches for r in rows.unpack(batch)),
+                                            self._fractions, self._check, self._parser.raw_of)
+        for chunk in rows.chunks(kept):
+            yield WRITE, bucket, (ROWS, rows.pack(chunk))
+        for label, ids in sorted(rows.rank_keys(kept).items()):
+            yield RANK, rows.class_key(label), (label, ids)
+        if self._collect_labels:
+            yield LABELS, LABELS_KEY, sorted({r["label"] for r in kept if r["label"] is not None})
+        yield from dead_letter(rejected, self._num_buckets)
 
 
-class EncodeFn(beam.DoFn):
-    """Records of one split -> serialized tf.Example (side input: the class vocabulary)."""
+class RankClassFn(beam.DoFn):
+    """``(class key, [(label, [ids]), ...])`` -> each train row's (class_rank, class_count), sent
+    to its bucket as ``(WRITE, bucket, ("ranks", [(id, rank, count)]))``, and the class's count.
+    (Labels whose keys collide share a group and are ranked apart.)"""
 
-    def __init__(self, split: str) -> None:
-        self._split = split
-        self._counter = Metrics.counter(NAMESPACE, f"rows_out.{split}")
-        self._index: Optional[Dict[str, int]] = None
-        self._vocab_key: Optional[int] = None
+    def __init__(self, num_buckets: int) -> None:
+        self._num_buckets = num_buckets
 
-    def process(self, record: Dict[str, Any], vocabulary: List[str]) -> Iterable[Tuple[str, bytes]]:
-        if self._vocab_key != id(vocabulary):
-            self._index = {name: i for i, name in enumerate(vocabulary)}
-            self._vocab_key = id(vocabulary)
-        label = record["label"]
-        example = {
-            fk.ID: record["id"], fk.LON: record["lon"], fk.LAT: record["lat"],
-            fk.IMAGE_FEATURES: record["features"],
-            fk.LABEL: self._index[label] if label is not None else fk.UNLABELED,
-            fk.CLASS_RANK: record.get("class_rank", -1),
-            fk.CLASS_COUNT: record.get("class_count", 0),
-            fk.REGION: record["region"],
-            fk.LABEL_SUBSET: record.get("subset") if record.get("subset") is not None else fk.NO_SUBSET,
-        }
-        self._counter.inc()
-        yield record["id"], encode_example(example)
+    def process(self, element: Tuple[int, Iterable[Tuple[str, List[str]]]]) -> Iterator[Triple]:
+        by_label: Dict[str, List[str]] = collections.defaultdict(list)
+        for label, ids in element[1]:
+            by_label[label].extend(ids)
+        for label, ids in sorted(by_label.items()):
+            count, ranked = rows.rank_class(ids)
+            by_bucket: Dict[int, List[Tuple[str, int, int]]] = collections.defaultdict(list)
+            for row_id, rank in ranked:
+                by_bucket[rows.bucket_of(row_id, self._num_buckets)].append((row_id, rank, count))
+            for bucket, batch in sorted(by_bucket.items()):
+                for chunk in rows.chunks(batch):
+                    yield WRITE, bucket, ("ranks", chunk)
+            yield STATS, STATS_KEY, (STATS, {f"train_class/{label}": count})
 
 
-def _key_by_shard(id_and_example: Tuple[str, bytes], num_shards: int) -> Tuple[int, Tuple[str, bytes]]:
-    return splits.stable_hash("shard", id_and_example[0]) % num_shards, id_and_example
+class VocabularyFn(beam.DoFn):
+    """``(LABELS_KEY, [[labels], ...])`` -> the class vocabulary (the given one, else the sorted
+    labels of the kept rows), sent to every bucket's writer and to the statistics."""
+
+    def __init__(self, given: Optional[Sequence[str]], num_buckets: int) -> None:
+        self._given = list(given) if given is not None else None
+        self._num_buckets = num_buckets
+
+    def process(self, element: Tuple[str, Iterable[List[str]]]) -> Iterator[Triple]:
+        names = self._given if self._given is not None else sorted(
+            {label for labels in element[1] for label in labels})
+        for bucket in range(self._num_buckets):  # every shard is written, empty ones too
+            yield WRITE, bucket, (VOCAB_KEY, names)
+        yield STATS, STATS_KEY, (VOCAB_KEY, names)
 
 
-class WriteShardFn(beam.DoFn):
-    """(shard index, [(id, serialized example)]) -> ``part-0000k-of-0000n.tfrecord.gz``, rows in
-    ``stable_hash("order", id)`` order. Beam's WriteToTFRecord assigns rows to shards at random,
-    so a re-run of the same manifest wrote different files, and a streamed pre-training epoch
-    (files in order, a finite shuffle buffer) saw different batches; this writes the same bytes."""
+class WriteBucketFn(beam.DoFn):
+    """``(bucket, [(kind, value), ...])`` -> shard ``bucket`` of every split and its dead-letter
+    file (``ingest_rows.write_bucket``); emits the bucket's statistics."""
 
-    def __init__(self, split_dir: str, num_shards: int) -> None:
-        self._split_dir, self._num_shards = split_dir, num_shards
+    def __init__(self, out_dir: str, num_buckets: int) -> None:
+        self._out_dir = out_dir
+        self._num_buckets = num_buckets
 
-    def process(self, shard: Tuple[int, Iterable[Optional[Tuple[str, bytes]]]]) -> Iterable[str]:
-        import tensorflow as tf
-
-        index, rows = shard
-        rows = sorted((r for r in rows if r is not None),
-                      key=lambda r: (splits.stable_hash("order", r[0]), r[0]))
-        path = FileSystems.join(self._split_dir,
-                                f"part-{index:05d}-of-{self._num_shards:05d}{SHARD_SUFFIX}")
-        tf.io.gfile.makedirs(self._split_dir)
-        with tf.io.TFRecordWriter(path, tf.io.TFRecordOptions(compression_type="GZIP")) as writer:
-            for _, example in rows:
-                writer.write(example)
-        yield path
-
-
-class DeadLetterFn(beam.DoFn):
-    """Dead-letter dicts -> JSON lines, counting each reason as a Beam metric."""
-
-    def process(self, rejection: Dict[str, Any]) -> Iterable[str]:
-        Metrics.counter(NAMESPACE, f"rejected.{rejection['reason']}").inc()
-        yield json.dumps(rejection, sort_keys=True)
-
-
-def assign_split(record: Dict[str, Any], fractions: Sequence[float]) -> Dict[str, Any]:
-    """Keeps what the TFRecord needs, adding ``split`` (the manifest's, else a hash of the id),
-    ``subset`` (the manifest's label subset, kept for train rows only) and ``region``.
-
-    The raw row is dropped here: after de-duplication no row can be rejected any more, and
-    not carrying it halves what the class-rank GroupByKey moves.
-    """
-    split = splits.assign_split(record["id"], record["label"] is not None, fractions,
-                                given=record.get("split"))
-    return {"id": record["id"], "lon": record["lon"], "lat": record["lat"],
-            "label": record["label"], "features": record["features"], "split": split,
-            "subset": record.get("subset") if split == "train" else None,
-            "region": regions.region_of(record["lon"], record["lat"])}
+    def process(self, element: Tuple[int, Iterable[Tuple[str, Any]]]) -> Iterator[Triple]:
+        bucket, parts = element
+        kept: List[rows.Record] = []
+        ranks: Dict[str, Tuple[int, int]] = {}
+        rejected: List[rows.Rejection] = []
+        vocabulary: List[str] = []
+        for kind, value in parts:
+            if kind == ROWS:
+                kept.extend(rows.unpack(value))
+            elif kind == "ranks":
+                ranks.update((row_id, (rank, count)) for row_id, rank, count in value)
+            elif kind == DEAD:
+                rejected.extend(value)
+            elif kind == VOCAB_KEY:
+                vocabulary = value
+        stats = rows.write_bucket(self._out_dir, bucket, self._num_buckets, kept, ranks,
+                                  vocabulary, rejected)
+        for key, n in stats["counts"].items():
+            if n:
+                name = key.replace("/", ".")  # rows_out.<split>, rejected.<reason>
+                Metrics.counter(NAMESPACE, name).inc(n)
+        yield STATS, STATS_KEY, ("bucket", stats)
 
 
-class FeatureStatsFn(beam.CombineFn):
-    """Per-dimension mean and population std of ``image_features`` over every written row.
+class WriteStatsFn(beam.DoFn):
+    """``(STATS_KEY, [(kind, value), ...])`` -> the ``_ingest_stats`` files (``write_stats``)."""
 
-    Accumulator ``(n, mean, m2)`` in float64, merged with Chan et al.'s parallel update, so
-    neither a large mean nor many rows cancel digits (a raw sum of squares would). The std is
-    floored at ``STD_FLOOR`` so a constant dimension never divides by zero downstream.
-    """
+    def __init__(self, out_dir: str) -> None:
+        self._out_dir = out_dir
 
-    def create_accumulator(self):
-        return 0, None, None
-
-    def add_input(self, acc, record: Dict[str, Any]):
-        x = np.asarray(record["features"], dtype=np.float64)
-        return _chan_merge(acc, (1, x, np.zeros_like(x)))
-
-    def merge_accumulators(self, accumulators):
-        out = self.create_accumulator()
-        for acc in accumulators:
-            out = _chan_merge(out, acc)
-        return out
-
-    def extract_output(self, acc) -> Dict[str, Any]:
-        n, mean, m2 = acc
-        if not n:
-            return {"count": 0, "mean": None, "std": None, "std_floor": STD_FLOOR}
-        std = np.maximum(np.sqrt(m2 / n), STD_FLOOR)
-        return {"count": int(n), "mean": [float(v) for v in mean], "std": [float(v) for v in std],
-                "std_floor": STD_FLOOR}
-
-
-STD_FLOOR = 1e-6
-
-
-def _chan_merge(a, b):
-    (na, ma, qa), (nb, mb, qb) = a, b
-    if not nb:
-        return a
-    if not na:
-        return nb, np.array(mb, dtype=np.float64), np.array(qb, dtype=np.float64)
-    n = na + nb
-    delta = mb - ma
-    return n, ma + delta * (nb / n), qa + qb + delta * delta * (na * nb / n)
-
-
-def unexpected_rejection(bad: Tuple[Any, Tuple[Any, str, Any]]) -> Dict[str, Any]:
-    """``with_exception_handling``'s (element, (type, repr, traceback)) -> dead-letter dict."""
-    element, (_, message, _) = bad
-    fmt, source, payload = element
-    return validation.rejection(payload, "<row>", "unexpected_error", source, message)
-
-
-# ----- small helpers used as Beam callables (module level: picklable by reference) -----------
-def _route_images(record: Dict[str, Any], num_partitions: int) -> int:
-    return 0 if record["features"] is not None else 1
-
-
-def _no_backbone(record: Dict[str, Any]) -> Dict[str, Any]:
-    return validation.rejection(record["raw"], "image_path", "no_backbone", record["source"],
-                                "the row has an image_path but the ingest has no --backbone")
-
-
-def _key_by_id(record: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
-    return record["id"], record
-
-
-def _key_by_label(record: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
-    return record["label"], record
-
-
-def _label_of(record: Dict[str, Any]) -> List[str]:
-    return [record["label"]] if record["label"] is not None else []
-
-
-def _split_index(record: Dict[str, Any], num_partitions: int) -> int:
-    return fk.SPLITS.index(record["split"])
-
-
-def _stable_row_key(record: Dict[str, Any]) -> Tuple[str, str]:
-    return record["source"], json.dumps(validation.jsonable(record["raw"]), sort_keys=True)
-
-
-def _stat(_: Any, key: str) -> Tuple[str, int]:
-    return key, 1
-
-
-def _class_stat(label_count: Tuple[str, int]) -> Tuple[str, int]:
-    return f"train_class/{label_count[0]}", label_count[1]
-
-
-def _rejected_stat(rejection: Dict[str, Any]) -> Tuple[str, int]:
-    return f"rejected/{rejection['reason']}", 1
+    def process(self, element: Tuple[str, Iterable[Tuple[str, Any]]]) -> Iterator[str]:
+        counts: Dict[str, int] = {}
+        buckets: List[Dict[str, Any]] = []
+        vocabulary: List[str] = []
+        for kind, value in element[1]:
+            if kind == STATS:
+                for key, n in value.items():
+                    counts[key] = counts.get(key, 0) + n
+            elif kind == "bucket":
+                buckets.append(value)
+            elif kind == VOCAB_KEY:
+                vocabulary = value
+        rows.write_stats(self._out_dir, buckets, counts, vocabulary)
+        yield self._out_dir

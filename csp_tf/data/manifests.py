@@ -1,5 +1,5 @@
 """Manifest files: which formats exist, how a path or glob becomes a list of files, and the
-Beam transform that reads them into ``(format, source_path, payload)`` elements.
+checks that run before the pipeline (``csp_tf.data.ingest_rows`` reads them, in ranges).
 
 Whole-file damage is caught here, before the pipeline, and named: a truncated or corrupt gzip
 manifest (Beam's text source stops quietly at a cut gzip stream, losing rows without a trace),
@@ -12,10 +12,8 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import zlib
-from typing import Any, List, Sequence, Tuple, Union
+from typing import List, Sequence, Tuple, Union
 
-import apache_beam as beam
-from apache_beam.coders import BytesCoder
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
@@ -139,48 +137,3 @@ def _csv_header(path: str) -> Tuple[str, ...]:
         raise DataError(f"manifest {path!r}: {exc}; rename or drop the extra one") from None
     _check_columns(path, header, "CSV header")
     return header
-
-
-class ReadManifests(beam.PTransform):
-    """Manifest files -> ``(format, source_path, payload)``: a text line or a Parquet row dict.
-
-    CSV and JSONL are read line by line as bytes (splittable; one row per line, headers
-    skipped, blank lines ignored; decoding is per row, so a non-UTF-8 byte dead-letters one
-    row, not the job); Parquet row groups become row dicts.
-    """
-
-    def __init__(self, manifests: Sequence[ManifestFile]) -> None:
-        super().__init__()
-        self._manifests = list(manifests)
-
-    def expand(self, pbegin):
-        parts = []
-        for fmt in ("csv", "jsonl", "parquet"):
-            paths = [m.path for m in self._manifests if m.fmt == fmt]
-            if not paths:
-                continue
-            files = pbegin | f"Files[{fmt}]" >> beam.Create(paths)
-            if fmt == "parquet":
-                rows = files | f"Read[{fmt}]" >> beam.io.ReadAllFromParquet(
-                    with_filename=True, desired_bundle_size=READ_BUNDLE_BYTES)
-            else:
-                rows = (files
-                        | f"Read[{fmt}]" >> beam.io.ReadAllFromText(
-                            skip_header_lines=1 if fmt == "csv" else 0, with_filename=True,
-                            desired_bundle_size=READ_BUNDLE_BYTES, coder=BytesCoder())
-                        | f"NonBlank[{fmt}]" >> beam.Filter(_non_blank))
-            parts.append(rows | f"Tag[{fmt}]" >> beam.Map(_tag_format, fmt))
-        if not parts:
-            return pbegin | "NoManifests" >> beam.Create([])
-        return tuple(parts) | "AllRows" >> beam.Flatten()
-
-
-def _tag_format(element: Tuple[str, Any], fmt: str) -> Tuple[str, str, Any]:
-    source, payload = element
-    return fmt, source, payload
-
-
-def _non_blank(element: Tuple[str, str]) -> bool:
-    return bool(element[1].strip())
-
-

@@ -17,6 +17,7 @@ Keys come from ``csp_tf.features``; this module owns their types and shapes:
 
 from __future__ import annotations
 
+import struct
 from typing import Any, Dict, Mapping
 
 import numpy as np
@@ -39,20 +40,21 @@ def encode_example(record: Mapping[str, Any]) -> bytes:
     ``tests/csp_tf/data/test_data_schema.py`` checks the bytes with ``tf.io.parse_example`` and
     ``tf.train.Example``.
     """
-    features = np.ascontiguousarray(record[fk.IMAGE_FEATURES], dtype="<f4").ravel()
-    floats = np.asarray([record[fk.LON], record[fk.LAT],
-                         record.get(fk.LABEL_SUBSET, fk.NO_SUBSET)], dtype="<f4").tobytes()
+    features = np.ascontiguousarray(record[fk.IMAGE_FEATURES], dtype="<f4").ravel().tobytes()
+    floats = _THREE_FLOATS.pack(record[fk.LON], record[fk.LAT],  # float32, rounded as numpy does
+                                record.get(fk.LABEL_SUBSET, fk.NO_SUBSET))
     # Features.feature is map<string, Feature>: each entry is a message {1: key, 2: value}.
+    # Entries of a fixed length are a constant prefix and their packed value.
     body = b"".join((
         _entry(fk.ID, _bytes_feature(str(record[fk.ID]).encode("utf-8"))),
-        _entry(fk.LON, _FLOAT_ONE + floats[:4]),
-        _entry(fk.LAT, _FLOAT_ONE + floats[4:8]),
-        _entry(fk.IMAGE_FEATURES, _float_feature(features.tobytes())),
-        _entry(fk.LABEL, _int64_feature(record.get(fk.LABEL, fk.UNLABELED))),
-        _entry(fk.CLASS_RANK, _int64_feature(record.get(fk.CLASS_RANK, -1))),
-        _entry(fk.CLASS_COUNT, _int64_feature(record.get(fk.CLASS_COUNT, 0))),
+        _FLOAT_ENTRY[fk.LON], floats[:4],
+        _FLOAT_ENTRY[fk.LAT], floats[4:8],
+        _float_list_prefix(len(features)), features,
+        _int64_entry(fk.LABEL, record.get(fk.LABEL, fk.UNLABELED)),
+        _int64_entry(fk.CLASS_RANK, record.get(fk.CLASS_RANK, -1)),
+        _int64_entry(fk.CLASS_COUNT, record.get(fk.CLASS_COUNT, 0)),
         _entry(fk.REGION, _bytes_feature(str(record.get(fk.REGION, "")).encode("utf-8"))),
-        _entry(fk.LABEL_SUBSET, _FLOAT_ONE + floats[8:]),
+        _FLOAT_ENTRY[fk.LABEL_SUBSET], floats[8:],
     ))
     return _TAG_1 + _varint(len(body)) + body  # Example.features = 1
 
@@ -97,6 +99,30 @@ def _int64_feature(value: int) -> bytes:
 _KEYS = {key: _ld(_TAG_1, key.encode("utf-8")) for key in (
     fk.ID, fk.LON, fk.LAT, fk.IMAGE_FEATURES, fk.LABEL, fk.CLASS_RANK, fk.CLASS_COUNT, fk.REGION,
     fk.LABEL_SUBSET)}
+_THREE_FLOATS = struct.Struct("<fff")
+# the bytes of a one-float entry before its 4 value bytes
+_FLOAT_ENTRY = {key: _entry(key, _FLOAT_ONE + bytes(4))[:-4] for key in (fk.LON, fk.LAT, fk.LABEL_SUBSET)}
+_CACHE: Dict[Any, bytes] = {}
+
+
+def _float_list_prefix(nbytes: int) -> bytes:
+    """The bytes of the image_features entry before its ``nbytes`` packed float bytes."""
+    prefix = _CACHE.get(("features", nbytes))
+    if prefix is None:
+        prefix = _entry(fk.IMAGE_FEATURES, _float_feature(bytes(nbytes)))[:-nbytes or None]
+        _CACHE[("features", nbytes)] = prefix
+    return prefix
+
+
+def _int64_entry(key: str, value: int) -> bytes:
+    """An int64 entry; the common small values are cached."""
+    value = int(value)
+    if -1 <= value < 1024:
+        cached = _CACHE.get((key, value))
+        if cached is None:
+            cached = _CACHE[(key, value)] = _entry(key, _int64_feature(value))
+        return cached
+    return _entry(key, _int64_feature(value))
 
 
 def feature_spec(feature_dim: int) -> Dict[str, Any]:

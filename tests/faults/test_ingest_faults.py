@@ -262,12 +262,6 @@ def test_truncated_parquet_is_a_clear_error_before_the_pipeline(tmp_path):
 
 
 # ----- kill the ingest mid-run and rerun ------------------------------------------------------------
-def _beam_temp_dirs(base) -> list:
-    """Beam's sink temp directories (``beam-temp-*``) anywhere under ``base``: once they exist,
-    the pipeline is writing."""
-    return [d for parent, dirs, _ in os.walk(base) for d in dirs if d.startswith("beam-temp")]
-
-
 def _ingest_cmd(manifest: str, root: str) -> list:
     return [sys.executable, "-m", "csp_tf.data.cli", "ingest", "--manifest", manifest, "--out", root,
             "--feature-dim", "8", "--num-shards", "2", "--in-process", "--overwrite"]
@@ -286,9 +280,9 @@ def test_kill_mid_run_then_rerun_gives_the_same_output_without_duplicates(tmp_pa
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 120
-        while not _beam_temp_dirs(tmp_path) and proc.poll() is None and time.time() < deadline:
+        while not _siblings(root) and proc.poll() is None and time.time() < deadline:
             time.sleep(0.05)
-        time.sleep(0.3)  # the sinks are open: the Beam run is under way
+        time.sleep(0.3)  # the staging directory exists: the Beam run is under way
         assert proc.poll() is None, "the ingest finished before it could be killed"
         os.killpg(proc.pid, signal.SIGKILL)
     finally:
