@@ -16,6 +16,9 @@ ingest swaps whole directories by rename). It is taken in three steps:
    across hosts) holds it while its heartbeat is fresh: the holder touches the file every
    ``ttl_s / 4`` seconds, and a record not refreshed for ``ttl_s`` seconds is stale;
 3. the winner writes its own record and keeps the file open (and locked) until it is done.
+   Where the file system has no ``flock`` (some FUSE mounts), step 2 alone decides, and the
+   winner re-reads the file a moment later: of two simultaneous writers, the one whose record
+   did not stay is refused.
 
 A stale lock (holder dead on this host, or silent for ``ttl_s``) is taken over with a log line
 saying whose it was. Object stores (``gs://...``) have no such primitive: their targets are not
@@ -42,6 +45,10 @@ from typing import Any, Dict, Iterator, Optional
 log = logging.getLogger("csp_tf.locks")
 
 DEFAULT_TTL_S = 600.0  # a record silent this long (10 heartbeats missed) is stale
+# flock errors of file systems without it (FUSE, NFS without a lock manager): fall back to the
+# holder record's rules, then check after _SETTLE_S that our record is the one that stayed.
+_NO_FLOCK = (errno.ENOLCK, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL)
+_SETTLE_S = 0.2
 LOCK_SUFFIX = ".lock"
 
 
@@ -119,15 +126,20 @@ def acquire(target: str, purpose: str, ttl_s: float = DEFAULT_TTL_S) -> WriterLo
     os.makedirs(os.path.dirname(path), exist_ok=True)
     for _ in range(10):  # the holder may unlink the file between our open and our flock
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        flocked = True
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
-            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            if exc.errno in _NO_FLOCK:  # e.g. a FUSE mount: the record's rules alone decide
+                flocked = False
+                log.debug("%s: flock unavailable (%s); using the holder record only", path, exc)
+            elif exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                holder = _read_record(fd)
+                os.close(fd)
+                raise _held(target, path, holder) from None
+            else:
                 os.close(fd)
                 raise
-            holder = _read_record(fd)
-            os.close(fd)
-            raise _held(target, path, holder) from None
         if not _same_file(fd, path):
             os.close(fd)
             continue
@@ -140,6 +152,12 @@ def acquire(target: str, purpose: str, ttl_s: float = DEFAULT_TTL_S) -> WriterLo
                         holder.get("purpose", "?"), holder.get("pid"), holder.get("host"),
                         holder.get("started"))
         _write_record(fd, record)
+        if not flocked:  # two writers may have raced: the record that stayed wins
+            time.sleep(_SETTLE_S)
+            current = _read_record(fd)
+            if not current or current.get("token") != record["token"]:
+                os.close(fd)
+                raise _held(target, path, current)
         lock = WriterLock(target, path, record, fd, threading.Event())
         lock._thread = threading.Thread(target=_heartbeat, args=(path, lock._stop, ttl_s / 4),
                                         name=f"lock-heartbeat-{os.path.basename(path)}",

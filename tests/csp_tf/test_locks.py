@@ -113,3 +113,25 @@ def test_the_holder_refreshes_its_heartbeat(tmp_path):
 def test_object_store_targets_are_not_locked(tmp_path):
     with writer_lock("gs://bucket/data", "csp-tf ingest") as lock:
         assert lock.path is None
+
+
+def test_without_flock_the_holder_record_alone_decides(tmp_path, monkeypatch):
+    """A file system whose flock fails (ENOLCK: NFS without a lock manager, some FUSE mounts):
+    a live holder's record still refuses a second writer; a dead one's is taken over."""
+    import errno
+    import fcntl
+
+    def no_flock(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    target = str(tmp_path / "root")
+    parent_start = locks._proc_start(os.getppid())
+    _write_record(target, pid=os.getppid(), proc_start=parent_start)
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    with pytest.raises(LockHeldError, match=f"pid {os.getppid()}"):
+        acquire(target, "csp-tf training")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    _write_record(target, pid=dead.pid)
+    with writer_lock(target, "csp-tf training") as lock:
+        assert json.load(open(lock.path))["token"] == lock.record["token"]
