@@ -8,8 +8,10 @@ the kNN draws (docs/results.md, "The network alone against the kNN"). The val pi
 real ``places`` countries (2° at 1 %, 1° at 5 %, 0.25° at 100 %) sit at about
 ``SCALE_PER_SPACING`` times the median distance from a labeled place to its nearest labeled
 neighbour (0.60°, 0.22°, 0.049°), so ``auto`` sets λ_min to that multiple, snapped to the
-scales ``csp-tf tune`` searches. More labels also want more updates: ``auto`` raises
-``finetune.epochs`` to at least ``MIN_EPOCHS``.
+scales ``csp-tf tune`` searches. The length follows the rows: ``auto`` sets
+``finetune.min_steps`` to ``MIN_STEPS`` and raises ``finetune.epochs`` to at least
+``MIN_EPOCHS``, so a small subset runs 750 steps and a large one 30 epochs (the val picks at
+1 %, 5 % and 100 %; 1500 steps at 5 % overfit a little).
 
 ``fixed`` (the default) leaves the config as written. The rule is a pure function of the
 labeled locations (:func:`resolve_capacity`); ``csp-tf finetune`` and ``csp-tf experiment``
@@ -30,7 +32,8 @@ CAPACITY_MODES = ("fixed", "auto")
 SCALE_PER_SPACING = 4.0
 # The finest scales the rule may pick (degrees): those ``csp-tf tune`` searches.
 SCALE_GRID: Sequence[float] = (0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
-# At least this many fine-tuning epochs (the val pick at 100 % on countries).
+# Fine-tuning length: at least this many steps and epochs (the val picks on countries).
+MIN_STEPS = 750
 MIN_EPOCHS = 30
 # Encoders whose ``min_radius`` is a length in degrees (Space2Vec, docs/reference.md §2.1); the
 # Sphere2Vec ones take radian multiples and are left as configured.
@@ -61,12 +64,14 @@ def snap_scale(value_deg: float, grid: Sequence[float] = SCALE_GRID) -> float:
 
 def auto_capacity(spacing_deg: float, epochs: int, keep_encoder: bool = False) -> Dict[str, Any]:
     """The dotted overrides ``auto`` applies: the finest scale (unless ``keep_encoder``) and the
-    fine-tuning epochs (never fewer than configured; 0, no location model, stays 0)."""
+    fine-tuning length (``min_steps`` set, epochs never fewer than configured; 0 epochs, no
+    location model, stays 0)."""
     out: Dict[str, Any] = {}
     if not keep_encoder:
         out["location_encoder.position.min_radius"] = snap_scale(SCALE_PER_SPACING * spacing_deg)
     if epochs > 0:
         out["finetune.epochs"] = max(int(epochs), MIN_EPOCHS)
+        out["finetune.min_steps"] = MIN_STEPS
     return out
 
 
@@ -88,4 +93,4 @@ def describe(config) -> str:
     scale = getattr(le.position.options, "min_radius", None)
     return (f"location_encoder.capacity={le.capacity}: "
             + (f"min_radius={scale:g}, " if scale is not None else "")
-            + f"finetune.epochs={ft.epochs}")
+            + f"finetune.epochs={ft.epochs}, finetune.min_steps={ft.min_steps}")

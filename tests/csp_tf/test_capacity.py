@@ -41,14 +41,14 @@ def test_rule_reproduces_the_val_picks_on_places_countries(spacing, scale):
     """The median spacings of the 1 / 5 / 100 % subsets of `places` and the scales val picked."""
     out = capacity.auto_capacity(spacing, epochs=10)
     assert out == {"location_encoder.position.min_radius": scale,
-                   "finetune.epochs": capacity.MIN_EPOCHS}
+                   "finetune.epochs": capacity.MIN_EPOCHS, "finetune.min_steps": 750}
 
 
 def test_rule_never_lowers_epochs_and_leaves_no_location_model_alone():
     assert capacity.auto_capacity(0.1, epochs=80)["finetune.epochs"] == 80
-    assert "finetune.epochs" not in capacity.auto_capacity(0.1, epochs=0)
+    assert capacity.auto_capacity(0.1, epochs=0, keep_encoder=True) == {}
     assert capacity.auto_capacity(0.1, epochs=5, keep_encoder=True) == {
-        "finetune.epochs": capacity.MIN_EPOCHS}
+        "finetune.epochs": capacity.MIN_EPOCHS, "finetune.min_steps": capacity.MIN_STEPS}
 
 
 def test_fixed_leaves_the_config_as_written():
@@ -63,6 +63,7 @@ def test_auto_sets_scale_and_epochs_from_the_labeled_places():
     assert dense.location_encoder.position.min_radius == 0.25
     assert sparse.location_encoder.position.min_radius == 2.0
     assert dense.finetune.epochs == sparse.finetune.epochs == capacity.MIN_EPOCHS
+    assert cfg.finetune.min_steps == 1500 and dense.finetune.min_steps == capacity.MIN_STEPS
     assert cfg.location_encoder.position.min_radius == 1.0  # the input is not changed
     kept = capacity.resolve_capacity(cfg, _equator(0.05), keep_encoder=True)
     assert kept.location_encoder.position.min_radius == 1.0
