@@ -30,6 +30,7 @@ are copied to the artifacts with ``tf.io.gfile``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -189,7 +190,13 @@ def run_stage(fn_args, stage: str, finish: Finish, warmup: bool = True) -> None:
     if stage == "finetune" and fn_args.base_model:
         kwargs["base_model_dir"] = stage_workdir(run_dir, "base")
         copy_stage_files(fn_args.base_model, kwargs["base_model_dir"], ("config.yaml", "checkpoints"))
-    result = getattr(csp_tf.train, stage)(cfg, output_dir=stage_dir, **kwargs)
+    # One Trainer per stage directory (a retried pod while the first still runs is refused,
+    # naming it); only the chief writes there.
+    from csp_tf.locks import writer_lock
+
+    lock = writer_lock(stage_dir, f"TFX {stage} Trainer") if info["chief"] else None
+    with lock or contextlib.nullcontext():
+        result = getattr(csp_tf.train, stage)(cfg, output_dir=stage_dir, **kwargs)
     if not result.completed:
         raise RuntimeError(f"{stage} stopped before its last epoch; its checkpoints are in "
                            f"{stage_dir}, a re-run resumes from them")

@@ -106,3 +106,38 @@ def test_stage_workdir_is_stable_and_maps_gcs_to_its_fuse_mount(tmp_path, monkey
     assert trainer_util.local_path("gs://bucket/run") == str(tmp_path / "gcs" / "bucket" / "run")
     first = trainer_util.stage_workdir("s3://b/run", "stage")
     assert first == trainer_util.stage_workdir("s3://b/run", "stage")  # stable per URI
+
+
+def test_a_second_trainer_on_the_same_stage_dir_is_refused_naming_the_first(
+        examples_artifact, tiny_data_root, tmp_path):
+    """A retried Trainer pod while the first one still trains in ``model_run_dir/stage``:
+    refused naming the first (a real second process holds the stage directory) before any
+    checkpoint is read or written."""
+    import subprocess
+    import sys
+
+    from csp_tf.locks import LockHeldError
+    from csp_tf.train.data_root import DataRoot
+    from tfx_pipeline import trainer_pretrain
+    from tfx_pipeline.trainer_util import make_custom_config
+    from tfx_pipeline.validation import render_schema
+
+    cfg = DataRoot.open(tiny_data_root).configure(tiny_config())
+    schema = render_schema(cfg.data.feature_dim, cfg.data.num_classes, str(tmp_path / "schema"))
+    args = _fn_args(examples_artifact, tmp_path / "run", make_custom_config(cfg.to_dict(), [], "t"),
+                    schema)
+    stage = os.path.join(args.model_run_dir, "stage")
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    hold = ("import sys, time; from csp_tf.locks import acquire; "
+            "acquire(sys.argv[1], 'TFX pretrain Trainer'); print('held', flush=True); "
+            "time.sleep(600)")
+    holder = subprocess.Popen([sys.executable, "-c", hold, stage], cwd=repo, text=True,
+                              env={**os.environ, "PYTHONPATH": repo}, stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(LockHeldError, match=f"TFX pretrain Trainer \\(pid {holder.pid}"):
+            trainer_pretrain.run_fn(args)
+        assert not os.path.exists(os.path.join(stage, "checkpoints"))
+    finally:
+        holder.kill()
+        holder.wait()
