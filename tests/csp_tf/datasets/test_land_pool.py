@@ -151,3 +151,12 @@ def test_ingested_pool_feeds_pretraining_only(pooled, tmp_path):
         assert len(ids) == info["splits"][name] and not any(i.startswith("land") for i in ids)
     with open(tmp_path / "data" / "metadata.json") as f:
         assert json.load(f)["splits"]["pretrain"]["rows"] == POOL
+
+
+def test_control_labels_get_the_same_pool(standin, pooled, tmp_path):
+    cache, srcs = standin
+    out = str(tmp_path / "haze")
+    info = places.build_places(out, cache, srcs, label="haze_peak_month", unlabeled=50,
+                               log=lambda *_: None)
+    assert info["label"] == "haze_peak_month" and info["unlabeled"]["rows"] == 50
+    assert _rows(out)[-50:] == _rows(pooled[0])[-POOL:][:50]  # a prefix of the country build's
