@@ -267,7 +267,7 @@ def _embed_once(encode: Encoder, lon_lat: np.ndarray, cache: Dict[bytes, np.ndar
 # ----- reports ---------------------------------------------------------------------------------
 def markdown_table(result: Mapping[str, object]) -> str:
     tasks = list(result["tasks"])
-    head = ["encoder", "dim"] + [t + (" (R²·100)" if result["tasks"][t]["kind"] == "number"
+    head = ["encoder", "dim"] + [t + (" (100·R²)" if result["tasks"][t]["kind"] == "number"
                                       else " (top-1 %)") for t in tasks] + ["mean", "points/s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, row in result["encoders"].items():
@@ -309,7 +309,7 @@ def plot_result(result: Mapping[str, object], path: str) -> str:
     tasks = list(result["tasks"]) + ["mean"]
     names = list(result["encoders"])
     width = 0.8 / max(len(names), 1)
-    fig, ax = plt.subplots(figsize=(1.6 * len(tasks) + 2, 4))
+    fig, ax = plt.subplots(figsize=(1.6 * len(tasks) + 4, 4))
     for i, name in enumerate(names):
         row = result["encoders"][name]
         vals = [row["tasks"][t]["test"] for t in tasks[:-1]] + [row["mean"]]
@@ -320,7 +320,7 @@ def plot_result(result: Mapping[str, object], path: str) -> str:
                               else "") for t in tasks])
     ax.set_ylabel("test score (top-1 % or 100·R²)")
     ax.set_title("Frozen location encoders, linear probe")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)

@@ -98,6 +98,6 @@ def test_suite_end_to_end_with_a_keras_encoder_and_reports(tasks, tmp_path):
     assert all(os.path.getsize(p) > 0 for p in paths)
     assert paths[-1].endswith(".png")
     table = open(paths[2]).read()
-    assert "| tiny | 8 |" in table and "elevation (R²·100)" in table
+    assert "| tiny | 8 |" in table and "elevation (100·R²)" in table
     with open(paths[1]) as f:
         assert len(list(csv.reader(f))) == 1 + 2 * (len(tasks) + 1)
