@@ -81,7 +81,7 @@ def run_ingest(manifest: Union[str, Sequence[str]], output_dir: str, feature_dim
       feature_dim: F, the image-feature width every row must have.
       class_names: the class vocabulary in index order; rows whose label is not in it are
         rejected (``unknown_label``). None: the sorted distinct labels of the valid rows.
-      num_shards: TFRecord files per split (0: let the runner decide).
+      num_shards: TFRecord files per split (0: one per 64 MB of manifest).
       split_fractions: (train, val, test) fractions of the labeled rows, summing to 1.
       beam_args: Beam pipeline options, e.g. ``["--runner=DataflowRunner", ...]``; they
         override the DirectRunner defaults (2 worker processes).

@@ -1,0 +1,77 @@
+"""The ingest on other Beam runners: which options reach which runner, and Beam's DaskRunner
+against a local dask.distributed cluster of worker processes writing the DirectRunner's data
+root, byte for byte."""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import os
+
+import pytest
+
+from csp_tf.data.errors import DataError
+from csp_tf.data.ingest import dask_pipeline_options, make_pipeline_options, run_ingest
+from csp_tf.data.world import generate_world
+
+DASK = "apache_beam.runners.dask.dask_runner.DaskRunner"
+
+
+def test_direct_options_go_to_the_direct_runner_only():
+    direct = make_pipeline_options([], in_process=False).get_all_options()
+    assert (direct["runner"], direct["direct_num_workers"]) == ("DirectRunner", 2)
+    dask = make_pipeline_options([f"--runner={DASK}", "--dask_client_address=tcp://127.0.0.1:1"],
+                                 in_process=False)
+    given = dask.get_all_options(drop_default=True)
+    assert given == {"runner": DASK, "address": "tcp://127.0.0.1:1"}  # no --direct_* options
+    # the runner passes every non-default option to dask.distributed.Client: only its own
+    assert dask_pipeline_options(dask).get_all_options(drop_default=True) == {"address": "tcp://127.0.0.1:1"}
+
+
+def test_dask_runner_refuses_what_it_cannot_take():
+    with pytest.raises(DataError, match="takes only its --dask_\\* options; drop --save_main_session"):
+        make_pipeline_options(["--runner=DaskRunner", "--save_main_session"], in_process=False)
+    with pytest.raises(DataError, match="--in-process runs the DirectRunner"):
+        make_pipeline_options([f"--runner={DASK}"], in_process=True)
+    with pytest.raises(DataError, match="unknown Beam option.*--dask_nonsense"):
+        make_pipeline_options([f"--runner={DASK}", "--dask_nonsense=1"], in_process=False)
+
+
+def _files(root):
+    """Every shard, dead-letter file and metadata.json of a data root (relative paths)."""
+    out = []
+    for dirpath, _, names in os.walk(root):
+        for name in names:
+            rel = os.path.relpath(os.path.join(dirpath, name), root)
+            if rel.endswith((".tfrecord.gz", ".jsonl")) or rel in ("metadata.json", "labels.txt"):
+                out.append(rel)
+    return sorted(out)
+
+
+@pytest.mark.e2e
+def test_dask_runner_writes_the_direct_runners_data_root(tmp_path):
+    from distributed import Client, LocalCluster
+
+    world = generate_world(str(tmp_path / "world"), "tiny", manifest_format="jsonl", seed=5,
+                           inject_bad_rows=True)
+    # no class names: the vocabulary is collected, which takes the most groupings
+    direct = run_ingest(world["manifest"], str(tmp_path / "direct"), 64, num_shards=3, in_process=True)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=":0") as cluster:  # any free ports
+        with Client(cluster) as client:  # two worker processes, neither of them this one
+            pids = set(client.run(os.getpid).values())
+        assert len(pids) == 2 and os.getpid() not in pids
+        dask = run_ingest(world["manifest"], str(tmp_path / "dask"), 64, num_shards=3,
+                          beam_args=[f"--runner={DASK}",
+                                     f"--dask_client_address={cluster.scheduler_address}"])
+    assert dask["runner"] == DASK
+    for key in ("rows_in", "rows_out", "rejected"):
+        assert dask[key] == direct[key], key
+    assert sum(direct["rejected"].values()) > 0 and direct["rows_out"]["train"] > 0
+    files = _files(str(tmp_path / "direct"))
+    assert files == _files(str(tmp_path / "dask")) and len(files) == 4 * 3 + 3 + 2
+    _, mismatch, errors = filecmp.cmpfiles(str(tmp_path / "direct"), str(tmp_path / "dask"), files,
+                                           shallow=False)
+    assert not mismatch and not errors  # same records per split, dead letter and statistics
+    with open(tmp_path / "dask" / "metadata.json") as f:
+        assert json.load(f)["feature_stats"]["count"] == sum(direct["rows_out"].values())
