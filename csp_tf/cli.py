@@ -91,7 +91,12 @@ def cmd_stage(args) -> int:
 
         base_model = resolve_base(base_model)  # a shipped encoder's name -> its directory
     root = DataRoot.open(args.data_root)
-    cfg = root.configure(load_config(args, base_model))
+    cfg = load_config(args, base_model)
+    if base_model:
+        from csp_tf.train.base_encoder import for_new_data
+
+        cfg = for_new_data(cfg, base_model)  # an encoder dir's data shapes are not this data's
+    cfg = root.configure(cfg)
     section = getattr(cfg, args.stage)
     if getattr(args, "label_ratio", None) is not None:
         section.label_ratio = args.label_ratio

@@ -31,6 +31,17 @@ def is_encoder_dir(path: str) -> bool:
             and not os.path.isdir(os.path.join(path, "checkpoints")))
 
 
+def for_new_data(config: ExperimentConfig, base_dir: str) -> ExperimentConfig:
+    """``config`` with ``data.feature_dim`` / ``num_classes`` left to the data root when the base
+    is an encoder directory: its saved config holds the shapes of the data it was trained on
+    (the shipped ``places``: 38 features, 194 classes), which the encoder itself does not need."""
+    if not is_encoder_dir(base_dir):
+        return config
+    cfg = config.copy()
+    cfg.data.feature_dim = cfg.data.num_classes = 0
+    return cfg
+
+
 def load_base_encoder(model, base_dir: str, config: ExperimentConfig,
                       carry_optimizer_state: bool = False) -> None:
     """Copies the encoder directory's location-encoder weights into ``model``.

@@ -120,3 +120,20 @@ def test_finetune_with_another_encoder_config_is_a_clear_error(exported, root, t
     assert cli.main(["finetune", "--data-root", root, "--out", str(tmp_path / "ft"), "--preset",
                      "demo", "--base-model", exported, "--set", "runtime.progress=false"]) == 2
     assert "this run builds" in capsys.readouterr().err
+
+
+def test_finetune_from_a_shipped_encoder_by_name(root, tmp_path):
+    """`--base-model places`: the shipped encoder's directory, its config (data shapes left to
+    this data root, which has 8 features, not the places set's 38) and its weights."""
+    from csp_tf.models.loading import load_csp_model
+
+    out = str(tmp_path / "ft")
+    assert cli.main(["finetune", "--data-root", root, "--out", out, "--base-model", "places",
+                     "--label-ratio", "0.2", "--epochs", "1", "--set", "finetune.lr=1e-9",
+                     "--set", "runtime.progress=false", "--set", "finetune.min_steps=0",
+                     "--set", "finetune.image_classifier_steps=10",
+                     "--set", "finetune.place_memory=false"]) == 0
+    shipped = pretrained.load_location_encoder("places")
+    x = np.array([[2.35, 48.86], [-70.0, -30.0]], np.float32)
+    np.testing.assert_allclose(load_csp_model(out).location_embedding(x).numpy(),
+                               shipped(x).numpy(), atol=1e-5)  # lr 1e-9: the shipped weights
