@@ -50,6 +50,12 @@ def _ingest_cmds(json_path: str, work: str, quick: bool) -> List[List[str]]:
     return [[PY, os.path.join(REPO, "benchmarks", "ingest.py"), "--out", json_path, *extra]]
 
 
+def _ingest_limit_cmds(json_path: str, work: str, quick: bool) -> List[List[str]]:
+    rows = ["--rows", "100000"] if quick else []
+    return [[PY, os.path.join(REPO, "benchmarks", "ingest_limit.py"), "--out", json_path,
+             "--work-dir", os.path.join(work, "ingest_limit"), *rows]]
+
+
 def _serving_cmds(json_path: str, work: str, quick: bool) -> List[List[str]]:
     extra = ["--duration", "2"] if quick else []
     return [[PY, os.path.join(REPO, "benchmarks", "serving_load.py"), "--out", json_path, *extra]]
@@ -191,6 +197,19 @@ BENCHMARKS: Tuple[Benchmark, ...] = (
               Row("feature width of those records", "parse_step_width.feature_dim", "{:d}")),
         # No "pipeline / wall" ratio: both figures include Beam's start-up, so it could not show it.
         ),
+    Benchmark(
+        "ingest_limit", "Ingest vs its limit: the same work without Beam (benchmarks/ingest_limit.py)",
+        "benchmarks/ingest_limit.py", _ingest_limit_cmds,
+        rows=(Row("manifest rows", "manifest.rows", "{:d}"),
+              Row("manifest size (MB, JSONL, 128 features a row)", "manifest.mb", "{:.0f}"),
+              Row("limit: rows/s (one process, no Beam)", "limit.rows_per_s", "{:.0f}"),
+              Row("limit: MB/s", "limit.mb_per_s", "{:.2f}"),
+              Row("ingest: rows/s (DirectRunner defaults, wall)", "ingest.rows_per_s", "{:.0f}"),
+              Row("ingest: MB/s", "ingest.mb_per_s", "{:.2f}"),
+              Row("same shards, dead letter and metadata", "same_output", None)),
+        ratios=(Row("ingest rows/s / limit rows/s", "ratio_ingest_over_limit",
+                    note="goal: at least 0.5 on 2 cores"),),
+        note="`--quick` runs 10^5 rows instead of 10^6."),
     Benchmark(
         "serving_load", "Serving: gRPC vs in-process (benchmarks/serving_load.py)",
         "benchmarks/serving_load.py", _serving_cmds,
