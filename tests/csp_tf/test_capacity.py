@@ -41,11 +41,14 @@ def test_rule_reproduces_the_val_picks_on_places_countries(spacing, scale):
     """The median spacings of the 1 / 5 / 100 % subsets of `places` and the scales val picked."""
     out = capacity.auto_capacity(spacing, epochs=10)
     assert out == {"location_encoder.position.min_radius": scale,
+                   "location_encoder.hidden_dim": 512, "location_encoder.dropout": 0.0,
+                   "location_encoder.fcnet_dropout": 0.0,
                    "finetune.epochs": capacity.MIN_EPOCHS, "finetune.min_steps": 750}
 
 
-def test_rule_never_lowers_epochs_and_leaves_no_location_model_alone():
+def test_rule_never_lowers_epochs_or_width_and_leaves_no_location_model_alone():
     assert capacity.auto_capacity(0.1, epochs=80)["finetune.epochs"] == 80
+    assert capacity.auto_capacity(0.1, epochs=8, hidden_dim=1024)["location_encoder.hidden_dim"] == 1024
     assert capacity.auto_capacity(0.1, epochs=0, keep_encoder=True) == {}
     assert capacity.auto_capacity(0.1, epochs=5, keep_encoder=True) == {
         "finetune.epochs": capacity.MIN_EPOCHS, "finetune.min_steps": capacity.MIN_STEPS}
@@ -70,12 +73,23 @@ def test_auto_sets_scale_and_epochs_from_the_labeled_places():
     assert kept.finetune.epochs == capacity.MIN_EPOCHS
 
 
+def test_auto_widens_and_drops_dropout_unless_the_encoder_is_kept():
+    demo = get_preset("demo").override({"location_encoder.capacity": "auto"})
+    assert (demo.location_encoder.hidden_dim, demo.location_encoder.dropout) == (256, 0.5)
+    out = capacity.resolve_capacity(demo, _equator(0.25))
+    le = out.location_encoder
+    assert (le.hidden_dim, le.dropout, le.fcnet_dropout, le.position.min_radius) == (512, 0.0, 0.0, 1.0)
+    kept = capacity.resolve_capacity(demo, None, keep_encoder=True).location_encoder
+    assert (kept.hidden_dim, kept.dropout, kept.position.min_radius) == (256, 0.5, 0.1)
+
+
 def test_auto_leaves_radian_scaled_encoders_alone():
     cfg = get_preset("places").override({"location_encoder.capacity": "auto",
                                          "location_encoder.position.type": "sphereM+",
                                          "location_encoder.position.min_radius": 0.001})
-    out = capacity.resolve_capacity(cfg, _equator(0.05))
+    out = capacity.resolve_capacity(cfg, None)  # no spacing is measured
     assert out.location_encoder.position.min_radius == 0.001
+    assert out.location_encoder.dropout == 0.0
     assert out.finetune.epochs == capacity.MIN_EPOCHS
 
 

@@ -35,6 +35,8 @@ def test_auto_capacity_is_resolved_per_cell(tiny_world, tmp_path):
     sup, csp = saved("sup_grid"), saved("csp")
     assert sup.location_encoder.position.min_radius == want
     assert sup.finetune.epochs == csp.finetune.epochs == capacity.MIN_EPOCHS
-    # fine-tuned from the pre-trained encoder: the scale it was pre-trained at
+    assert (sup.location_encoder.hidden_dim, sup.location_encoder.dropout) == (512, 0.0)
+    # fine-tuned from the pre-trained encoder: the network and scale it was pre-trained with
     assert csp.location_encoder.position.min_radius == base.location_encoder.position.min_radius
+    assert csp.location_encoder.hidden_dim == base.location_encoder.hidden_dim == 32
     assert sum("capacity=auto" in line for line in lines) == 2
