@@ -49,8 +49,8 @@ class LocationEncoderConfig(ConfigNode):
     (hexagridcell's Linear → act → dropout head, §2.6).
     ``capacity``: ``fixed`` builds and trains what the config says; ``auto`` sets the finest
     scale and the fine-tuning epochs of each fine-tuning stage from its labeled places
-    (``csp_tf.capacity``: λ_min ≈ 4× their median nearest-neighbour distance; ≥ 750 steps and
-    ≥ 30 epochs).
+    (``csp_tf.capacity``: λ_min ≈ 4× their median nearest-neighbour distance; ≥ 512 wide, no
+    dropout; ≥ 750 steps and ≥ 30 epochs).
     """
 
     position: PositionEncoderConfig = field(default_factory=PositionEncoderConfig)
