@@ -3,8 +3,10 @@
 A step is a pure function of (weights, batch, step number): dropout masks and random negative
 locations come from stateless seeds derived from (run seed, stage, step, replica), so runs are
 reproducible, resume to the exact same trajectory and compile with XLA (``jit_compile``).
-The forward passes and gradients are XLA-compiled; the optimizer update runs outside the
-compiled cluster so it composes with every ``tf.distribute`` strategy.
+The forward passes and gradients are XLA-compiled. Under the default (one-device) strategy the
+optimizer update is compiled into the same cluster (Adam's per-variable element-wise updates
+fused, no TF op per term); under any other strategy it runs outside, where ``tf.distribute``
+needs it (all-reduce, per-replica variables).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Callable, Dict, List, Sequence, Tuple
 
 import keras
 import tensorflow as tf
+from tensorflow.python.distribute import distribute_lib
 
 from csp_tf import losses
 from csp_tf.configs import FinetuneConfig, PretrainConfig
@@ -206,8 +209,13 @@ class TrainStep:
         # _noinline: the forward/backward graph is optimised (Grappler) on its own, as one unit,
         # so a call of N steps runs the same kernels as N calls (bit-for-bit the same weights);
         # inlined, Grappler's rewrites across the unrolled steps change float rounding.
-        self.grads_fn = tf.function(self._loss_and_grads, jit_compile=jit_compile,
-                                    experimental_attributes={"_noinline": True})
+        # The update joins the compiled cluster only under the default strategy: elsewhere
+        # tf.distribute must all-reduce the gradients and update mirrored variables itself.
+        self.update_in_cluster = bool(jit_compile) and (
+            strategy is distribute_lib._get_default_strategy())  # noqa: SLF001 (no public test)
+        self.grads_fn = tf.function(
+            self._loss_grads_and_update if self.update_in_cluster else self._loss_and_grads,
+            jit_compile=jit_compile, experimental_attributes={"_noinline": True})
         if getattr(loss_fn, "collective", False) and strategy.num_replicas_in_sync > 1:
             # A loss with a collective (the all-gather of cross-replica negatives) calls
             # merge_call, which tf.distribute forbids inside a nested tf.function: it is traced
@@ -216,6 +224,7 @@ class TrainStep:
                 log.warning("runtime.jit_compile is not applied to a loss with cross-replica "
                             "collectives (pretrain.cross_replica_negatives)")
             self.grads_fn = self._loss_and_grads
+            self.update_in_cluster = False
         self.steps_fn = tf.function(self._distributed_steps)
 
     def _loss_and_grads(self, batch, seed):
@@ -227,6 +236,11 @@ class TrainStep:
         grads = tape.gradient(scaled, self.variables)
         return dict(terms, loss=loss), grads
 
+    def _loss_grads_and_update(self, batch, seed):
+        terms, grads = self._loss_and_grads(batch, seed)
+        self.optimizer.apply(grads, self.variables)
+        return terms, None
+
     def _replica_step(self, batch, step, after=None):
         if after is not None:  # start only once the previous step's update has run
             with tf.control_dependencies([after]):
@@ -236,7 +250,8 @@ class TrainStep:
                          tf.cast(step, tf.int64)])
         seed = fold_seed(seed, replica)
         terms, grads = self.grads_fn(batch, seed)
-        self.optimizer.apply(grads, self.variables)
+        if not self.update_in_cluster:
+            self.optimizer.apply(grads, self.variables)
         return terms
 
     def _distributed_steps(self, dist_batches, step):

@@ -89,3 +89,39 @@ def test_merged_embeddings_equal_separate_calls_without_dropout_change(tiny_conf
     np.testing.assert_allclose(e_pos.numpy(), emb(x, 4).numpy(), rtol=1e-6, atol=1e-6)
     # Different passes really do get different masks.
     assert not np.allclose(e.numpy(), e_pos.numpy())
+
+
+def _one_step_weights(cfg, world, jit: bool, in_cluster: bool, strategy=None):
+    from csp_tf.train.stages import make_optimizer
+    from csp_tf.train.steps import TrainStep
+
+    strategy = strategy or tf.distribute.get_strategy()
+    with strategy.scope():
+        model = build_csp_model(cfg)
+        variables = pretrain_variables(model)
+        opt = make_optimizer(1e-2, "float32")
+        opt.build(variables)
+    step = TrainStep(make_pretrain_loss(model, cfg.pretrain), opt, variables, strategy,
+                     seed=0, stage_salt=1, jit_compile=jit)
+    assert step.update_in_cluster == in_cluster
+    batch = {"lon_lat": tf.constant(world["lon_lat"][:64]),
+             "image_features": tf.constant(world["image_features"][:64])}
+    losses = [float(step(batch, i)["loss"]) for i in range(3)]
+    return losses, [v.numpy() for v in variables], int(opt.iterations.numpy())
+
+
+def test_update_in_the_compiled_cluster_equals_the_update_outside(tiny_config, world):
+    """With XLA under the default strategy Adam's update runs inside the step's compiled
+    cluster; the trajectory is the update-outside one (XLA off) up to float rounding."""
+    l_in, w_in, it_in = _one_step_weights(tiny_config, world, jit=True, in_cluster=True)
+    l_out, w_out, it_out = _one_step_weights(tiny_config, world, jit=False, in_cluster=False)
+    assert it_in == it_out == 3
+    np.testing.assert_allclose(l_in, l_out, rtol=1e-5)
+    for a, b in zip(w_in, w_out):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_update_stays_outside_under_a_distribution_strategy(tiny_config, world):
+    one = tf.distribute.OneDeviceStrategy("/cpu:0")
+    _, w, it = _one_step_weights(tiny_config, world, jit=True, in_cluster=False, strategy=one)
+    assert it == 3 and all(np.all(np.isfinite(v)) for v in w)
