@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from csp_tf.encoders.base import register_encoder
 from csp_tf.encoders.scheduled import ScheduledEncoder
-from csp_tf.encoders.sincos import sincos
+from csp_tf.encoders.sincos import sin_cos
 
 
 @register_encoder("gridcell")
@@ -24,10 +24,10 @@ class GridCellEncoder(ScheduledEncoder):
 
     def _encode(self, lonlat):
         # (..., 2, 1) * (S,) -> (..., 2, S); interleave sin/cos -> (..., 2, S, 2) -> flat.
-        # sincos: one argument reduction for both, no libm calls (csp_tf.encoders.sincos; the
+        # Under XLA: one argument reduction for both, no libm calls (csp_tf.encoders.sincos; the
         # float32 features equal tf.sin/tf.cos's but for one-ulp ties, ~5 in 10⁶).
         angles = lonlat[..., :, None] * self._freqs
-        feats = tf.stack(sincos(angles), axis=-1)
+        feats = tf.stack(sin_cos(angles), axis=-1)
         return tf.reshape(feats, tf.concat([tf.shape(lonlat)[:-1], [self.embedding_dim]], 0))
 
 

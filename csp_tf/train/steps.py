@@ -5,8 +5,8 @@ locations come from stateless seeds derived from (run seed, stage, step, replica
 reproducible, resume to the exact same trajectory and compile with XLA (``jit_compile``).
 The forward passes and gradients are XLA-compiled. Under the default (one-device) strategy the
 optimizer update is compiled into the same cluster (Adam's per-variable element-wise updates
-fused, no TF op per term); under any other strategy it runs outside, where ``tf.distribute``
-needs it (all-reduce, per-replica variables).
+fused, no TF op per term); under any other strategy, or loss-scaled (mixed_float16), it runs
+outside, where ``tf.distribute`` needs it (all-reduce, per-replica variables).
 """
 
 from __future__ import annotations
@@ -211,8 +211,10 @@ class TrainStep:
         # inlined, Grappler's rewrites across the unrolled steps change float rounding.
         # The update joins the compiled cluster only under the default strategy: elsewhere
         # tf.distribute must all-reduce the gradients and update mirrored variables itself.
+        # A loss-scaled optimizer (mixed_float16) keeps its skip-on-overflow branch outside.
         self.update_in_cluster = bool(jit_compile) and (
-            strategy is distribute_lib._get_default_strategy())  # noqa: SLF001 (no public test)
+            strategy is distribute_lib._get_default_strategy()) and not isinstance(  # noqa: SLF001
+            optimizer, keras.optimizers.LossScaleOptimizer)
         self.grads_fn = tf.function(
             self._loss_grads_and_update if self.update_in_cluster else self._loss_and_grads,
             jit_compile=jit_compile, experimental_attributes={"_noinline": True})

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from csp_tf.encoders.gridcell import GridCellEncoder
-from csp_tf.encoders.sincos import sincos
+from csp_tf.encoders.sincos import in_xla_context, sin_cos, sincos
 
 
 def _angles():
@@ -53,3 +53,22 @@ def test_gridcell_features_equal_libm_ones():
     got = enc(pts).numpy()
     assert np.mean(got != ref) < 1e-4
     np.testing.assert_allclose(got, ref, rtol=0, atol=6e-8)
+
+
+def test_polynomial_path_only_under_xla():
+    seen = []
+
+    def probe():
+        seen.append(in_xla_context())
+        return tf.constant(0)
+
+    probe()
+    tf.function(probe)()
+    tf.function(probe, jit_compile=True)()
+    tf.function(lambda: tf.function(probe, jit_compile=True)())()
+    assert seen == [False, False, True, True]
+    a = tf.constant(_angles()[:1000])
+    eager = [t.numpy() for t in sin_cos(a)]
+    np.testing.assert_array_equal(eager[0], np.sin(a.numpy()))  # libm's kernels outside XLA
+    xla = [t.numpy() for t in tf.function(sin_cos, jit_compile=True)(a)]
+    np.testing.assert_allclose(xla[0], eager[0], rtol=0, atol=4.5e-16)
