@@ -11,8 +11,8 @@ letter, the statistics) chained by plain Python grouping instead of Beam's Group
 writes metadata.json and summary.json like the ingest (``outputs.write_outputs``). So both
 write the same records, byte for byte; the benchmark checks that. It reports rows/s and MB/s
 of manifest for each and ``ingest / limit`` (rows/s). The manifest is JSON Lines with 128
-features a row (the issue's width), 30 % labeled rows over 500 classes and 0.1 % bad rows; it
-is written once into ``--work-dir`` and reused.
+features a row (a typical image-embedding width), 30 % labeled rows over 500 classes and 0.1 %
+bad rows; it is written once into ``--work-dir`` and reused.
 """
 
 from __future__ import annotations

@@ -52,8 +52,8 @@ examples:
       --runner=DataflowRunner --project=P --region=us-central1 \\
       --temp_location=gs://b/tmp --setup_file=./setup.py
 
-Beam options after `--` override the defaults (DirectRunner, --direct_num_workers=2,
---direct_running_mode=multi_processing); docs/data.md lists Flink and Spark flags too.
+Beam options after `--` override the defaults (DirectRunner, --direct_num_workers=1,
+--direct_running_mode=in_memory); docs/data.md lists Flink and Spark flags too.
 """
 
 

@@ -56,10 +56,12 @@ from csp_tf.data.ingest_transforms import (
 
 LOG = logging.getLogger("csp_tf.data.ingest")
 
-# The DirectRunner defaults: two worker processes. ``in_process=True`` swaps in the in-memory
-# mode (one process), which starts in a fraction of the time for tiny test inputs.
-DEFAULT_BEAM_ARGS = ("--runner=DirectRunner", "--direct_num_workers=2",
-                     "--direct_running_mode=multi_processing")
+# The DirectRunner defaults: one process (in_memory). Its two-process mode (multi_processing)
+# is no faster on this ingest (benchmarks/ingest_limit.py: 0.55 vs 0.57 of the limit at 10^5
+# rows) and at 10^6 rows it dropped whole batches in two of three runs (the row-count check
+# refused both; docs/benchmarks.md "Ingest vs its limit"). It stays available after `--`.
+DEFAULT_BEAM_ARGS = ("--runner=DirectRunner", "--direct_num_workers=1",
+                     "--direct_running_mode=in_memory")
 IN_PROCESS_BEAM_ARGS = ("--direct_num_workers=1", "--direct_running_mode=in_memory")
 # Beam's DaskRunner (apache_beam.runners.dask.dask_runner.DaskRunner, or just DaskRunner).
 DASK_RUNNER = "DaskRunner"

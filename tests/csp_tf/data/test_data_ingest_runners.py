@@ -19,7 +19,11 @@ DASK = "apache_beam.runners.dask.dask_runner.DaskRunner"
 
 def test_direct_options_go_to_the_direct_runner_only():
     direct = make_pipeline_options([], in_process=False).get_all_options()
-    assert (direct["runner"], direct["direct_num_workers"]) == ("DirectRunner", 2)
+    assert (direct["runner"], direct["direct_num_workers"], direct["direct_running_mode"]) == (
+        "DirectRunner", 1, "in_memory")  # the two-process mode dropped batches at 10^6 rows
+    two = make_pipeline_options(["--direct_running_mode=multi_processing",
+                                 "--direct_num_workers=2"], in_process=False).get_all_options()
+    assert (two["direct_running_mode"], two["direct_num_workers"]) == ("multi_processing", 2)
     dask = make_pipeline_options([f"--runner={DASK}", "--dask_client_address=tcp://127.0.0.1:1"],
                                  in_process=False)
     given = dask.get_all_options(drop_default=True)
