@@ -29,7 +29,6 @@ import json
 import os
 import platform
 import tempfile
-import time
 from typing import Callable, Dict
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -41,24 +40,9 @@ from csp_tf.configs import get_preset  # noqa: E402
 from csp_tf.export import export_saved_model  # noqa: E402
 from csp_tf.export_tflite import PRECISIONS, export_tflite, file_name, top1_agreement  # noqa: E402
 from csp_tf.models import build_csp_model  # noqa: E402
+from timing import best_seconds  # noqa: E402  (benchmarks/timing.py)
 
 BATCHES = (1, 256)
-
-
-def best_seconds(fn: Callable[[], object], rounds: int, min_seconds: float = 0.2) -> float:
-    """Best per-call time over ``rounds`` rounds of enough calls to last ``min_seconds``."""
-    fn()  # warm-up
-    calls, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < min_seconds:
-        fn()
-        calls += 1
-    best = float("inf")
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        best = min(best, (time.perf_counter() - t0) / calls)
-    return best
 
 
 def dir_bytes(path: str) -> int:

@@ -205,7 +205,7 @@ def _alive(holder: Dict[str, Any], ttl_s: float, path: str) -> bool:
     """Whether the recorded holder still holds the lock although its flock is gone."""
     if holder.get("host") == socket.gethostname():
         pid = holder.get("pid")
-        if not isinstance(pid, int) or not _pid_alive(pid):
+        if not isinstance(pid, int) or not pid_alive(pid):
             return False
         start = holder.get("proc_start")
         return start is None or _proc_start(pid) in (None, start)  # None: not Linux
@@ -236,7 +236,8 @@ def _heartbeat(path: str, stop: threading.Event, every_s: float) -> None:
 
 
 # ----- processes --------------------------------------------------------------------------------
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host (one we may not signal counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -22,6 +22,7 @@ from csp_tf import features as fk
 from csp_tf.data import regions
 from csp_tf.data.errors import DataError, first_line as _first_line
 from csp_tf.data.schema import SCHEMA_VERSION
+from csp_tf.locks import pid_alive
 
 LOG = logging.getLogger("csp_tf.data.outputs")
 NAMESPACE = "csp_tf.ingest"  # Beam metrics namespace of the ingest's counters
@@ -134,19 +135,9 @@ def _remove_stale_staging(output_dir: str) -> None:
         parts = entry[len(f".{name}{_STAGING_TAG}"):].split("-")
         if len(parts) < 4 or "-".join(parts[1:-2]) != host or not parts[-2].isdigit():
             continue
-        if not _pid_alive(int(parts[-2])):
+        if not pid_alive(int(parts[-2])):
             LOG.info("removing %s, left by an interrupted ingest", entry)
             shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _is_local(path: str) -> bool:
