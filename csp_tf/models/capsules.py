@@ -9,16 +9,16 @@ Layers are PyTorch-default initialised, like ``nn.Linear``.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import List
 
 import keras
-import tensorflow as tf
 
-from csp_tf.models.layers import activation_fn, fold_seed, stateless_dropout, torch_linear
+from csp_tf.models.layers import (NetworkLayer, activation_fn, fold_seed, stateless_dropout,
+                                  torch_linear)
 
 
 @keras.saving.register_keras_serializable(package="csp_tf")
-class CapsuleSum(keras.layers.Layer):
+class CapsuleSum(NetworkLayer):
     """(..., num_capsules · slice) -> (..., output_dim): Σ_i MLP_i(slice_i)."""
 
     config_keys = ("input_dim", "output_dim", "num_capsules", "num_hidden_layer", "hidden_dim",
@@ -47,14 +47,6 @@ class CapsuleSum(keras.layers.Layer):
                 fan_in = self.hidden_dim
             setattr(self, f"capsule_{i}_head", torch_linear(
                 self.output_dim, fan_in, seed=self.seed + 100 * i + 90, name=f"capsule_{i}_head"))
-
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape[:-1]) + (self.output_dim,)
-
-    def get_config(self) -> Dict[str, Any]:
-        config = super().get_config()
-        config.update({k: getattr(self, k) for k in self.config_keys})
-        return config
 
     def hidden(self, i: int) -> List[keras.layers.Dense]:
         return [getattr(self, f"capsule_{i}_hidden_{j}") for j in range(self.num_hidden_layer)]

@@ -9,12 +9,13 @@ masks an uninterrupted run would, and the step compiles under XLA.
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import keras
 import tensorflow as tf
 
 from csp_tf.random_ops import fold_in, uniform
+
 
 LAYER_NORM_EPS = 1e-5  # torch.nn.LayerNorm default (Keras: 1e-3)
 LEAKY_RELU_SLOPE = 0.2  # reference get_activation_function (Keras: 0.3)
@@ -24,6 +25,20 @@ LEAKY_RELU_SLOPE = 0.2  # reference get_activation_function (Keras: 0.3)
 ACTIVATIONS = {"relu": tf.nn.relu, "leakyrelu": lambda x: tf.nn.leaky_relu(x, alpha=LEAKY_RELU_SLOPE),
                "gelu": lambda x: tf.nn.gelu(x, approximate=False), "sigmoid": tf.sigmoid,
                "tanh": tf.tanh}
+
+
+class NetworkLayer(keras.layers.Layer):
+    """(..., input_dim) -> (..., output_dim); ``config_keys`` are the saved constructor args."""
+
+    config_keys: Tuple[str, ...] = ()
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.output_dim,)
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        config.update({k: getattr(self, k) for k in self.config_keys})
+        return config
 
 
 def activation_fn(name: str):

@@ -21,26 +21,12 @@ import keras
 import tensorflow as tf
 
 from csp_tf.encoders import PositionEncoder, build_position_encoder
-from csp_tf.models.layers import (LAYER_NORM_EPS, activation_fn, fold_seed, stateless_dropout,
-                                  torch_linear)
-
-
-class _Network(keras.layers.Layer):
-    """(..., input_dim) -> (..., output_dim); ``config_keys`` are the saved constructor args."""
-
-    config_keys: Tuple[str, ...] = ()
-
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape[:-1]) + (self.output_dim,)
-
-    def get_config(self) -> Dict[str, Any]:
-        config = super().get_config()
-        config.update({k: getattr(self, k) for k in self.config_keys})
-        return config
+from csp_tf.models.layers import (LAYER_NORM_EPS, NetworkLayer, activation_fn, fold_seed,
+                                  stateless_dropout, torch_linear)
 
 
 @keras.saving.register_keras_serializable(package="csp_tf")
-class FeedForwardNet(_Network):
+class FeedForwardNet(NetworkLayer):
     """The reference FFN. ``call(x, training, seed)``: dropout needs both training and a seed."""
 
     config_keys = ("input_dim", "output_dim", "num_hidden_layer", "hidden_dim", "dropout",
@@ -100,7 +86,7 @@ class FeedForwardNet(_Network):
 
 
 @keras.saving.register_keras_serializable(package="csp_tf")
-class FCNet(_Network):
+class FCNet(NetworkLayer):
     """Mac Aodha et al. 2019 FCNet: Linear → ReLU → 4 × ResLayer. The reference fixes the
     ResLayer dropout at 0.5 whatever ``--dropout`` says (docs/reference.md §2.11); ``res_dropout``
     keeps that default (``location_encoder.fcnet_dropout``)."""
@@ -145,7 +131,7 @@ class FCNet(_Network):
 
 
 @keras.saving.register_keras_serializable(package="csp_tf")
-class DiagHead(_Network):
+class DiagHead(NetworkLayer):
     """theorydiag's head (docs/reference.md §2.5): the (S·6) features as (S, 6), z_s = Σ_k
     x_{s,k}·P_{s,k,:} with a trainable P ∈ R^{S×6×(D/S)}, z flattened to D; then
     act(Dropout(W·Dropout(z) + b)) with ``use_postmat`` (W: a D×D PyTorch-default Linear), else
