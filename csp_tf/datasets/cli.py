@@ -44,6 +44,10 @@ def add_dataset_parser(subparsers) -> argparse.ArgumentParser:
                         "area on land, with the same 38 features from the same rasters; the "
                         "pool of N is a prefix of any larger one for the same seed. Streams in "
                         "chunks (memory does not grow with N) and logs progress (default 0: none)")
+    b.add_argument("--unlabeled-sea-keep", type=float, default=0.0, metavar="P",
+                   help="also keep each sea candidate of the pool with probability P, so the pool "
+                        "covers open water and coastlines too (ids pool%%09d); 0.1 gives ~20 %% "
+                        "sea rows (default 0: land only)")
     b.set_defaults(func=run_dataset_command)
     return p
 
@@ -57,6 +61,8 @@ def run_dataset_command(args) -> int:
         raise DataError(f"--min-class-rows {args.min_class_rows}: must be >= 1")
     if args.unlabeled < 0:
         raise DataError(f"--unlabeled {args.unlabeled}: must be >= 0")
+    if not 0.0 <= args.unlabeled_sea_keep <= 1.0:
+        raise DataError(f"--unlabeled-sea-keep {args.unlabeled_sea_keep}: a probability in [0, 1]")
     build_places(args.out, args.cache, min_class_rows=args.min_class_rows, seed=args.seed,
-                 label=args.label, unlabeled=args.unlabeled)
+                 label=args.label, unlabeled=args.unlabeled, sea_keep=args.unlabeled_sea_keep)
     return 0

@@ -188,7 +188,7 @@ def unlearnable_classes(labels: Sequence[str], split: np.ndarray, min_rows: int
 
 def build_places(out_dir: str, cache_dir: str, srcs: Sequence[sources.Source] = sources.PLACES_SOURCES,
                  min_class_rows: int = 10, seed: int = 0, label: str = "country",
-                 unlabeled: int = 0, log=print) -> Dict[str, object]:
+                 unlabeled: int = 0, sea_keep: float = 0.0, log=print) -> Dict[str, object]:
     """Fetches and verifies the archives, builds the set into ``out_dir``; returns build_info.
 
     Countries with fewer than ``min_class_rows`` places, or none in train, are dropped (listed in
@@ -196,12 +196,15 @@ def build_places(out_dir: str, cache_dir: str, srcs: Sequence[sources.Source] = 
     ``label`` is (place_labels.LABEL_KINDS), so every label kind shares its rows, splits and
     features; another label's classes under ``min_class_rows`` are dropped after it.
     ``unlabeled``: rows of the unlabeled pool (land_pool.py) appended to the manifest with
-    ``split=pretrain``; 0 (the default) builds exactly the set without it.
+    ``split=pretrain``; 0 (the default) builds exactly the set without it. ``sea_keep``: the
+    probability a sea candidate joins the pool (0, the default: land points only).
     """
     if label not in place_labels.LABEL_KINDS:
         raise DataError(f"label {label!r}: not one of {list(place_labels.LABEL_KINDS)}")
     if unlabeled < 0:
         raise DataError(f"unlabeled={unlabeled}: the pool size must be >= 0")
+    if not 0.0 <= sea_keep <= 1.0:
+        raise DataError(f"sea_keep={sea_keep}: the probability of keeping a sea point is in [0, 1]")
     t0 = time.time()
     paths = sources.fetch_all(srcs, cache_dir)
     missing = {"places", "pvlib", "land", "colour"} - set(paths)
@@ -231,9 +234,11 @@ def build_places(out_dir: str, cache_dir: str, srcs: Sequence[sources.Source] = 
     t3 = time.time()
     pool = None
     if unlabeled:
-        log(f"unlabeled pool: {unlabeled:,} area-uniform land points")
+        log(f"unlabeled pool: {unlabeled:,} area-uniform land points"
+            + (f" and sea points kept with probability {sea_keep:g}" if sea_keep else ""))
         with open(manifest, "a", encoding="utf-8", newline="") as f:
-            pool = land_pool.write_pool(f, surroundings, unlabeled, seed, log=log)
+            pool = land_pool.write_pool(f, surroundings, unlabeled, seed, log=log,
+                                        sea_keep=sea_keep)
     t4 = time.time()
     del surroundings
     with open(os.path.join(out_dir, "labels.txt"), "w", encoding="utf-8") as f:

@@ -104,6 +104,35 @@ def test_pool_is_deterministic_nested_and_independent_of_the_chunk_size(surround
     assert other != big[:len(other)]                  # the seed picks the points
 
 
+def test_sea_keep_adds_sea_points_at_its_rate_and_leaves_the_land_only_pool_alone(surroundings):
+    def pool(n, sea_keep, seed=0):
+        f = io.StringIO()
+        info = land_pool.write_pool(f, surroundings, n, seed, log=lambda *_: None,
+                                    sea_keep=sea_keep)
+        return list(csv.reader(io.StringIO(f.getvalue()))), info
+
+    land_only, land_info = pool(20_000, 0.0)
+    assert "sea_keep" not in land_info and land_only[0][0] == "land000000000"
+    mixed, info = pool(20_000, 0.25)
+    assert [r[0] for r in mixed[:2]] == ["pool000000000", "pool000000001"]
+    lon = np.array([float(r[1]) for r in mixed])
+    lat = np.array([float(r[2]) for r in mixed])
+    on_land = surroundings.land.is_land(lon, lat)
+    assert info["land_rows"] == int(on_land.sum()) and info["sea_rows"] == int((~on_land).sum())
+    assert info["sea_keep"] == 0.25 and "sea_keep 0.25" in info["rule"]
+    # kept sea / kept land = 0.25 · P(sea) / P(land), P from the draws themselves
+    share = info["land_share_of_draws"]
+    expected = 0.25 * (1 - share) / share
+    assert abs(info["sea_rows"] / info["land_rows"] - expected) < 0.1 * expected
+    sea_rows = np.flatnonzero(~on_land)
+    is_land_col = np.array([float(mixed[i][4].split(" ")[10]) for i in sea_rows[:50]])
+    assert (is_land_col == 0).all()  # the features are read at the sea point itself
+    again, _ = pool(5_000, 0.25)
+    assert again == mixed[:5_000]  # deterministic and nested
+    with pytest.raises(ValueError, match="sea_keep=1.5"):
+        pool(10, 1.5)
+
+
 def test_pool_size_is_checked(standin, tmp_path):
     cache, srcs = standin
     with pytest.raises(DataError, match="unlabeled=-1: the pool size must be >= 0"):
@@ -119,6 +148,12 @@ def test_cli_passes_the_pool_size(monkeypatch, tmp_path, capsys):
     assert seen["unlabeled"] == 5000
     assert main(["dataset", "build", "places", "--out", str(tmp_path), "--unlabeled", "-3"]) == 2
     assert "--unlabeled -3: must be >= 0" in capsys.readouterr().err
+    assert main(["dataset", "build", "places", "--out", str(tmp_path), "--unlabeled", "50",
+                 "--unlabeled-sea-keep", "0.1"]) == 0
+    assert seen["sea_keep"] == 0.1
+    assert main(["dataset", "build", "places", "--out", str(tmp_path), "--unlabeled", "50",
+                 "--unlabeled-sea-keep", "2"]) == 2
+    assert "--unlabeled-sea-keep 2.0: a probability in [0, 1]" in capsys.readouterr().err
 
 
 @pytest.mark.e2e
