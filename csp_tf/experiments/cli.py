@@ -97,6 +97,10 @@ def add_experiment_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--eval-every", type=int, default=0, metavar="N",
                    help="learning curves: evaluate every N fine-tuning epochs (history.json, "
                         "OUT/learning_curves.png); fused top-1 needs img_only in --methods")
+    p.add_argument("--base-model", default=None, metavar="NAME|DIR",
+                   help="pre-training methods fine-tune from this pre-trained encoder (a shipped "
+                        "name, an encoder dir or a `csp-tf pretrain` dir) instead of pre-training "
+                        "once per seed; its network and scales replace the method's")
     add_config_args(p, "every method, e.g. --set finetune.epochs=20")
     p.set_defaults(func=cmd_experiment)
     return p
@@ -325,7 +329,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
                                  else with_baselines(parse_methods(args.methods))),
                         ratios=parse_ratios(args.ratios),
                         seeds=parse_seeds(args.seeds), split=args.split, config_name=name,
-                        eval_every=max(0, args.eval_every))
+                        eval_every=max(0, args.eval_every), base_model=args.base_model)
     run_protocol(protocol, echo=lambda line: print(line, flush=True))
     return 0
 
@@ -382,7 +386,8 @@ def _run_plan(args: argparse.Namespace) -> int:
         cfg.runtime.progress = bool(getattr(args, "verbose", False))
         protocol = Protocol(data_root=plan.data_root, out_dir=run.out_dir, base_config=cfg,
                             methods=run.methods, ratios=run.ratios, seeds=run.seeds,
-                            split=plan.split, config_name=plan.config_name(run))
+                            split=plan.split, config_name=plan.config_name(run),
+                            base_model=run.base_model)
         run_protocol(protocol, echo=lambda line: print(line, flush=True))
     return 0
 

@@ -9,8 +9,9 @@ A plan names a data root, an output root, a base config (``preset`` or ``config`
 for ``methods``, ``ratios``, ``seeds`` and ``set`` (overrides); each entry of ``runs`` is one
 ``csp-tf experiment`` (its own directory ``OUT/<name>``) and may change any of the defaults. Its
 ``set`` is applied over the plan's. ``study: finetune|pretrain`` makes a run the arms of a
-``csp-tf ablation`` study instead of ``methods``. ``baselines: false`` leaves the scikit-learn
-baselines out of a run (when another run of the plan has them at the same ratio). Paths are used
+``csp-tf ablation`` study instead of ``methods``. ``base_model`` (plan or run) makes the pre-training methods
+fine-tune from a given pre-trained encoder instead of pre-training. ``baselines: false`` leaves
+the scikit-learn baselines out of a run (when another run of the plan has them at the same ratio). Paths are used
 as written: relative ones are relative to the working directory, as on the command line.
 """
 
@@ -29,8 +30,9 @@ from csp_tf.experiments.methods import (DEFAULT_RATIOS, DEFAULT_SEEDS, Method, p
 from csp_tf.experiments.studies import STUDIES
 
 PLAN_KEYS = ("description", "data_root", "out", "preset", "config", "split", "methods", "ratios",
-             "seeds", "set", "runs")
-RUN_KEYS = ("name", "description", "methods", "study", "ratios", "seeds", "set", "baselines")
+             "seeds", "set", "runs", "base_model")
+RUN_KEYS = ("name", "description", "methods", "study", "ratios", "seeds", "set", "baselines",
+            "base_model")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +47,7 @@ class PlannedRun:
     overrides: Dict[str, Any]
     study: Optional[str] = None
     baselines: bool = True
+    base_model: Optional[str] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,6 +88,8 @@ class ExperimentPlan:
         if run.overrides:
             name += " with " + ", ".join(f"`{k}={_yaml_value(v)}`"
                                          for k, v in run.overrides.items())
+        if run.base_model:
+            name += f", fine-tuned from `{run.base_model}`"
         return name
 
     def command(self, run: PlannedRun) -> str:
@@ -99,6 +104,8 @@ class ExperimentPlan:
                      ",".join(m.name for m in run.methods if not m.baseline)]
             if not run.baselines:
                 words.append("--no-baselines")
+            if run.base_model:
+                words += ["--base-model", run.base_model]
         words += ["--data-root", self.data_root, *base,
                   "--ratios", ",".join(f"{r:g}" for r in run.ratios),
                   "--seeds", ",".join(map(str, run.seeds)), "--split", self.split,
@@ -178,6 +185,9 @@ def load_plan(path: str) -> ExperimentPlan:
         if study is not None and study not in STUDIES:
             raise ConfigError(f"{where}: study {study!r} unknown; "
                               f"known: {', '.join(sorted(STUDIES))}")
+        base_model = entry.get("base_model", d.get("base_model"))
+        if base_model is not None and study is not None:
+            raise ConfigError(f"{where}: base_model goes with methods, not a study")
         if study is not None and "methods" in entry:
             raise ConfigError(f"{where}: a study run takes its methods from the study")
         try:
@@ -198,7 +208,8 @@ def load_plan(path: str) -> ExperimentPlan:
                                methods=methods, ratios=ratios, seeds=seeds,
                                overrides={**plan_set, **_overrides(entry.get("set"), where)},
                                study=study, baselines=bool(entry.get("baselines", True))
-                               and study is None))
+                               and study is None,
+                               base_model=str(base_model) if base_model is not None else None))
     plan = ExperimentPlan(path=path, data_root=str(d["data_root"]), out=str(d["out"]),
                           split=split, preset=d.get("preset"), config=d.get("config"), runs=runs)
     for run in runs:  # a typo in a key fails now, not after hours of the runs before it

@@ -54,6 +54,10 @@ class Protocol:
       split: the evaluation split (``test``; whatever is chosen on data — the probe's L2, the
         fusion weights, the baselines' k and C — is chosen on ``val``).
       config_name: how the base config is named in ``results.md`` (e.g. ``demo``).
+      base_model: a pre-trained encoder (a shipped name such as ``places``, an encoder dir of
+        ``csp-tf export-encoder`` or a ``csp-tf pretrain`` dir) that every pre-training method
+        fine-tunes from instead of pre-training once per seed: its location encoder (network,
+        scales, weights) replaces the method's, and the seeds vary fine-tuning only.
       eval_every: > 0 records a learning curve: every that many fine-tuning epochs, the
         location-only top-1 on the evaluation split, and the fused top-1 when the Img-only
         cell of the same (ratio, seed) exists (its image classifier is the one the cell will
@@ -69,6 +73,7 @@ class Protocol:
     split: str = "test"
     config_name: str = "custom"
     eval_every: int = 0
+    base_model: Optional[str] = None
 
     @property
     def total_cells(self) -> int:
@@ -93,6 +98,43 @@ def fingerprint_hash(cfg: ExperimentConfig, ignore: Sequence[str] = ()) -> str:
     """12 hex digits identifying the result-deciding parts of a config."""
     text = json.dumps(config_fingerprint(cfg, ignore), sort_keys=True, default=str)
     return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+@dataclasses.dataclass(frozen=True)
+class BaseEncoder:
+    """A given pre-trained encoder: its directory, saved config and a digest of its weights file
+    (so results from two different encoders never pass for one)."""
+
+    path: str
+    config: ExperimentConfig
+    digest: str
+
+    @classmethod
+    def open(cls, name_or_dir: str) -> "BaseEncoder":
+        from csp_tf.pretrained import KERAS_FILE
+        from csp_tf.train.base_encoder import resolve_base
+
+        path = resolve_base(name_or_dir)
+        weights = [os.path.join(path, f) for f in (KERAS_FILE, "model.keras")]
+        weights = [w for w in weights if os.path.isfile(w)]
+        cfg_path = os.path.join(path, "config.yaml")
+        if not weights or not os.path.isfile(cfg_path):
+            raise ConfigError(f"base model {name_or_dir!r}: not a shipped encoder name, an encoder "
+                              f"dir or a pretrain dir (needs config.yaml and {KERAS_FILE} or "
+                              "model.keras)")
+        with open(weights[0], "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()[:12]
+        return cls(path, ExperimentConfig.load(cfg_path), digest)
+
+    def apply(self, cfg: ExperimentConfig) -> ExperimentConfig:
+        """``cfg`` with this encoder's location-encoder section (what fine-tuning loads into)."""
+        out = cfg.copy()
+        out.location_encoder = self.config.copy().location_encoder
+        return out.validate()
+
+    def tag(self, digest: str) -> str:
+        """A cell's config hash extended by the encoder's weights."""
+        return hashlib.sha1(f"{digest}:{self.digest}".encode()).hexdigest()[:12]
 
 
 def stage_done(stage_dir: str, cfg: ExperimentConfig, ignore: Sequence[str] = ()) -> bool:
@@ -203,6 +245,7 @@ def _run_finetune(p: Protocol, cfg: ExperimentConfig, method: Method, ratio: flo
 
 def _write_protocol_json(p: Protocol, cfg: ExperimentConfig) -> None:
     info = {"data_root": p.data_root, "split": p.split, "config_name": p.config_name,
+            "base_model": p.base_model,
             "methods": [as_dict(m) for m in p.methods], "ratios": list(p.ratios),
             "seeds": list(p.seeds), "base_config": cfg.to_dict()}
     with open(os.path.join(p.out_dir, "protocol.json"), "w") as f:
@@ -233,6 +276,10 @@ def run_protocol(p: Protocol, echo: Echo = print) -> List[Dict[str, object]]:
     by_key = {res.cell_key(str(r["method"]), float(r["ratio"]), int(r["seed"])): r  # type: ignore[arg-type]
               for r in rows if str(r.get("split", p.split)) == p.split}
     baselines: Dict[float, object] = {}
+    given = BaseEncoder.open(p.base_model) if p.base_model else None
+    if given is not None:
+        echo(f"experiment: pre-training methods fine-tune from {p.base_model} (weights "
+             f"{given.digest}) instead of pre-training")
     echo(f"experiment: {len(p.methods)} methods × {len(p.ratios)} ratios × {len(p.seeds)} seeds "
          f"= {p.total_cells} cells -> {p.out_dir}")
     index, ran, t_run = 0, 0, 0.0
@@ -243,10 +290,15 @@ def run_protocol(p: Protocol, echo: Echo = print) -> List[Dict[str, object]]:
             for ratio in p.ratios:
                 index += 1
                 cfg = method_config(base, method, seed, ratio)
+                from_given = given is not None and method.pretrains
+                if from_given:
+                    cfg = given.apply(cfg)
                 if not (method.baseline or method.image_only):  # capacity=auto: from this subset
                     cfg = resolve_capacity(cfg, data.labeled("train", ratio)["lon_lat"],
                                            keep_encoder=method.pretrains)
                 digest = fingerprint_hash(cfg)
+                if from_given:
+                    digest = given.tag(digest)
                 tag = f"[{index}/{p.total_cells}] {method.name:<16} ratio={ratio:<5g} seed={seed}"
                 if cfg.location_encoder.capacity == "auto" and not method.baseline:
                     echo(f"{tag}: {describe_capacity(cfg)}")
@@ -265,7 +317,9 @@ def run_protocol(p: Protocol, echo: Echo = print) -> List[Dict[str, object]]:
                     row = _baseline_row(p, method, ratio, seed, data, baselines, digest)
                 else:
                     base_dir = None
-                    if method.pretrains:
+                    if from_given:
+                        base_dir = given.path
+                    elif method.pretrains:
                         if np.isnan(pre_seconds):
                             echo(f"{tag}: pre-training {method.pretrain_loss} ...")
                             pre_seconds = _run_pretrain(p, pre_cfg, method, seed, data)

@@ -228,3 +228,33 @@ def test_report_keeps_one_baseline_row_and_refuses_two_recipes_of_one_cell(tmp_p
     with pytest.raises(CLIError, match="sup_grid ratio=0.05 seed=0 is in more than one"):
         cmd_report(argparse.Namespace(experiments=[a, c], plan=None, out=str(out), csv=None,
                                       gain_plot=None, paired=None))
+
+
+def test_base_model_reaches_the_command_and_the_run(tmp_path):
+    plan = load_plan(write(tmp_path, """\
+        data_root: runs/places/data
+        out: runs/results/transfer
+        preset: places
+        methods: [sup_grid, csp_multiply]
+        base_model: world
+        runs:
+          - name: given
+            ratios: [0.05]
+          - name: own
+            ratios: [0.05]
+            base_model: places
+        """))
+    given, own = plan.runs
+    assert (given.base_model, own.base_model) == ("world", "places")
+    words = shlex.split(plan.command(given))
+    assert words[words.index("--base-model") + 1] == "world"
+    assert "fine-tuned from `world`" in plan.config_name(given)
+    with pytest.raises(ConfigError, match="base_model goes with methods, not a study"):
+        load_plan(write(tmp_path, """\
+            data_root: d
+            out: o
+            runs:
+              - name: s
+                study: pretrain
+                base_model: places
+            """, "bad.yaml"))
