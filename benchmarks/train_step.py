@@ -13,7 +13,8 @@ reaches (1.0 = the step costs no more than its matmuls).
 
 The GEMM peak is the best of numpy and tf.linalg.matmul on 2048² and on the step's own
 shapes (``gemm_peak``); the step's GFLOP/s count the FLOPs of ``step_matmul_shapes`` only.
-The reference PyTorch figure (120–130 ms/step on this machine) is external: the authors' PyTorch code timed outside csp-tf.
+The reference PyTorch step is timed side by side with the fp32 row by
+``benchmarks/step_vs_reference.py --reference-cmd CMD`` (the reference's own timing command).
 
 The fine-tuning step (``presence`` loss, 1024 labeled + 1024 random rows, C = 8142 classes)
 and evaluation throughput (``csp_tf.evaluate.predict_arrays``: location + image classifier,
@@ -273,7 +274,8 @@ def run(steps: int, batch: int, feature_dim: int, rounds: int = 3,
                      "eval_gflop": eval_flops / 1e9,
                      "reference_external": {
                          "step_ms": "120-130", "source": "the authors' PyTorch reference code, timed outside "
-                         "csp-tf on the same 2-core machine kind, idle"}}
+                         "csp-tf on the same 2-core machine kind, idle (earlier figure; "
+                         "benchmarks/step_vs_reference.py measures it side by side)"}}
     if "fp32_xla_off" in modes or "fp32_xla_on" in modes:
         # The fp32 matmul chain of the step's own shapes, XLA off and on: what XLA's CPU GEMM
         # costs against oneDNN's.
