@@ -144,6 +144,7 @@ def main(argv=None) -> int:
     res = run(args.reference_cmd, args.rounds, args.steps, args.batch, args.feature_dim, args.mode)
     print(report(res), flush=True)
     if args.out:
+        os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
         with open(args.out, "w") as f:
             json.dump(res, f, indent=2)
     return 0

@@ -63,3 +63,15 @@ def test_report_names_both_ratios_and_the_load():
            **svr.summarize([50.0], [100.0], [200.0], 8.0)}
     text = svr.report(res)
     assert "0.80 of the fp32 GEMM peak" in text and "2.00x" in text and "load average" in text
+
+
+def test_out_goes_into_a_folder_that_does_not_exist_yet(tmp_path, monkeypatch):
+    res = {"setup": {"mode": "fp32_xla_on", "load_avg_start": [0.1, 0.2, 0.3],
+                     "load_avg_end": [0.2, 0.2, 0.3]},
+           **svr.summarize([50.0], [100.0], [200.0], 8.0)}
+    monkeypatch.setattr(svr, "run", lambda *args: res)
+    out = tmp_path / "new" / "folder" / "step.json"
+    assert svr.main(["--out", str(out)]) == 0
+    import json
+
+    assert json.loads(out.read_text())["setup"]["mode"] == "fp32_xla_on"
