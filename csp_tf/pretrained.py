@@ -65,10 +65,18 @@ class StandaloneLocationEncoder(keras.Model):
 
         le_cfg = (location_encoder if isinstance(location_encoder, LocationEncoderConfig)
                   else LocationEncoderConfig.from_dict(location_encoder, "location_encoder."))
-        self.location_encoder_config, self.seed = le_cfg.to_dict(), int(seed)
+        # Kept as a config object, not a dict: Keras would wrap a dict attribute in a tracked
+        # container tied to this model, and copying that copies (reloads) the whole model.
+        self._location_encoder_cfg = LocationEncoderConfig.from_dict(le_cfg.to_dict(), "location_encoder.")
+        self.seed = int(seed)
         self.location_encoder = build_location_encoder(le_cfg, seed=self.seed)
         self.location_encoder.build((None, 2))
         self.built = True
+
+    @property
+    def location_encoder_config(self) -> Dict[str, Any]:
+        """The encoder's config as plain dicts (a fresh copy on every read)."""
+        return self._location_encoder_cfg.to_dict()
 
     def build(self, input_shape=None):  # built in __init__
         self.built = True
