@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Any, Dict
 
 from csp_tf.configs import ConfigError, ExperimentConfig, LocationEncoderConfig
 
@@ -42,6 +43,22 @@ def for_new_data(config: ExperimentConfig, base_dir: str) -> ExperimentConfig:
     return cfg
 
 
+def resolved_fields(cfg: LocationEncoderConfig) -> Dict[str, Any]:
+    """``cfg.model_fields()`` with a scheduled encoder's frequencies filled in from its schedule
+    where the config leaves them to it: a saved encoder may list the f_s its schedule gave, the
+    config it was trained from does not, and both build the same encoder."""
+    from csp_tf.encoders.base import geometric_frequencies
+
+    fields = cfg.model_fields()
+    position = fields["position"]
+    opts = position.get(position["type"])
+    if isinstance(opts, dict) and opts.get("frequencies") is None and "freq_init" in opts:
+        opts["frequencies"] = geometric_frequencies(
+            opts["frequency_num"], opts["min_radius"], opts["max_radius"], opts["freq_init"],
+            opts.get("seed", 0)).tolist()
+    return fields
+
+
 def load_base_encoder(model, base_dir: str, config: ExperimentConfig,
                       carry_optimizer_state: bool = False) -> None:
     """Copies the encoder directory's location-encoder weights into ``model``.
@@ -53,7 +70,7 @@ def load_base_encoder(model, base_dir: str, config: ExperimentConfig,
 
     enc = load_location_encoder(base_dir)
     base_cfg = LocationEncoderConfig.from_dict(enc.location_encoder_config, "location_encoder.")
-    if base_cfg.model_fields() != config.location_encoder.model_fields():
+    if resolved_fields(base_cfg) != resolved_fields(config.location_encoder):
         raise ConfigError(f"the base encoder {base_dir!r} is {base_cfg} but this run builds "
                           f"{config.location_encoder}: fine-tune without --preset/--config to "
                           "take the encoder's config.yaml, or set the same location_encoder")
