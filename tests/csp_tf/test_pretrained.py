@@ -38,3 +38,44 @@ def test_shipped_encoders_load_and_embed():
         enc = pretrained.load_location_encoder(name)
         e = enc(np.array([[2.35, 48.86]], np.float32)).numpy()
         assert e.shape[0] == 1 and np.all(np.isfinite(e))
+
+
+def test_every_shipped_encoder_has_its_card_and_model_card():
+    import json
+    import os
+
+    assert {"places", "earth"} <= set(pretrained.available())
+    for name, path in pretrained.available().items():
+        with open(os.path.join(path, "card.json")) as f:
+            card = json.load(f)
+        for key in ("name", "training_command", "config_hash", "data_fingerprint",
+                    "data_commands", "embedding_dim", "model_card"):
+            assert card.get(key), (name, key)
+        assert card["name"] == name
+        assert os.path.isfile(os.path.join(path, card["model_card"])), name
+        assert os.path.isfile(os.path.join(path, "SOURCES.md")), name
+        enc = pretrained.load_location_encoder(name)
+        e = enc(np.array(card["check_points"], np.float32)).numpy()
+        assert e.shape == (len(card["check_points"]), card["embedding_dim"]), name
+
+
+def test_an_encoder_with_two_hidden_layers_is_a_base_for_fine_tuning(tmp_path):
+    """The reloaded encoder's config is plain data: reading it neither copies nor rebuilds the
+    model (a Keras-tracked dict did, and failed for a network of two hidden layers)."""
+    from csp_tf.configs import LocationEncoderConfig, get_preset
+
+    cfg = get_preset("demo").location_encoder
+    cfg.num_hidden_layer, cfg.hidden_dim, cfg.num_filts = 2, 24, 8
+    cfg.position.frequency_num = 4
+    out = pretrained.export_encoder(pretrained.StandaloneLocationEncoder(cfg),
+                                    str(tmp_path / "two_layers"), config=None)
+    enc = pretrained.load_location_encoder(out)
+
+    def plain(value):
+        if isinstance(value, dict):
+            return type(value) is dict and all(plain(v) for v in value.values())
+        return not isinstance(value, (list, tuple)) or type(value) in (list, tuple)
+
+    assert plain(enc.location_encoder_config)
+    back = LocationEncoderConfig.from_dict(enc.location_encoder_config, "location_encoder.")
+    assert back.model_fields() == cfg.model_fields()
