@@ -165,7 +165,7 @@ def pretrain(config: ExperimentConfig, stage_input: StageInput, output_dir: str,
                         log_every_steps=config.runtime.log_every_steps,
                         steps_per_execution=config.runtime.steps_per_execution,
                         progress=config.runtime.progress and s.chief, max_steps=max_steps)
-    history = _merge_history(output_dir, result)
+    history = _merge_history(output_dir, result, s.chief)
     if result.preempted is not None:  # SIGTERM: checkpoint saved, history kept; stop here
         raise result.preempted
     if result.completed:
@@ -252,7 +252,7 @@ def finetune(config: ExperimentConfig, stage_input: StageInput, image_input: Sta
         post_fit_done.assign(1)
         if s.chief:
             save_checkpoint(manager, int(state.global_step.numpy()) + 1)
-    history = _merge_history(output_dir, LoopResult(history, result.completed, 0, 0))
+    history = _merge_history(output_dir, LoopResult(history, result.completed, 0, 0), s.chief)
     if result.preempted is not None:  # SIGTERM: checkpoint saved, history kept; stop here
         raise result.preempted
     if result.completed:
@@ -388,8 +388,13 @@ def _restore(manager: tf.train.CheckpointManager, stage: str) -> bool:
     return False
 
 
-def _merge_history(output_dir: str, result: LoopResult) -> List[Dict[str, float]]:
-    """Appends this invocation's epochs to those of earlier (interrupted) invocations."""
+def _merge_history(output_dir: str, result: LoopResult, chief: bool = True
+                   ) -> List[Dict[str, float]]:
+    """Appends this invocation's epochs to those of earlier (interrupted) invocations. Only the
+    chief reads and writes the stage's files: a non-chief worker of a multi-worker run shares
+    ``output_dir`` with it, and its epochs written there ended up in the chief's history."""
+    if not chief:
+        return list(result.history)
     path = os.path.join(output_dir, "history.partial.json")
     final = os.path.join(output_dir, HISTORY_FILE)
     if result.completed and not result.history and os.path.exists(final):

@@ -154,3 +154,20 @@ def test_is_chief(monkeypatch, tf_config, chief):
     else:
         monkeypatch.setenv("TF_CONFIG", _json.dumps(tf_config))
     assert is_chief() is chief
+
+
+def test_a_non_chief_worker_leaves_the_shared_dir_and_the_chiefs_history_alone(
+        tiny_config, world, tmp_path, monkeypatch):
+    """Multi-worker runs share --out: a non-chief's epochs must not reach the chief's history
+    (they did through history.partial.json, which the chief merged: 4 epochs for 2)."""
+    import json
+    from csp_tf.train import runtime
+
+    tiny_config.pretrain.epochs = 2
+    monkeypatch.setattr(runtime, "is_chief", lambda: False)
+    worker = pretrain(tiny_config, from_arrays(world, 64, seed=0), str(tmp_path))
+    assert len(worker.history) == 2
+    assert not os.path.exists(tmp_path / "history.partial.json")
+    monkeypatch.setattr(runtime, "is_chief", lambda: True)
+    chief = pretrain(tiny_config, from_arrays(world, 64, seed=0), str(tmp_path))
+    assert len(chief.history) == 2 and len(json.load(open(tmp_path / "history.json"))) == 2
