@@ -29,7 +29,7 @@ import tensorflow as tf
 from csp_tf.configs import ExperimentConfig, LocationEncoderConfig
 from csp_tf.losses import CONTRASTIVE_LOSSES
 from csp_tf.models.layers import torch_linear
-from csp_tf.models.location_encoder import build_location_encoder
+from csp_tf.models.location_encoder import build_location_encoder, with_drawn_options
 from csp_tf.models.place_memory import PlaceMemory
 
 
@@ -197,11 +197,9 @@ class CSPModel(keras.Model):
         return self.predict_all(inputs["lon_lat"], inputs["image_features"])["probabilities"]
 
     def get_config(self) -> Dict[str, Any]:
-        le = self.location_encoder_config.to_dict()
         # Random parts drawn from a seed are saved as drawn, so a reload never redraws them.
-        drawn = self.location_encoder.position_encoder.get_config()
-        options = le["position"][le["position"]["type"]]
-        options.update({k: drawn[k] for k, v in options.items() if v is None and k in drawn})
+        le = with_drawn_options(self.location_encoder_config.to_dict(),
+                                self.location_encoder.position_encoder)
         return {"location_encoder": le, "num_classes": self.num_classes,
                 "feature_dim": self.feature_dim, "pretrain_loss": self.pretrain_loss,
                 "seed": self.seed, "location_head": self.location_head,

@@ -215,6 +215,16 @@ class LocationEncoder(keras.layers.Layer):
         return cls(**config)
 
 
+def with_drawn_options(le: Dict[str, Any], position_encoder: PositionEncoder) -> Dict[str, Any]:
+    """``le`` (a location-encoder config as a dict) with the position options it leaves None (to
+    a seed or a schedule) set to what ``position_encoder`` drew from them: how a model saves its
+    config, so a reload never redraws them, and how two configs of one encoder compare equal."""
+    drawn = position_encoder.get_config()
+    options = le["position"][le["position"]["type"]]
+    options.update({k: drawn[k] for k, v in options.items() if v is None and k in drawn})
+    return le
+
+
 def build_location_encoder(cfg, seed: int = 0, name: str = "location_encoder") -> LocationEncoder:
     """From a ``LocationEncoderConfig``; ``cfg.resolved_network()`` picks the network."""
     pe = build_position_encoder(cfg.position)

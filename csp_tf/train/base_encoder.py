@@ -44,19 +44,13 @@ def for_new_data(config: ExperimentConfig, base_dir: str) -> ExperimentConfig:
 
 
 def resolved_fields(cfg: LocationEncoderConfig) -> Dict[str, Any]:
-    """``cfg.model_fields()`` with a scheduled encoder's frequencies filled in from its schedule
-    where the config leaves them to it: a saved encoder may list the f_s its schedule gave, the
-    config it was trained from does not, and both build the same encoder."""
-    from csp_tf.encoders.base import geometric_frequencies
+    """``cfg.model_fields()`` with the position options it leaves to a seed or a schedule set to
+    what they draw (csp_tf.models.location_encoder.with_drawn_options): a saved encoder lists
+    them, the config it was trained from does not, and both build the same encoder."""
+    from csp_tf.encoders import build_position_encoder
+    from csp_tf.models.location_encoder import with_drawn_options
 
-    fields = cfg.model_fields()
-    position = fields["position"]
-    opts = position.get(position["type"])
-    if isinstance(opts, dict) and opts.get("frequencies") is None and "freq_init" in opts:
-        opts["frequencies"] = geometric_frequencies(
-            opts["frequency_num"], opts["min_radius"], opts["max_radius"], opts["freq_init"],
-            opts.get("seed", 0)).tolist()
-    return fields
+    return with_drawn_options(cfg.model_fields(), build_position_encoder(cfg.position))
 
 
 def load_base_encoder(model, base_dir: str, config: ExperimentConfig,
