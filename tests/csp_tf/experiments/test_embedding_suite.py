@@ -104,21 +104,3 @@ def test_suite_end_to_end_with_a_keras_encoder_and_reports(tasks, tmp_path):
     with open(paths[1]) as f:
         assert len(list(csv.reader(f))) == 1 + 2 * (len(tasks) + 1)
 
-
-def test_keras_encoder_modes_give_the_same_embedding():
-    from csp_tf.configs import get_preset
-    from csp_tf.pretrained import StandaloneLocationEncoder
-
-    le = get_preset("demo").location_encoder
-    le.hidden_dim, le.num_filts = 16, 8
-    model = StandaloneLocationEncoder(le)
-    pts = es.uniform_sphere(300, seed=5).astype(np.float32)
-    off = es.keras_encoder(model, batch_size=128, mode="xla off")(pts)
-    on = es.keras_encoder(model, batch_size=128, mode="xla on")(pts)
-    auto = es.keras_encoder(model, batch_size=128)
-    assert auto.mode == "auto"
-    np.testing.assert_allclose(auto(pts), off, atol=1e-4)
-    assert auto.mode in ("xla off", "xla on")
-    np.testing.assert_allclose(on, off, atol=1e-4)
-    with pytest.raises(ValueError, match="mode 'fast'"):
-        es.keras_encoder(model, mode="fast")
