@@ -49,10 +49,11 @@ def _format(values: np.ndarray) -> List[str]:
 
 
 def land_points(land: features.Land, n: int, seed: int, sea_keep: float = 0.0
-                ) -> Iterator[Tuple[List[str], List[str], np.ndarray, np.ndarray, int]]:
-    """Yields (lon text, lat text, lon, lat, land points in the block's draws) per block of
-    ``DRAW_BLOCK`` candidates, ``n`` points in all. The floats are the written text parsed back.
-    Sea candidates are kept with probability ``sea_keep`` (0: land only)."""
+                ) -> Iterator[Tuple[List[str], List[str], np.ndarray, np.ndarray, int, int]]:
+    """Yields (lon text, lat text, lon, lat, land points in the block's draws, land points among
+    those kept) per block of ``DRAW_BLOCK`` candidates, ``n`` points in all. The floats are the
+    written text parsed back. Sea candidates are kept with probability ``sea_keep`` (0: land
+    only)."""
     if not 0.0 <= sea_keep <= 1.0:
         raise ValueError(f"sea_keep={sea_keep}: a probability in [0, 1]")
     rng = np.random.default_rng([SEED_SALT, seed])
@@ -68,7 +69,7 @@ def land_points(land: features.Land, n: int, seed: int, sea_keep: float = 0.0
         keep = kept[:left]
         left -= len(keep)
         yield ([lon_text[i] for i in keep], [lat_text[i] for i in keep], lon[keep], lat[keep],
-               len(on_land))
+               len(on_land), int(np.count_nonzero(is_land[keep])))
 
 
 class _Moments:
@@ -105,7 +106,7 @@ def write_pool(f: TextIO, surroundings: features.Surroundings, n: int, seed: int
     pending: List[Tuple[List[str], List[str], np.ndarray, np.ndarray]] = []
 
     def flush() -> None:
-        nonlocal done, moments, land_rows
+        nonlocal done, moments
         lon_text = [t for p in pending for t in p[0]]
         lat_text = [t for p in pending for t in p[1]]
         lon = np.concatenate([p[2] for p in pending])
@@ -114,7 +115,6 @@ def write_pool(f: TextIO, surroundings: features.Surroundings, n: int, seed: int
         _, matrix = surroundings.matrix(lon, lat)
         moments = moments or _Moments(matrix.shape[1])
         moments.add(matrix)
-        land_rows += int(np.count_nonzero(surroundings.land.is_land(lon, lat)))
         writer.writerows(
             [id_format.format(done + i), lon_text[i], lat_text[i], "",
              " ".join(f"{v:.5g}" for v in row), SPLIT, ""]
@@ -122,8 +122,9 @@ def write_pool(f: TextIO, surroundings: features.Surroundings, n: int, seed: int
         done += len(lon)
 
     queued = 0
-    for lon_text, lat_text, lon, lat, block_land in land_points(surroundings.land, n, seed, sea_keep):
-        drawn, on_land = drawn + DRAW_BLOCK, on_land + block_land
+    for lon_text, lat_text, lon, lat, block_land, kept_land in land_points(
+            surroundings.land, n, seed, sea_keep):
+        drawn, on_land, land_rows = drawn + DRAW_BLOCK, on_land + block_land, land_rows + kept_land
         pending.append((lon_text, lat_text, lon, lat))
         queued += len(lon)
         if queued - done >= chunk:
