@@ -154,6 +154,15 @@ class FinetuneConfig(ConfigNode):
       power, concentration) chosen on val from a grid that holds "off" (``csp_tf.models.
       place_memory``); ``off`` = the network alone; ``auto`` = ``calibrated`` with the softmax
       head, ``off`` with ``presence`` (``calibrated`` needs ``location_loss='softmax'``).
+    * ``head_init``: ``random`` = the class head starts from its initial value (reference);
+      ``probe`` = before the first fine-tuning step the class head is fitted to convergence on
+      the frozen encoder's embeddings of the labeled rows (multinomial logistic regression, L2
+      weight chosen on val from ``head_probe_l2_grid``; needs ``location_loss='softmax'``), so
+      fine-tuning starts from a head that reads the pre-trained features (linear probing, then
+      fine-tuning).
+    * ``freeze_encoder``: the fine-tuning steps update the class head only; with
+      ``head_init='probe'`` there are no steps: the probe, fitted to convergence, is the head
+      (a linear probe of the pre-trained embedding). False = the encoder trains too (reference).
     The evaluation period during fine-tuning is the experiment protocol's ``--eval-every``.
     """
 
@@ -181,6 +190,9 @@ class FinetuneConfig(ConfigNode):
     image_classifier_fullbatch_lr: float = 0.2
     fusion: str = "calibrated"
     place_memory: str = "auto"
+    head_init: str = "random"  # random (reference) | probe
+    head_probe_l2_grid: str = "1e-6,1e-5,1e-4,1e-3,1e-2"
+    freeze_encoder: bool = False
 
 
 @dataclass
@@ -310,7 +322,12 @@ class ExperimentConfig(ConfigNode):
             raise ConfigError("finetune.place_memory='calibrated' mixes votes into a softmax "
                               f"P(y|loc); finetune.location_loss={ft.location_loss!r} has per-class "
                               "sigmoids: set finetune.place_memory=off")
+        if ft.head_init == "probe" and ft.location_loss != "softmax":
+            raise ConfigError("finetune.head_init='probe' fits a softmax class head; "
+                              f"finetune.location_loss={ft.location_loss!r} has per-class "
+                              "sigmoids: set finetune.head_init=random")
         parse_float_list("finetune.image_classifier_l2_grid", ft.image_classifier_l2_grid)
+        parse_float_list("finetune.head_probe_l2_grid", ft.head_probe_l2_grid)
         return self
 
     def uses_place_memory(self) -> bool:
@@ -350,6 +367,7 @@ def _choices() -> Dict[str, tuple]:
             "location_loss": ("softmax", "presence"), "lr_schedule": ("exp", "cosine"),
             "image_classifier_solver": ("fullbatch", "minibatch"),
             "fusion": ("calibrated", "product"), "place_memory": ("auto", "calibrated", "off"),
+            "head_init": ("random", "probe"),
             "capacity": ("fixed", "auto"),
             "jit_compile": ("auto", "on", "off"),
             "mixed_precision": ("auto", "on", "off", "bfloat16"),

@@ -193,13 +193,15 @@ def stage_inputs(config: ExperimentConfig, root: DataRoot, stage: str) -> Dict[s
     image_rows = labeled if fc.image_classifier_labels == "fewshot" else root.labeled("train")
     fullbatch = fc.image_classifier_solver == "fullbatch"
     memory = config.uses_place_memory()
-    needs_val = fc.fusion == "calibrated" or fullbatch or memory
+    head_probe = fc.head_init == "probe"
+    needs_val = fc.fusion == "calibrated" or fullbatch or memory or head_probe
     return {"stage_input": from_arrays(labeled, fc.batch_size, sampler=fc.sampler, seed=seed,
                                        max_per_class=fc.max_num_exs_per_class),
             "image_input": from_arrays(image_rows, fc.batch_size, sampler="shuffle", seed=seed + 1),
             "feature_stats": root.feature_stats,
             "image_arrays": image_rows if fullbatch else None,
             "memory_arrays": labeled if memory else None,
+            "head_arrays": labeled if head_probe else None,
             "validation": root.labeled("val") if needs_val and root.rows("val") else None}
 
 

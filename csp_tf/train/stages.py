@@ -180,7 +180,8 @@ def finetune(config: ExperimentConfig, stage_input: StageInput, image_input: Sta
              on_epoch_end: Optional[Callable[[CSPModel, int], Dict[str, float]]] = None,
              feature_stats: Optional[FeatureStats] = None,
              image_arrays: Optional[Arrays] = None, validation: Optional[Arrays] = None,
-             memory_arrays: Optional[Arrays] = None) -> StageResult:
+             memory_arrays: Optional[Arrays] = None,
+             head_arrays: Optional[Arrays] = None) -> StageResult:
     """Fine-tunes the location encoder + class head on labels, then fits the image classifier
     and (``finetune.fusion='calibrated'``) the fusion weights.
 
@@ -194,6 +195,8 @@ def finetune(config: ExperimentConfig, stage_input: StageInput, image_input: Sta
     the fusion on them.
     ``memory_arrays``: the labeled rows the place memory holds (when
     ``config.uses_place_memory()``; the location stage's label subset).
+    ``head_arrays``: the labeled rows the class head is probed on before the first step (when
+    ``finetune.head_init='probe'``; csp_tf.train.head_probe).
     All of them hold labeled rows only (``DataRoot.labeled``:
     ``csp_tf.train.data_root.stage_inputs`` builds every argument here but the config and the
     directories).
@@ -216,10 +219,21 @@ def finetune(config: ExperimentConfig, stage_input: StageInput, image_input: Sta
                                finetune_state=_state_obj(state), image_state=_state_obj(image_state),
                                post_fit_done=post_fit_done)
     manager = tf.train.CheckpointManager(ckpt, s.checkpoint_dir(), max_to_keep=2)
-    if not _restore(manager, "finetune") and base_model_dir:
-        load_base_model(s.model, s.optimizer if fc.carry_optimizer_state else None,
-                        base_model_dir, config)
-    step = TrainStep(make_finetune_loss(s.model, fc), s.optimizer, finetune_variables(s.model),
+    head_fit: List[Dict[str, object]] = []
+    if not _restore(manager, "finetune"):
+        if base_model_dir:
+            load_base_model(s.model, s.optimizer if fc.carry_optimizer_state else None,
+                            base_model_dir, config)
+        if fc.head_init == "probe":
+            if head_arrays is None:
+                raise ValueError("finetune.head_init='probe' needs head_arrays (the labeled rows; "
+                                 "csp_tf.train.stage_inputs builds them)")
+            from csp_tf.train.head_probe import fit_head_on_frozen_encoder
+
+            head_fit.append(fit_head_on_frozen_encoder(s.model, fc, head_arrays, validation,
+                                                       config.runtime.seed))
+    step = TrainStep(make_finetune_loss(s.model, fc), s.optimizer,
+                     finetune_variables(s.model, fc.freeze_encoder),
                      s.strategy, config.runtime.seed, _SALT_FINETUNE, s.jit)
     callback = (lambda e, m: on_epoch_end(s.model, e)) if on_epoch_end else None
     common = dict(strategy=s.strategy, log_dir=os.path.join(output_dir, "logs"),
@@ -227,12 +241,15 @@ def finetune(config: ExperimentConfig, stage_input: StageInput, image_input: Sta
                   log_every_steps=config.runtime.log_every_steps,
                   steps_per_execution=config.runtime.steps_per_execution,
                   progress=config.runtime.progress and s.chief)
-    epochs = finetune_epochs(fc, stage_input.steps_per_epoch)
+    # A frozen encoder under the probed head: the probe already solved the head's (regularised,
+    # convex) problem to convergence, so there is nothing left for gradient steps to do.
+    probe_only = fc.freeze_encoder and fc.head_init == "probe"
+    epochs = 0 if probe_only else finetune_epochs(fc, stage_input.steps_per_epoch)
     result = run_epochs(stage="finetune", train_step=step, stage_input=stage_input,
                         epochs=epochs, state=state, manager=manager,
                         set_lr=lambda e: _set_lr(s.optimizer, finetune_lr(fc, e, epochs)),
                         max_steps=max_steps, on_epoch_end=callback, **common)
-    history = list(result.history)
+    history = head_fit + list(result.history)
     fullbatch = fc.image_classifier_solver == "fullbatch" and image_arrays is not None
     if result.completed and not fullbatch:
         image_step = TrainStep(make_image_classifier_loss(s.model), image_opt,

@@ -41,11 +41,11 @@ def pretrain_variables(model: CSPModel) -> List[tf.Variable]:
         v for h in heads for v in h.trainable_variables]
 
 
-def finetune_variables(model: CSPModel) -> List[tf.Variable]:
+def finetune_variables(model: CSPModel, freeze_encoder: bool = False) -> List[tf.Variable]:
     """What fine-tuning updates: the whole location encoder and the class head (docs/reference.md
-    §7.5)."""
-    return list(model.location_encoder.trainable_variables) + list(
-        model.class_head.trainable_variables)
+    §7.5); with ``freeze_encoder`` the class head only (``finetune.freeze_encoder``)."""
+    head = list(model.class_head.trainable_variables)
+    return head if freeze_encoder else list(model.location_encoder.trainable_variables) + head
 
 
 def merged_location_passes(model: CSPModel, x: tf.Tensor, xr, use_pos: bool, seed: tf.Tensor,
