@@ -203,7 +203,23 @@ def config_fingerprint(cfg: ExperimentConfig, ignore: Sequence[str] = ()) -> Dic
         d["runtime"].pop(key, None)
     if "location_encoder" in d:
         d["location_encoder"] = cfg.location_encoder.model_fields()
+    if "finetune" in d:
+        _drop_neutral(d["finetune"], NEUTRAL_FINETUNE)
     return d
+
+
+# Fine-tuning options at the value that does what every config did before the option existed,
+# with the options that only act through them: left out of the fingerprint at that value, so
+# results made before the option was added stay reusable (and one made with it on never is).
+NEUTRAL_FINETUNE = {"head_init": ("random", ("head_probe_l2_grid",)),
+                    "freeze_encoder": (False, ())}
+
+
+def _drop_neutral(section: Dict[str, Any], neutral: Dict[str, tuple]) -> None:
+    for key, (value, dependents) in neutral.items():
+        if key in section and section[key] == value:
+            for k in (key,) + dependents:
+                section.pop(k, None)
 
 
 def describe(methods: Sequence[Method]) -> str:

@@ -59,3 +59,26 @@ def test_fingerprint_keeps_fcnet_dropout_only_for_an_fcnet():
 def test_bad_grid_arguments_raise(fn, text):
     with pytest.raises(ConfigError):
         fn(text)
+
+
+def test_an_option_at_its_neutral_value_keeps_earlier_fingerprints():
+    """Adding a fine-tuning option whose default does what configs did before must not orphan
+    the results made before it: these hashes are those of the presets before head_init and
+    freeze_encoder existed."""
+    from csp_tf.configs import get_preset
+    from csp_tf.experiments.protocol import fingerprint_hash
+
+    assert fingerprint_hash(get_preset("demo")) == "ea40cc4718db"
+    assert fingerprint_hash(get_preset("places")) == "af4d728e4acc"
+    probe = get_preset("places")
+    probe.finetune.head_init = "probe"
+    assert fingerprint_hash(probe) != "af4d728e4acc"
+    finer = get_preset("places")
+    finer.finetune.head_probe_l2_grid = "1e-3"  # acts only through the probe
+    assert fingerprint_hash(finer) == "af4d728e4acc"
+    probe_finer = get_preset("places")
+    probe_finer.finetune.head_init, probe_finer.finetune.head_probe_l2_grid = "probe", "1e-3"
+    assert fingerprint_hash(probe_finer) != fingerprint_hash(probe)
+    frozen = get_preset("places")
+    frozen.finetune.freeze_encoder = True
+    assert fingerprint_hash(frozen) != "af4d728e4acc"
