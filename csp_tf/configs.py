@@ -45,8 +45,13 @@ class LocationEncoderConfig(ConfigNode):
 
     ``network``: ``auto`` (the encoder's own head for theorydiag/hexagridcell, else ``ffn``),
     ``ffn`` (Space2Vec FFN, §3.1), ``fcnet`` (geo_net, §2.11), ``diag`` (theorydiag's
-    block-diagonal head, §2.5; ``use_postmat`` adds its D×D post-matrix) or ``linear``
-    (hexagridcell's Linear → act → dropout head, §2.6).
+    block-diagonal head, §2.5; ``use_postmat`` adds its D×D post-matrix), ``linear``
+    (hexagridcell's Linear → act → dropout head, §2.6), ``capsules`` (GeoCLIP's per-scale MLPs)
+    or ``siren`` (Rußwurm et al.'s SirenNet, §13.5: ``num_hidden_layer`` ≥ 1 sine layers of
+    width ``hidden_dim``, ω = 30 in the first and 1 after it, dropout ``dropout`` before each
+    sine, then a linear layer to ``num_filts``; ``activation``, ``use_layn`` and
+    ``skip_connection`` do not apply). SH + SIREN: ``position.type=spherical_harmonics``,
+    ``network=siren``.
     ``capacity``: ``fixed`` builds and trains what the config says; ``auto`` sets the finest
     scale and the fine-tuning epochs of each fine-tuning stage from its labeled places
     (``csp_tf.capacity``: λ_min ≈ 4× their median nearest-neighbour distance; ≥ 512 wide, no
@@ -75,7 +80,7 @@ class LocationEncoderConfig(ConfigNode):
         if net == "auto":
             return own or "ffn"
         if (own or net) != net or (own is None and net in OWN_HEADS.values()):
-            want = own or "auto, ffn or fcnet"
+            want = own or "auto, ffn, fcnet or siren"
             raise ConfigError(f"location_encoder.network={net!r} does not fit position.type="
                               f"{kind!r}; use {want} (docs/reference.md §2.5/§2.6: theorydiag and "
                               "hexagridcell have their own head, no FFN)")
@@ -309,6 +314,9 @@ class ExperimentConfig(ConfigNode):
             raise ConfigError(f"location_encoder.num_filts={le.num_filts} must be a multiple of "
                               f"location_encoder.position.{pe.type}.frequency_num="
                               f"{pe.frequency_num} (docs/reference.md §2.5)")
+        if le.resolved_network() == "siren" and le.num_hidden_layer < 1:
+            raise ConfigError(f"location_encoder.num_hidden_layer={le.num_hidden_layer} must be "
+                              ">= 1 with network='siren' (its first sine layer)")
         for key in ("dropout", "fcnet_dropout"):
             if not 0.0 <= getattr(le, key) < 1.0:
                 raise ConfigError(f"location_encoder.{key}={getattr(le, key)!r} must be in [0, 1)")

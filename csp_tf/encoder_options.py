@@ -220,4 +220,4 @@ def _check_type(kind: str) -> None:
 # Encoders with their own trainable head instead of the FFN (docs/reference.md §2.5, §2.6) ->
 # network name.
 OWN_HEADS = {"theorydiag": "diag", "hexagridcell": "linear", "geoclip": "capsules"}
-NETWORKS = ("auto", "ffn", "fcnet", "diag", "linear", "capsules")
+NETWORKS = ("auto", "ffn", "fcnet", "diag", "linear", "capsules", "siren")

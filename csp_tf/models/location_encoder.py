@@ -7,6 +7,8 @@ Networks:
 * ``fcnet``: Mac Aodha et al.'s residual FCNet (``geo_net`` / Sup-only "wrap"), dropout 0.5 fixed.
 * ``diag``: theorydiag's block-diagonal head (docs/reference.md §2.5), ``DiagHead``.
 * ``capsules``: GeoCLIP's per-scale MLPs, summed (``csp_tf.models.capsules``; ``geoclip`` encoder).
+* ``siren``: Rußwurm et al.'s / SatCLIP's SirenNet, sine layers then a linear layer
+  (``csp_tf.models.siren``; docs/reference.md §13.5, after ``spherical_harmonics``).
 * ``linear``: hexagridcell's head act(Dropout(Linear_{6S→D}(x))) (docs/reference.md §2.6): the FFN
   with ``num_hidden_layer=0`` (one Xavier-initialised block, no layer norm, no skip).
 ``location_encoder.network=auto`` picks the encoder's own head, else ``ffn``.
@@ -240,6 +242,11 @@ def build_location_encoder(cfg, seed: int = 0, name: str = "location_encoder") -
 
         network = CapsuleSum(d_in, cfg.num_filts, len(cfg.position.sigmas), cfg.num_hidden_layer,
                              cfg.hidden_dim, cfg.dropout, cfg.activation, seed=seed, name="capsules")
+    elif net == "siren":
+        from csp_tf.models.siren import SirenNet
+
+        network = SirenNet(d_in, cfg.num_filts, cfg.num_hidden_layer, cfg.hidden_dim, cfg.dropout,
+                           seed=seed, name="siren")
     else:
         network = FeedForwardNet(d_in, cfg.num_filts, 0 if net == "linear" else cfg.num_hidden_layer,
                                  cfg.hidden_dim, cfg.dropout, cfg.activation, cfg.use_layn,
