@@ -112,6 +112,9 @@ def run_local(pipeline_root: str, data_root: str, serving_dir: str, config,
         code_version=code_version())
     log.info("pipeline %s: data %s -> root %s, serving %s", pipeline_name, data_root,
              pipeline_root, serving_dir)
+    from csp_tf.data import beam_data_plane
+
+    beam_data_plane.install()  # Beam components on multi-worker DirectRunner modes lose elements without it
     start = time.time()
     error: Optional[BaseException] = None
     try:

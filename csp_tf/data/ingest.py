@@ -177,6 +177,9 @@ def make_pipeline_options(beam_args: Optional[Sequence[str]], in_process: bool) 
     its options (``--dask_client_address`` ...) are registered here, and only they may be
     given (``dask_pipeline_options``).
     """
+    from csp_tf.data import beam_data_plane
+
+    beam_data_plane.install()  # the multi-worker DirectRunner modes otherwise lose elements
     user = [str(a) for a in (beam_args or [])]
     runner = runner_name(user)
     direct = runner is None or runner.split(".")[-1] in ("DirectRunner", "BundleBasedDirectRunner",

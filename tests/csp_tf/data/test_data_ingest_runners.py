@@ -79,3 +79,52 @@ def test_dask_runner_writes_the_direct_runners_data_root(tmp_path):
     assert not mismatch and not errors  # same records per split, dead letter and statistics
     with open(tmp_path / "dask" / "metadata.json") as f:
         assert json.load(f)["feature_stats"]["count"] == sum(direct["rows_out"].values())
+
+
+def test_two_process_direct_runner_keeps_every_row_under_frequent_flushes(tmp_path, monkeypatch):
+    """The DirectRunner's multi_processing mode sends each stage's input to its workers through
+    Beam's timed data-plane buffer, whose flush thread dropped writes landing inside a flush
+    (csp_tf.data.beam_data_plane). A flush every millisecond, each handing its bytes on slowly
+    (as a large buffer's copy does at 10^6 rows), and frequent thread switches open that window
+    many times on a small input:
+    without the fix rows go missing (the ingest's count check fails) or a record is cut (a step
+    fails); with it the root is the one-process root, byte for byte."""
+    import sys
+    import time
+
+    from apache_beam.runners.portability.fn_api_runner import worker_handlers
+    from apache_beam.runners.worker import data_plane
+
+    world = generate_world(str(tmp_path / "world"), "small", manifest_format="jsonl", seed=3,
+                           feature_dim=128, num_unlabeled=30000, inject_bad_rows=True)
+    one = run_ingest(world["manifest"], str(tmp_path / "one"), 128, num_shards=3, in_process=True)
+    monkeypatch.setattr(worker_handlers, "DATA_BUFFER_TIME_LIMIT_MS", 1)
+    output_stream = data_plane._GrpcDataChannel.output_stream
+
+    def slow_output_stream(self, *args, **kwargs):
+        stream = output_stream(self, *args, **kwargs)
+        send = stream._flush_callback
+
+        def slow_send(data):
+            time.sleep(0.002)
+            send(data)
+
+        stream._flush_callback = slow_send
+        return stream
+
+    monkeypatch.setattr(data_plane._GrpcDataChannel, "output_stream", slow_output_stream)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # the writing thread yields the GIL often, as over a long input
+    try:
+        two = run_ingest(world["manifest"], str(tmp_path / "two"), 128, num_shards=3,
+                         beam_args=["--direct_running_mode=multi_processing",
+                                    "--direct_num_workers=2"])
+    finally:
+        sys.setswitchinterval(interval)
+    for key in ("rows_in", "rows_out", "rejected"):
+        assert two[key] == one[key], key
+    files = _files(str(tmp_path / "one"))
+    assert files == _files(str(tmp_path / "two"))
+    _, mismatch, errors = filecmp.cmpfiles(str(tmp_path / "one"), str(tmp_path / "two"), files,
+                                           shallow=False)
+    assert not mismatch and not errors
