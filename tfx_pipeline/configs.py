@@ -38,7 +38,9 @@ KNN_TOLERANCE = 0.0  # ModelGate: candidate's fused top-1 may be at most this mu
 LOCAL_BEAM_ARGS = ("--direct_running_mode=multi_processing", "--direct_num_workers=0")
 # Kubeflow: Beam runs inside each component's container unless a distributed runner is given,
 # e.g. --runner=DataflowRunner --project=P --region=R --temp_location=gs://B/tmp (docs/pipeline.md).
-KUBEFLOW_BEAM_ARGS = ("--direct_running_mode=multi_processing", "--direct_num_workers=0")
+# One process: the container runs TFX's entry point, which does not install csp-tf's fix for the
+# multi-worker DirectRunner's data-plane race (csp_tf/data/beam_data_plane.py).
+KUBEFLOW_BEAM_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
 
 # Kubeflow container image, built from the repository's Dockerfile.
 DEFAULT_IMAGE = "csp-tf:latest"

@@ -36,7 +36,7 @@ def compile_kubeflow(pipeline_root: str, data_root: str, serving_dir: str, confi
       output_path: the JSON file to write.
       image: the container image of every component (``docker build -t IMAGE .``).
       beam_args: Beam options (default ``configs.KUBEFLOW_BEAM_ARGS``: DirectRunner in the
-        component's container, one process per core).
+        component's container, in one process).
       schema_dir: where the pinned schema is written; it must be readable by the cluster
         (default ``<pipeline_root>/_schema``).
     """
