@@ -20,7 +20,8 @@ TensorFlow.
 Optional variants (not in the default list): ``nce_bld`` (imgcontlosssimcse, the paper's
 CSP-NCE-BLD), ``csp_multiply`` (the in-batch temperature multiplies the cosine instead of
 dividing it, the fix for the τ=20 [QUIRK], docs/reference.md §5.1) and ``csp_tau1`` (τ1 = 1, the
-paper's Appendix A.4 value).
+paper's Appendix A.4 value), ``sup_sh_siren`` (spherical harmonics of degree < 40 + a SIREN
+network, Rußwurm et al. 2024, no pre-training).
 """
 
 from __future__ import annotations
@@ -89,6 +90,10 @@ METHODS: Dict[str, Method] = {m.name: m for m in (
     # Sphere2Vec radii are multiples of one radian, not degrees (docs/reference.md §13.0): the base
     # config's min_radius (degrees, for gridcell) is converted, and r_max = 1 rad (§1.2).
     Method("sup_spherem_plus", "Sup. Only (sphereM+)", "sphereM+", radians=True),
+    # Spherical harmonics up to degree 39 (~4.5° wavelength) + SIREN (Rußwurm et al., ICLR 2024;
+    # docs/reference.md §13.5): the smooth global basis with a sine network.
+    Method("sup_sh_siren", "Sup. Only (SH + SIREN)", "spherical_harmonics", network="siren",
+           overrides={"location_encoder.position.legendre_polys": 40}),
     Method("mse", "MSE", "gridcell", pretrain_loss="l2regress"),
     Method("nce", "CSP-NCE-BL", "gridcell", pretrain_loss="imgcontloss"),
     Method("nce_bld", "CSP-NCE-BLD", "gridcell", pretrain_loss="imgcontlosssimcse"),
