@@ -10,7 +10,7 @@ what pre-training learnt: fine-tuning starts at the linear probe's solution.
 
 from __future__ import annotations
 
-from typing import Dict, Mapping, Optional
+from typing import Dict, List, Mapping, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -32,7 +32,8 @@ def fit_head_on_frozen_encoder(model, fc, head_arrays: Mapping[str, np.ndarray],
                                validation: Optional[Mapping[str, np.ndarray]],
                                seed: int) -> Dict[str, object]:
     """Fits ``model.class_head`` on the frozen embeddings of ``head_arrays`` (the labeled rows),
-    the L2 weight chosen on ``validation``; the encoder is untouched. Returns the history entry."""
+    the L2 weight chosen on ``validation``; the encoder is untouched. The solver and its settings
+    (steps, rate, rounds) are the image probe's. Returns the history entry."""
     from csp_tf.train.linear_probe import fit_dense_probe
 
     if model.location_head != "softmax":
@@ -49,3 +50,16 @@ def fit_head_on_frozen_encoder(model, fc, head_arrays: Mapping[str, np.ndarray],
         val_labels=np.asarray(validation["label"]) if has_val else None, what="head probe")
     return {"stage": "head_probe", "l2": fit.l2, "val_top1": fit.val_top1, "rows": int(len(x)),
             "grid": fit.grid}
+
+
+def probe_head_if_asked(model, fc, head_arrays: Optional[Mapping[str, np.ndarray]],
+                        validation: Optional[Mapping[str, np.ndarray]], seed: int
+                        ) -> List[Dict[str, object]]:
+    """The fine-tuning stage's start: with ``finetune.head_init='probe'`` the class head is
+    fitted on the frozen encoder (one history entry), else nothing happens (no entries)."""
+    if fc.head_init != "probe":
+        return []
+    if head_arrays is None:
+        raise ValueError("finetune.head_init='probe' needs head_arrays (the labeled rows; "
+                         "csp_tf.train.stage_inputs builds them)")
+    return [fit_head_on_frozen_encoder(model, fc, head_arrays, validation, seed)]

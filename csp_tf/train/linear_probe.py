@@ -46,13 +46,11 @@ def fit_linear_probe(model, features: np.ndarray, labels: np.ndarray, *,
     """Fits ``model.image_classifier`` (weights replaced) for each L2 value; keeps the best on
     validation (top-1, then NLL). Without validation only the first L2 value is fitted. Each fit
     runs rounds of ``steps`` until converged (module docstring)."""
-    has_val = val_features is not None and val_labels is not None and len(val_labels) > 0
+    prepare = lambda f: model.prepare_features(tf.constant(f, tf.float32))  # noqa: E731
     return fit_dense_probe(
-        model.image_classifier, model.prepare_features(tf.constant(features, tf.float32)), labels,
-        l2_grid=l2_grid, steps=steps, lr=lr, seed=seed,
-        val_x=model.prepare_features(tf.constant(val_features, tf.float32)) if has_val else None,
-        val_labels=val_labels if has_val else None, max_rounds=max_rounds, tol=tol,
-        what="image probe")
+        model.image_classifier, prepare(features), labels, l2_grid=l2_grid, steps=steps, lr=lr,
+        seed=seed, val_x=None if val_features is None else prepare(val_features),
+        val_labels=val_labels, max_rounds=max_rounds, tol=tol, what="image probe")
 
 
 def fit_dense_probe(layer: keras.layers.Dense, x, labels: np.ndarray, *,

@@ -31,6 +31,7 @@ from csp_tf.train import runtime
 from csp_tf.train.inputs import Arrays, FeatureStats, StageInput
 from csp_tf.train.checkpoint_save import save_checkpoint
 from csp_tf.train.loop import LoopResult, LoopState, run_epochs
+from csp_tf.train.head_probe import probe_head_if_asked
 from csp_tf.train.steps import (TrainStep, finetune_variables, make_finetune_loss,
                                 make_image_classifier_loss, make_pretrain_loss, pretrain_variables)
 
@@ -219,19 +220,12 @@ def finetune(config: ExperimentConfig, stage_input: StageInput, image_input: Sta
                                finetune_state=_state_obj(state), image_state=_state_obj(image_state),
                                post_fit_done=post_fit_done)
     manager = tf.train.CheckpointManager(ckpt, s.checkpoint_dir(), max_to_keep=2)
-    head_fit: List[Dict[str, object]] = []
+    head_fit: List[Dict[str, object]] = []  # a resumed stage was probed before it stopped
     if not _restore(manager, "finetune"):
         if base_model_dir:
             load_base_model(s.model, s.optimizer if fc.carry_optimizer_state else None,
                             base_model_dir, config)
-        if fc.head_init == "probe":
-            if head_arrays is None:
-                raise ValueError("finetune.head_init='probe' needs head_arrays (the labeled rows; "
-                                 "csp_tf.train.stage_inputs builds them)")
-            from csp_tf.train.head_probe import fit_head_on_frozen_encoder
-
-            head_fit.append(fit_head_on_frozen_encoder(s.model, fc, head_arrays, validation,
-                                                       config.runtime.seed))
+        head_fit = probe_head_if_asked(s.model, fc, head_arrays, validation, config.runtime.seed)
     step = TrainStep(make_finetune_loss(s.model, fc), s.optimizer,
                      finetune_variables(s.model, fc.freeze_encoder),
                      s.strategy, config.runtime.seed, _SALT_FINETUNE, s.jit)
