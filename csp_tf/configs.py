@@ -168,6 +168,9 @@ class FinetuneConfig(ConfigNode):
     * ``freeze_encoder``: the fine-tuning steps update the class head only; with
       ``head_init='probe'`` there are no steps: the probe, fitted to convergence, is the head
       (a linear probe of the pre-trained embedding). False = the encoder trains too (reference).
+    * ``location_jitter``: each fine-tuning step moves the labeled locations by Gaussian noise
+      of this standard deviation in degrees (``csp_tf.location_jitter``), so a label is learned
+      for a neighbourhood of its place; 0 = the locations as given (reference).
     The evaluation period during fine-tuning is the experiment protocol's ``--eval-every``.
     """
 
@@ -198,6 +201,7 @@ class FinetuneConfig(ConfigNode):
     head_init: str = "random"  # random (reference) | probe
     head_probe_l2_grid: str = "1e-6,1e-5,1e-4,1e-3,1e-2"
     freeze_encoder: bool = False
+    location_jitter: float = 0.0  # degrees; 0 = off (reference)
 
 
 @dataclass
@@ -352,7 +356,7 @@ _POSITIVE = {"frequency_num", "min_radius", "max_radius", "rbf_kernel_size", "nu
              "batch_size", "temp_inbatch", "temp_negloc", "temp_simcse", "num_neg_rand_loc",
              "image_classifier_steps", "image_classifier_max_rounds", "image_classifier_fullbatch_lr", "steps_per_execution"}
 _NON_NEGATIVE = {"epochs", "min_steps", "image_classifier_l2", "feature_dim", "num_classes",
-                 "pretrain_in_memory_mb"}
+                 "pretrain_in_memory_mb", "location_jitter"}
 # The keys of csp_tf.models.layers.ACTIVATIONS (a test keeps them equal): importing csp_tf.models
 # here would close an import cycle through csp_model, which imports this module.
 ACTIVATIONS = ("relu", "leakyrelu", "gelu", "sigmoid", "tanh")

@@ -217,7 +217,7 @@ def config_fingerprint(cfg: ExperimentConfig, ignore: Sequence[str] = ()) -> Dic
 # with the options that only act through them: left out of the fingerprint at that value, so
 # results made before the option was added stay reusable (and one made with it on never is).
 NEUTRAL_FINETUNE = {"head_init": ("random", ("head_probe_l2_grid",)),
-                    "freeze_encoder": (False, ())}
+                    "freeze_encoder": (False, ()), "location_jitter": (0.0, ())}
 
 
 def _drop_neutral(section: Dict[str, Any], neutral: Dict[str, tuple]) -> None:

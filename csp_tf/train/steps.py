@@ -22,6 +22,7 @@ from csp_tf import losses
 from csp_tf.configs import FinetuneConfig, PretrainConfig
 from csp_tf.models import CSPModel
 from csp_tf.models.layers import SegmentSeeds, fold_seed
+from csp_tf.location_jitter import jitter_locations
 from csp_tf.negatives import sample_random_locations
 
 log = logging.getLogger("csp_tf")
@@ -30,7 +31,7 @@ LossFn = Callable[[Batch, tf.Tensor], Tuple[tf.Tensor, Dict[str, tf.Tensor]]]
 
 # Salts that make the passes of one step independent (docs/reference.md §5: "every forward pass of
 # the location encoder draws a fresh dropout mask").
-_PASS_REAL, _PASS_RAND_SAMPLE, _PASS_RAND, _PASS_POS = 1, 2, 3, 4
+_PASS_REAL, _PASS_RAND_SAMPLE, _PASS_RAND, _PASS_POS, _PASS_JITTER = 1, 2, 3, 4, 5
 
 
 def pretrain_variables(model: CSPModel) -> List[tf.Variable]:
@@ -155,20 +156,25 @@ def make_pretrain_loss(model: CSPModel, cfg: PretrainConfig, merge_passes: bool 
 
 def make_finetune_loss(model: CSPModel, cfg: FinetuneConfig) -> LossFn:
     """``presence``: the "full loss" with one forward pass on [x; x̃] (docs/reference.md §7.5);
-    ``softmax``: cross-entropy of softmax(W e(x) + b), no random background locations."""
+    ``softmax``: cross-entropy of softmax(W e(x) + b), no random background locations.
+    ``cfg.location_jitter`` > 0 moves the labeled locations by fresh Gaussian noise each step."""
+    def labeled_locations(batch: Batch, seed: tf.Tensor) -> tf.Tensor:
+        return jitter_locations(batch["lon_lat"], cfg.location_jitter,
+                                fold_seed(seed, _PASS_JITTER))
+
     if cfg.location_loss == "softmax":
         def softmax_loss_fn(batch: Batch, seed: tf.Tensor):
-            logits = model.location_logits(tf.cast(batch["lon_lat"], tf.float32), training=True,
+            logits = model.location_logits(labeled_locations(batch, seed), training=True,
                                            seed=fold_seed(seed, _PASS_REAL))
             return losses.softmax_location_loss(logits, batch["label"])
 
         return softmax_loss_fn
 
     def loss_fn(batch: Batch, seed: tf.Tensor):
-        x, y = batch["lon_lat"], batch["label"]
+        x, y = labeled_locations(batch, seed), batch["label"]
         b = tf.shape(x)[0]
         xr = sample_random_locations(b, cfg.neg_rand_type, fold_seed(seed, _PASS_RAND_SAMPLE))
-        probs = model.location_probs(tf.concat([tf.cast(x, tf.float32), xr], axis=0),
+        probs = model.location_probs(tf.concat([x, xr], axis=0),
                                      training=True, seed=fold_seed(seed, _PASS_REAL))
         return losses.full_loss(probs[:b], y, probs[b:], rand_sample_weight=cfg.rand_sample_weight)
 

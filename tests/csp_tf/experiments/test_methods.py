@@ -63,8 +63,8 @@ def test_bad_grid_arguments_raise(fn, text):
 
 def test_an_option_at_its_neutral_value_keeps_earlier_fingerprints():
     """Adding a fine-tuning option whose default does what configs did before must not orphan
-    the results made before it: these hashes are those of the presets before head_init and
-    freeze_encoder existed."""
+    the results made before it: these hashes are those of the presets before head_init,
+    freeze_encoder and location_jitter existed."""
     from csp_tf.configs import get_preset
     from csp_tf.experiments.protocol import fingerprint_hash
 
@@ -82,3 +82,6 @@ def test_an_option_at_its_neutral_value_keeps_earlier_fingerprints():
     frozen = get_preset("places")
     frozen.finetune.freeze_encoder = True
     assert fingerprint_hash(frozen) != "af4d728e4acc"
+    jittered = get_preset("places")
+    jittered.finetune.location_jitter = 0.03
+    assert fingerprint_hash(jittered) != "af4d728e4acc"
