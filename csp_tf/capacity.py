@@ -40,9 +40,10 @@ MIN_HIDDEN_DIM = 512
 # Fine-tuning length: at least this many steps and epochs (the val picks on countries).
 MIN_STEPS = 750
 MIN_EPOCHS = 30
-# Encoders whose ``min_radius`` is a length in degrees (Space2Vec, docs/reference.md §2.1); the
-# Sphere2Vec ones take radian multiples and are left as configured.
-DEGREE_SCALED = ("gridcell", "gridcellnorm", "theory", "theorynorm", "theorydiag")
+# Encoders whose ``min_radius`` is a length in degrees (Space2Vec, docs/reference.md §2.1, and
+# gridcell_hash's sinusoids, §13.4.1; its grid keeps its own cell sizes); the Sphere2Vec ones
+# take radian multiples and are left as configured.
+DEGREE_SCALED = ("gridcell", "gridcellnorm", "theory", "theorynorm", "theorydiag", "gridcell_hash")
 
 
 def labeled_spacing_deg(lon_lat: np.ndarray) -> float:

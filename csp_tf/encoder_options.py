@@ -37,6 +37,22 @@ class ScheduleOptions(ConfigNode):
 
 
 @dataclass
+class GridHashOptions(ScheduleOptions):
+    """``gridcell_hash`` (docs/reference.md §13.4.1): ``gridcell``'s schedule, plus
+    ``grid_levels`` trainable tables of ``grid_features`` values per corner, cell sizes geometric
+    from ``grid_coarsest`` to ``grid_finest`` degrees; a level with more corners than
+    2^``grid_log2_table_size`` is hashed into that many rows. Tables start
+    U(±``grid_init``) from ``seed``."""
+
+    grid_levels: int = 8
+    grid_coarsest: float = 2.0
+    grid_finest: float = 0.05
+    grid_features: int = 4
+    grid_log2_table_size: int = 18
+    grid_init: float = 0.0001
+
+
+@dataclass
 class HexaGridOptions(ConfigNode):
     """``hexagridcell`` (docs/reference.md §2.6): f_s = λ_max^{-s/(S-1)}, no λ_min."""
 
@@ -120,7 +136,7 @@ ENCODER_OPTIONS: Dict[str, type] = {
     **{name: MapRangeOptions for name in ("naive", "wrap", "geo_net_fft", "geo_net_3d")},
     "hexagridcell": HexaGridOptions, "nerf": NerfOptions, "rbf": RBFOptions, "rff": RFFOptions,
     "spherical_harmonics": HarmonicsOptions, "tile": TileOptions,
-    "geoclip": GeoCLIPOptions,
+    "geoclip": GeoCLIPOptions, "gridcell_hash": GridHashOptions,
 }
 # Old saved configs have one flat section: each encoder takes the options it has, as before.
 _LEGACY_FLAT = {f.name for c in ENCODER_OPTIONS.values() for f in dataclasses.fields(c)}

@@ -5,8 +5,8 @@ import dataclasses
 from csp_tf.encoders.base import (ENCODERS, PositionEncoder, geometric_frequencies, lookup_encoder,
                                   register_encoder)
 # Imported for their registration side effect.
-from csp_tf.encoders import (geoclip, gridcell, hexagridcell, naive, nerf, rbf, rff,  # noqa: F401
-                             sphere, spherical_harmonics, theory, tile, wrap)
+from csp_tf.encoders import (geoclip, gridcell, gridcell_hash, hexagridcell, naive,  # noqa: F401
+                             nerf, rbf, rff, sphere, spherical_harmonics, theory, tile, wrap)
 
 
 def build_position_encoder(cfg) -> PositionEncoder:

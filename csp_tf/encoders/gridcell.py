@@ -28,7 +28,7 @@ class GridCellEncoder(ScheduledEncoder):
         # float32 features equal tf.sin/tf.cos's but for one-ulp ties, ~5 in 10⁶).
         angles = lonlat[..., :, None] * self._freqs
         feats = tf.stack(sin_cos(angles), axis=-1)
-        return tf.reshape(feats, tf.concat([tf.shape(lonlat)[:-1], [self.embedding_dim]], 0))
+        return tf.reshape(feats, tf.concat([tf.shape(lonlat)[:-1], [4 * self.frequency_num]], 0))
 
 
 # gridcellnorm: the radian conversion happens after the arguments are computed and is never

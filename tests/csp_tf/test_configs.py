@@ -76,7 +76,9 @@ NON_DEFAULT = {"frequency_num": 7, "min_radius": 0.25, "max_radius": 90.0, "freq
                "anchor_pts": [[1.0, 2.0], [3.0, 4.0]], "rff_kernel_mode": "bandwidth",
                "omega": [[0.1, 0.2], [0.3, 0.4]], "bias": [0.5, 0.6], "legendre_polys": 4,
                "harmonics_calculation": "closed-form", "tile_size": 30.0, "embedding_size": 5,
-               "sigmas": [2.0, 8.0, 32.0], "encoded_size": 4}
+               "sigmas": [2.0, 8.0, 32.0], "encoded_size": 4, "grid_levels": 3,
+               "grid_coarsest": 4.0, "grid_finest": 0.5, "grid_features": 2,
+               "grid_log2_table_size": 10, "grid_init": 0.001}
 
 
 @pytest.mark.parametrize("kind", sorted(ENCODER_OPTIONS))

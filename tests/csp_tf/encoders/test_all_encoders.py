@@ -14,7 +14,7 @@ from csp_tf.encoders import ENCODERS, PositionEncoder, build_position_encoder, l
 
 NAMES = ["gridcell", "gridcellnorm", "theory", "theorynorm", "theorydiag", "hexagridcell", "naive", "rbf",
          "rff", "geo_net_fft", "wrap", "nerf", "sphereC", "sphereC+", "sphereM", "sphereM+", "dfs",
-         "spherical_harmonics", "tile", "geo_net_3d", "geoclip"]
+         "spherical_harmonics", "tile", "geo_net_3d", "geoclip", "gridcell_hash"]
 
 INTEGER_FREQS = dict(frequency_num=2, min_radius=0.5, max_radius=1.0)  # Sphere2Vec f = [2, 1]: periodic
 # (name, constructor kwargs): small settings, plus variants that exercise the random parts.
@@ -43,6 +43,8 @@ CASES = [
     ("spherical_harmonics", dict(legendre_polys=4)),
     ("spherical_harmonics", dict(legendre_polys=4, harmonics_calculation="closed-form")),
     ("tile", dict(tile_size=45.0, embedding_size=8, seed=1)),
+    ("gridcell_hash", dict(frequency_num=3, min_radius=1.0, max_radius=100.0, grid_levels=2,
+                           grid_coarsest=20.0, grid_finest=2.0, grid_log2_table_size=8, seed=1)),
     ("geoclip", dict(sigmas=[1.0, 16.0], encoded_size=4, seed=2)),
 ]
 IDS = [f"{n}-{i}" for i, (n, _) in enumerate(CASES)]
@@ -95,7 +97,8 @@ def expected_dim(name):
             "theorydiag": 6 * s, "hexagridcell": 6 * s, "naive": 2, "rbf": 7, "rff": s,
             "geo_net_fft": 4, "wrap": 4, "geo_net_3d": 3, "nerf": 6 * s, "sphereC": 3 * s,
             "sphereC+": 6 * s, "sphereM": 5 * s, "sphereM+": 8 * s, "dfs": 4 * s * s + 4 * s,
-            "spherical_harmonics": 9, "tile": 5, "geoclip": 3 * 2 * 256}[name]
+            "spherical_harmonics": 9, "tile": 5, "geoclip": 3 * 2 * 256,
+            "gridcell_hash": 4 * s + 8 * 4}[name]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -166,7 +169,8 @@ def test_keras_serialization_round_trip(name, kwargs):
     json.dumps(blob)  # plain JSON: the random parts are stored as lists
     clone = keras.saving.deserialize_keras_object(blob)
     assert type(clone) is type(enc) and clone.embedding_dim == enc.embedding_dim
-    # The config alone reproduces the function (tile: its table is seeded from the config too).
+    # The config alone reproduces the function (tile, gridcell_hash: their tables are seeded
+    # from the config too).
     np.testing.assert_array_equal(clone(RANDOM_POINTS).numpy(), before)
 
 
@@ -198,10 +202,11 @@ def test_mixed_precision_keeps_float32(name, kwargs):
 
 
 @pytest.mark.parametrize("name,kwargs", CASES, ids=IDS)
-def test_only_tile_has_weights(name, kwargs):
+def test_only_the_table_encoders_have_weights(name, kwargs):
     enc = make(name, kwargs)
     enc(RANDOM_POINTS)
-    assert len(enc.trainable_weights) == (1 if name == "tile" else 0)
+    tables = {"tile": 1, "gridcell_hash": kwargs.get("grid_levels")}
+    assert len(enc.trainable_weights) == tables.get(name, 0)
     # geoclip's Fourier matrices are weights (GeoCLIP's checkpoint holds them), never trained.
     assert len(enc.non_trainable_weights) == (1 if name == "geoclip" else 0)
 
