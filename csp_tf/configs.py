@@ -354,9 +354,10 @@ class ExperimentConfig(ConfigNode):
 _POSITIVE = {"frequency_num", "min_radius", "max_radius", "rbf_kernel_size", "num_rbf_anchor_pts",
              "legendre_polys", "tile_size", "embedding_size", "num_filts", "hidden_dim", "lr",
              "batch_size", "temp_inbatch", "temp_negloc", "temp_simcse", "num_neg_rand_loc",
-             "image_classifier_steps", "image_classifier_max_rounds", "image_classifier_fullbatch_lr", "steps_per_execution"}
+             "image_classifier_steps", "image_classifier_max_rounds", "image_classifier_fullbatch_lr", "steps_per_execution",
+             "grid_levels", "grid_coarsest", "grid_finest", "grid_features", "grid_log2_table_size"}
 _NON_NEGATIVE = {"epochs", "min_steps", "image_classifier_l2", "feature_dim", "num_classes",
-                 "pretrain_in_memory_mb", "location_jitter"}
+                 "pretrain_in_memory_mb", "location_jitter", "grid_init"}
 # The keys of csp_tf.models.layers.ACTIVATIONS (a test keeps them equal): importing csp_tf.models
 # here would close an import cycle through csp_model, which imports this module.
 ACTIVATIONS = ("relu", "leakyrelu", "gelu", "sigmoid", "tanh")

@@ -39,6 +39,13 @@ def test_save_load_round_trip(tmp_path, suffix):
     ({"location_encoder.position.min_radius": 500.0}, "min_radius=500.0 exceeds"),
     ({"pretrain.neg_rand_type": "sphere"}, "pretrain.neg_rand_type='sphere'"),
     ({"runtime.jit_compile": "maybe"}, "runtime.jit_compile='maybe'"),
+    ({"location_encoder.position.type": "gridcell_hash",
+      "location_encoder.position.gridcell_hash.grid_levels": 0},
+     "location_encoder.position.gridcell_hash.grid_levels=0 must be"),
+    ({"location_encoder.position.type": "gridcell_hash",
+      "location_encoder.position.gridcell_hash.grid_init": -1.0},
+     "location_encoder.position.gridcell_hash.grid_init=-1.0 must be"),
+    ({"finetune.location_jitter": -0.5}, "finetune.location_jitter=-0.5 must be"),
 ])
 def test_validate_names_field_and_value(overrides, needle):
     with pytest.raises(ConfigError) as e:
