@@ -171,6 +171,9 @@ class FinetuneConfig(ConfigNode):
     * ``location_jitter``: each fine-tuning step moves the labeled locations by Gaussian noise
       of this standard deviation in degrees (``csp_tf.location_jitter``), so a label is learned
       for a neighbourhood of its place; 0 = the locations as given (reference).
+    * ``location_jitter_per_spacing``: c > 0 adds c·d_i to row i's σ, d_i the distance from
+      its place to the nearest other labeled place of the stage (at most 2°), so each label
+      spreads over about its own neighbourhood; 0 = off.
     The evaluation period during fine-tuning is the experiment protocol's ``--eval-every``.
     """
 
@@ -202,6 +205,7 @@ class FinetuneConfig(ConfigNode):
     head_probe_l2_grid: str = "1e-6,1e-5,1e-4,1e-3,1e-2"
     freeze_encoder: bool = False
     location_jitter: float = 0.0  # degrees; 0 = off (reference)
+    location_jitter_per_spacing: float = 0.0  # × nearest-labeled-place distance; 0 = off
 
 
 @dataclass
@@ -357,7 +361,8 @@ _POSITIVE = {"frequency_num", "min_radius", "max_radius", "rbf_kernel_size", "nu
              "image_classifier_steps", "image_classifier_max_rounds", "image_classifier_fullbatch_lr", "steps_per_execution",
              "grid_levels", "grid_coarsest", "grid_finest", "grid_features", "grid_log2_table_size"}
 _NON_NEGATIVE = {"epochs", "min_steps", "image_classifier_l2", "feature_dim", "num_classes",
-                 "pretrain_in_memory_mb", "location_jitter", "grid_init"}
+                 "pretrain_in_memory_mb", "location_jitter", "grid_init",
+                 "location_jitter_per_spacing"}
 # The keys of csp_tf.models.layers.ACTIVATIONS (a test keeps them equal): importing csp_tf.models
 # here would close an import cycle through csp_model, which imports this module.
 ACTIVATIONS = ("relu", "leakyrelu", "gelu", "sigmoid", "tanh")

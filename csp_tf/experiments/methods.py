@@ -21,7 +21,8 @@ Optional variants (not in the default list): ``nce_bld`` (imgcontlosssimcse, the
 CSP-NCE-BLD), ``csp_multiply`` (the in-batch temperature multiplies the cosine instead of
 dividing it, the fix for the τ=20 [QUIRK], docs/reference.md §5.1) and ``csp_tau1`` (τ1 = 1, the
 paper's Appendix A.4 value), ``sup_sh_siren`` (spherical harmonics of degree < 40 + a SIREN
-network, Rußwurm et al. 2024, no pre-training).
+network, Rußwurm et al. 2024, no pre-training), ``sup_grid_hash`` (gridcell + trainable
+multiresolution cells; no pre-training).
 """
 
 from __future__ import annotations
@@ -94,6 +95,9 @@ METHODS: Dict[str, Method] = {m.name: m for m in (
     # docs/reference.md §13.5): the smooth global basis with a sine network.
     Method("sup_sh_siren", "Sup. Only (SH + SIREN)", "spherical_harmonics", network="siren",
            overrides={"location_encoder.position.legendre_polys": 40}),
+    # gridcell + a multiresolution grid of trainable cells (docs/reference.md §13.4.1): the
+    # network can draw raster-cell-sized structure.
+    Method("sup_grid_hash", "Sup. Only (grid + cells)", "gridcell_hash"),
     Method("mse", "MSE", "gridcell", pretrain_loss="l2regress"),
     Method("nce", "CSP-NCE-BL", "gridcell", pretrain_loss="imgcontloss"),
     Method("nce_bld", "CSP-NCE-BLD", "gridcell", pretrain_loss="imgcontlosssimcse"),
@@ -217,7 +221,8 @@ def config_fingerprint(cfg: ExperimentConfig, ignore: Sequence[str] = ()) -> Dic
 # with the options that only act through them: left out of the fingerprint at that value, so
 # results made before the option was added stay reusable (and one made with it on never is).
 NEUTRAL_FINETUNE = {"head_init": ("random", ("head_probe_l2_grid",)),
-                    "freeze_encoder": (False, ()), "location_jitter": (0.0, ())}
+                    "freeze_encoder": (False, ()), "location_jitter": (0.0, ()),
+                    "location_jitter_per_spacing": (0.0, ())}
 
 
 def _drop_neutral(section: Dict[str, Any], neutral: Dict[str, tuple]) -> None:

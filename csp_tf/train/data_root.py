@@ -24,9 +24,9 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from csp_tf.configs import ConfigError, ExperimentConfig
+from csp_tf.configs import ConfigError, ExperimentConfig, FinetuneConfig
 from csp_tf.data import reader, splits as label_splits
-from csp_tf.train.inputs import Arrays, FeatureStats, from_arrays, from_tfrecords
+from csp_tf.train.inputs import Arrays, FeatureStats, StageInput, from_arrays, from_tfrecords
 
 PRETRAIN_SPLITS = ("pretrain", "train")
 POOL_KEYS = ("lon_lat", "image_features", "label", "id")  # what pre-training reads, and the id
@@ -195,14 +195,27 @@ def stage_inputs(config: ExperimentConfig, root: DataRoot, stage: str) -> Dict[s
     memory = config.uses_place_memory()
     head_probe = fc.head_init == "probe"
     needs_val = fc.fusion == "calibrated" or fullbatch or memory or head_probe
-    return {"stage_input": from_arrays(labeled, fc.batch_size, sampler=fc.sampler, seed=seed,
-                                       max_per_class=fc.max_num_exs_per_class),
+    return {"stage_input": finetune_input(labeled, fc, seed),
             "image_input": from_arrays(image_rows, fc.batch_size, sampler="shuffle", seed=seed + 1),
             "feature_stats": root.feature_stats,
             "image_arrays": image_rows if fullbatch else None,
             "memory_arrays": labeled if memory else None,
             "head_arrays": labeled if head_probe else None,
             "validation": root.labeled("val") if needs_val and root.rows("val") else None}
+
+
+def finetune_input(labeled: Arrays, fc: FinetuneConfig, seed: int) -> StageInput:
+    """The fine-tuning steps' input over the labeled rows; with
+    ``finetune.location_jitter_per_spacing`` each row carries its own jitter σ."""
+    keys = ("lon_lat", "image_features", "label")
+    if fc.location_jitter_per_spacing > 0:
+        from csp_tf.location_jitter import SIGMA_KEY, row_sigmas
+
+        labeled = dict(labeled, **{SIGMA_KEY: row_sigmas(labeled["lon_lat"],
+                                                          fc.location_jitter_per_spacing)})
+        keys += (SIGMA_KEY,)
+    return from_arrays(labeled, fc.batch_size, sampler=fc.sampler, seed=seed,
+                       max_per_class=fc.max_num_exs_per_class, keys=keys)
 
 
 def _count_records(files: Sequence[str]) -> int:

@@ -22,7 +22,7 @@ from csp_tf import losses
 from csp_tf.configs import FinetuneConfig, PretrainConfig
 from csp_tf.models import CSPModel
 from csp_tf.models.layers import SegmentSeeds, fold_seed
-from csp_tf.location_jitter import jitter_locations
+from csp_tf.location_jitter import SIGMA_KEY, jitter_locations
 from csp_tf.negatives import sample_random_locations
 
 log = logging.getLogger("csp_tf")
@@ -157,10 +157,18 @@ def make_pretrain_loss(model: CSPModel, cfg: PretrainConfig, merge_passes: bool 
 def make_finetune_loss(model: CSPModel, cfg: FinetuneConfig) -> LossFn:
     """``presence``: the "full loss" with one forward pass on [x; x̃] (docs/reference.md §7.5);
     ``softmax``: cross-entropy of softmax(W e(x) + b), no random background locations.
-    ``cfg.location_jitter`` > 0 moves the labeled locations by fresh Gaussian noise each step."""
+    ``cfg.location_jitter`` > 0, or a per-row σ column in the batch
+    (``cfg.location_jitter_per_spacing``), moves the labeled locations by fresh Gaussian noise
+    each step."""
     def labeled_locations(batch: Batch, seed: tf.Tensor) -> tf.Tensor:
-        return jitter_locations(batch["lon_lat"], cfg.location_jitter,
-                                fold_seed(seed, _PASS_JITTER))
+        sigma = cfg.location_jitter
+        if SIGMA_KEY in batch:
+            sigma = batch[SIGMA_KEY] + sigma
+        elif cfg.location_jitter_per_spacing > 0:  # checked when the step is traced
+            raise ValueError("finetune.location_jitter_per_spacing needs each batch to carry the "
+                             f"rows' σ as {SIGMA_KEY!r}: build the fine-tuning input with "
+                             "csp_tf.train.data_root.finetune_input")
+        return jitter_locations(batch["lon_lat"], sigma, fold_seed(seed, _PASS_JITTER))
 
     if cfg.location_loss == "softmax":
         def softmax_loss_fn(batch: Batch, seed: tf.Tensor):

@@ -1,4 +1,5 @@
-"""finetune.location_jitter: stateless Gaussian moves of the labeled locations, wrapped onto the
+"""finetune.location_jitter and location_jitter_per_spacing: stateless Gaussian moves of the
+labeled locations (one σ, or one per row from its nearest labeled neighbour), wrapped onto the
 sphere, applied by the fine-tuning loss and nowhere else."""
 
 import numpy as np
@@ -6,10 +7,12 @@ import pytest
 import tensorflow as tf
 
 from csp_tf.configs import ConfigError
-from csp_tf.location_jitter import jitter_locations, wrap_lon_lat
+from csp_tf.location_jitter import (MAX_ROW_SIGMA_DEG, SIGMA_KEY, jitter_locations, row_sigmas,
+                                    wrap_lon_lat)
 from csp_tf.models import build_csp_model
 from csp_tf.models.layers import fold_seed
 from csp_tf.train import steps
+from csp_tf.train.data_root import finetune_input
 
 SEED = tf.constant([3, 7], tf.int64)
 
@@ -74,3 +77,41 @@ def test_a_negative_jitter_is_refused(tiny_config):
     tiny_config.finetune.location_jitter = -0.1
     with pytest.raises(ConfigError, match="finetune.location_jitter"):
         tiny_config.validate()
+
+
+def test_row_sigmas_follow_each_place_s_nearest_labeled_neighbour():
+    lon_lat = np.array([[0.0, 0.0], [0.1, 0.0], [0.3, 0.0], [0.3, 0.0], [50.0, 0.0],
+                        [np.nan, np.nan]])
+    sigmas = row_sigmas(lon_lat, 2.0)
+    assert sigmas.dtype == np.float32
+    np.testing.assert_allclose(sigmas[:4], [0.2, 0.2, 0.0, 0.0], atol=1e-5)  # duplicates: 0
+    assert sigmas[4] == MAX_ROW_SIGMA_DEG  # 40° from the nearest: clipped
+    assert sigmas[5] == 0.0  # no location: not moved
+
+
+def test_per_row_sigmas_move_each_row_by_its_own():
+    x = tf.tile(tf.constant([[10.0, 20.0], [-30.0, 5.0]]), [50_000, 1])
+    sigma = tf.tile(tf.constant([0.0, 0.3]), [50_000])
+    d = jitter_locations(x, sigma, SEED).numpy() - x.numpy()
+    np.testing.assert_array_equal(d[0::2], 0.0)
+    np.testing.assert_allclose(d[1::2].std(0), [0.3, 0.3], rtol=0.02)
+
+
+def test_the_finetune_input_carries_sigmas_only_when_asked(tiny_config):
+    rows = {"lon_lat": np.array([[0.0, 0.0], [0.5, 0.0], [3.0, 0.0]], np.float32),
+            "image_features": np.zeros((3, 8), np.float32), "label": np.array([0, 1, 2])}
+    plain = next(iter(finetune_input(rows, tiny_config.finetune, seed=0).dataset_fn(0)))
+    assert SIGMA_KEY not in plain
+    tiny_config.finetune.location_jitter_per_spacing = 1.0
+    batch = next(iter(finetune_input(rows, tiny_config.finetune, seed=0).dataset_fn(0)))
+    order = np.argsort(batch["lon_lat"].numpy()[:, 0])
+    np.testing.assert_allclose(batch[SIGMA_KEY].numpy()[order], [0.5, 0.5, 2.0], atol=1e-5)
+
+
+def test_per_spacing_jitter_without_the_sigma_column_is_refused(tiny_config):
+    tiny_config.finetune.location_jitter_per_spacing = 1.0
+    model = build_csp_model(tiny_config)
+    batch = {"lon_lat": tf.constant([[10.0, 20.0]]), "label": tf.constant([0], tf.int64),
+             "image_features": tf.zeros((1, tiny_config.data.feature_dim))}
+    with pytest.raises(ValueError, match="finetune_input"):
+        steps.make_finetune_loss(model, tiny_config.finetune)(batch, SEED)
