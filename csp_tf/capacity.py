@@ -13,7 +13,9 @@ scales ``csp-tf tune`` searches. The length follows the rows: ``auto`` sets
 ``MIN_EPOCHS``, so a small subset runs 750 steps and a large one 30 epochs (the val picks at
 1 %, 5 % and 100 %; 1500 steps at 5 % overfit a little). It also builds the network val chose
 on countries at every ratio from 1 to 100 %: at least ``MIN_HIDDEN_DIM`` wide and without
-dropout (the ``demo`` preset's 256 units and dropout 0.5 cost 2.2 points at 5 %).
+dropout (the ``demo`` preset's 256 units and dropout 0.5 cost 2.2 points at 5 %). With an
+encoder of trainable cells (``gridcell_hash``) it also jitters each labeled place by its
+distance to the nearest other one (``finetune.location_jitter_per_spacing``), unless a jitter is set.
 
 ``fixed`` (the default) leaves the config as written. The rule is a pure function of the
 labeled locations (:func:`resolve_capacity`); ``csp-tf finetune`` and ``csp-tf experiment``
@@ -40,6 +42,11 @@ MIN_HIDDEN_DIM = 512
 # Fine-tuning length: at least this many steps and epochs (the val picks on countries).
 MIN_STEPS = 750
 MIN_EPOCHS = 30
+# Encoders with trainable cells (docs/reference.md §13.4.1): ``auto`` spreads each label over
+# about its own neighbourhood, ``finetune.location_jitter_per_spacing`` = this (val on the haze
+# month at 100 %: 0.5 / 1 / 2 gave 91.20 / 91.43 / 90.47), unless the config sets a jitter.
+CELL_ENCODERS = ("gridcell_hash",)
+JITTER_PER_SPACING = 1.0
 # Encoders whose ``min_radius`` is a length in degrees (Space2Vec, docs/reference.md §2.1, and
 # gridcell_hash's sinusoids, §13.4.1; its grid keeps its own cell sizes); the Sphere2Vec ones
 # take radian multiples and are left as configured.
@@ -106,8 +113,13 @@ def resolve_capacity(config, lon_lat: Optional[np.ndarray], keep_encoder: bool =
     le = config.location_encoder
     scale = not keep_encoder and le.position.type in DEGREE_SCALED
     spacing = labeled_spacing_deg(lon_lat) if scale else float("nan")
-    return config.override(auto_capacity(spacing, config.finetune.epochs, keep_encoder,
-                                         hidden_dim=le.hidden_dim, scale=scale))
+    out = auto_capacity(spacing, config.finetune.epochs, keep_encoder,
+                        hidden_dim=le.hidden_dim, scale=scale)
+    ft = config.finetune
+    if (le.position.type in CELL_ENCODERS and ft.epochs > 0
+            and not ft.location_jitter and not ft.location_jitter_per_spacing):
+        out["finetune.location_jitter_per_spacing"] = JITTER_PER_SPACING
+    return config.override(out)
 
 
 def describe(config) -> str:
@@ -117,4 +129,6 @@ def describe(config) -> str:
     return (f"location_encoder.capacity={le.capacity}: "
             + (f"min_radius={scale:g}, " if scale is not None else "")
             + f"hidden_dim={le.hidden_dim}, dropout={le.dropout:g}, "
-            + f"finetune.epochs={ft.epochs}, finetune.min_steps={ft.min_steps}")
+            + f"finetune.epochs={ft.epochs}, finetune.min_steps={ft.min_steps}"
+            + (f", finetune.location_jitter_per_spacing={ft.location_jitter_per_spacing:g}"
+               if ft.location_jitter_per_spacing else ""))

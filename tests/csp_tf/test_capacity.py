@@ -113,3 +113,20 @@ def test_kept_encoder_needs_no_locations():
     assert out.finetune.epochs == capacity.MIN_EPOCHS
     with pytest.raises(ValueError):
         capacity.labeled_spacing_deg(np.zeros((0, 2)))
+
+
+def test_auto_jitters_cell_encoders_by_their_spacing_unless_a_jitter_is_set():
+    cfg = get_preset("places").override({"location_encoder.capacity": "auto",
+                                         "location_encoder.position.type": "gridcell_hash"})
+    out = capacity.resolve_capacity(cfg, _equator(0.05))
+    assert out.finetune.location_jitter_per_spacing == capacity.JITTER_PER_SPACING
+    assert "location_jitter_per_spacing=1" in capacity.describe(out)
+    kept = capacity.resolve_capacity(cfg, None, keep_encoder=True)  # a pre-trained cell encoder
+    assert kept.finetune.location_jitter_per_spacing == capacity.JITTER_PER_SPACING
+    for key, value in (("location_jitter", 0.03), ("location_jitter_per_spacing", 0.5)):
+        asked = cfg.override({f"finetune.{key}": value})
+        resolved = capacity.resolve_capacity(asked, _equator(0.05)).finetune
+        assert (resolved.location_jitter, resolved.location_jitter_per_spacing) == (
+            asked.finetune.location_jitter, asked.finetune.location_jitter_per_spacing)
+    smooth = get_preset("places").override({"location_encoder.capacity": "auto"})
+    assert capacity.resolve_capacity(smooth, _equator(0.05)).finetune.location_jitter_per_spacing == 0
