@@ -1,5 +1,9 @@
 """Fixtures shared by the library's tests."""
 
+import os
+
+import keras
+import numpy as np
 import pytest
 
 from csp_tf.configs import get_preset
@@ -18,3 +22,21 @@ def tiny_config():
     cfg.runtime.progress = False
     cfg.runtime.jit_compile = "off"
     return cfg
+
+
+@pytest.fixture
+def keras_round_trip(tmp_path):
+    """``check(model, fresh, lon_lat)``: asserts ``model`` (weights changed) differs from
+    ``fresh`` (the same config, initial weights), saves it as .keras, loads it back, asserts the
+    same location embedding and returns the loaded model for the caller's own checks."""
+
+    def check(model, fresh, lon_lat):
+        before = model.location_embedding(lon_lat).numpy()
+        assert not np.allclose(before, fresh.location_embedding(lon_lat).numpy(), atol=1e-4)
+        path = os.path.join(tmp_path, "m.keras")
+        model.save(path)
+        back = keras.saving.load_model(path)
+        np.testing.assert_array_equal(back.location_embedding(lon_lat).numpy(), before)
+        return back
+
+    return check
