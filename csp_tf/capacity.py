@@ -43,8 +43,8 @@ MIN_HIDDEN_DIM = 512
 MIN_STEPS = 750
 MIN_EPOCHS = 30
 # Encoders with trainable cells (docs/reference.md §13.4.1): ``auto`` spreads each label over
-# about its own neighbourhood, ``finetune.location_jitter_per_spacing`` = this (val on the haze
-# month at 100 %: 0.5 / 1 / 2 gave 91.20 / 91.43 / 90.47), unless the config sets a jitter.
+# about its own neighbourhood, ``finetune.location_jitter_per_spacing`` = this (σ = the distance
+# to the nearest labeled place; docs/results.md, "Trainable cells"), unless a jitter is set.
 CELL_ENCODERS = ("gridcell_hash",)
 JITTER_PER_SPACING = 1.0
 # Encoders whose ``min_radius`` is a length in degrees (Space2Vec, docs/reference.md §2.1, and
