@@ -32,6 +32,8 @@ from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
+from csp_tf.coords import nearest_other_distances_deg
+
 CAPACITY_MODES = ("fixed", "auto")
 # λ_min / median nearest-labeled-neighbour distance, fitted on the val picks above (3.3-5.1).
 SCALE_PER_SPACING = 4.0
@@ -53,28 +55,10 @@ JITTER_PER_SPACING = 1.0
 DEGREE_SCALED = ("gridcell", "gridcellnorm", "theory", "theorynorm", "theorydiag", "gridcell_hash")
 
 
-def nearest_labeled_distances_deg(lon_lat: np.ndarray) -> np.ndarray:
-    """float64 (N,): great-circle distance (degrees) from each labeled place to its nearest other
-    labeled place; duplicates count as distance 0, a row without a location as NaN. ValueError
-    with fewer than two places."""
-    from sklearn.neighbors import BallTree
-
-    pts = np.asarray(lon_lat, dtype=np.float64)
-    located = ~np.isnan(pts).any(axis=1)
-    if located.sum() < 2:
-        raise ValueError(f"measuring the labeled places' spacing needs at least 2 labeled places "
-                         f"with a location, got {int(located.sum())}")
-    lat_lon = np.radians(pts[located][:, ::-1])
-    dist, _ = BallTree(lat_lon, metric="haversine").query(lat_lon, k=2)
-    out = np.full(len(pts), np.nan)
-    out[located] = np.degrees(dist[:, 1])
-    return out
-
-
 def labeled_spacing_deg(lon_lat: np.ndarray) -> float:
     """Median great-circle distance (degrees) from each labeled place to its nearest other
     labeled place; duplicates count as distance 0. ValueError with fewer than two places."""
-    return float(np.nanmedian(nearest_labeled_distances_deg(lon_lat)))
+    return float(np.nanmedian(nearest_other_distances_deg(lon_lat)))
 
 
 def snap_scale(value_deg: float, grid: Sequence[float] = SCALE_GRID) -> float:

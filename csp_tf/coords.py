@@ -68,3 +68,21 @@ def located_rows(arrays) -> dict:
     labels = np.asarray(arrays["label"])
     keep = (labels >= 0) & ~np.isnan(np.asarray(arrays["lon_lat"], np.float64)).any(axis=1)
     return {k: np.asarray(v)[keep] for k, v in arrays.items()}
+
+
+def nearest_other_distances_deg(lon_lat: np.ndarray) -> np.ndarray:
+    """float64 (N,): great-circle distance (degrees) from each labeled place to its nearest other
+    labeled place; duplicates count as distance 0, a row without a location as NaN. ValueError
+    with fewer than two places."""
+    from sklearn.neighbors import BallTree
+
+    pts = np.asarray(lon_lat, dtype=np.float64)
+    located = ~np.isnan(pts).any(axis=1)
+    if located.sum() < 2:
+        raise ValueError(f"measuring the labeled places' spacing needs at least 2 labeled places "
+                         f"with a location, got {int(located.sum())}")
+    lat_lon = np.radians(pts[located][:, ::-1])
+    dist, _ = BallTree(lat_lon, metric="haversine").query(lat_lon, k=2)
+    out = np.full(len(pts), np.nan)
+    out[located] = np.degrees(dist[:, 1])
+    return out

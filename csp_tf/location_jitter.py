@@ -20,6 +20,7 @@ from typing import Union
 import numpy as np
 import tensorflow as tf
 
+from csp_tf.coords import nearest_other_distances_deg
 from csp_tf.random_ops import uniform
 
 
@@ -62,7 +63,5 @@ def row_sigmas(lon_lat: np.ndarray, per_spacing: float) -> np.ndarray:
     """float32 (N,) σ_i = ``per_spacing``·d_i, clipped to ``MAX_ROW_SIGMA_DEG``; d_i is the
     great-circle distance (degrees) from row i to the nearest other row (0 for a duplicate
     place or a row without a location). ValueError with fewer than two rows."""
-    from csp_tf.capacity import nearest_labeled_distances_deg
-
-    d = nearest_labeled_distances_deg(lon_lat)
+    d = nearest_other_distances_deg(lon_lat)
     return np.minimum(per_spacing * np.nan_to_num(d), MAX_ROW_SIGMA_DEG).astype(np.float32)
