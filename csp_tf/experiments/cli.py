@@ -38,10 +38,13 @@ examples:
   csp-tf map --model runs/exp/finetune/csp/ratio0.05/seed0 --out runs/maps
   csp-tf map --model runs/exp/finetune/sup_grid/ratio0.05/seed0 --out runs/maps --classes 0,4,9 \\
       --world runs/world
+  csp-tf map --model runs/exp/finetune/sup_grid_hash/ratio1/seed0 --out runs/maps_alps \\
+      --bbox 5,43,17,48 --resolution 0.02     # one region, finer than the globe's grid
 
 writes OUT/class_maps.png (predicted P(y|loc) next to the world's true range, per class),
-OUT/embedding_pca.png (location embeddings over the globe, first 3 principal components as
-RGB) and OUT/maps.json (per-class range AUC of the prediction, the files and their sizes).
+OUT/embedding_pca.png (location embeddings over the globe or the --bbox region, first 3
+principal components as RGB) and OUT/maps.json (per-class range AUC of the prediction on the
+world's grid, the files, their sizes and the extent drawn).
 """
 
 
@@ -123,6 +126,10 @@ def add_map_parser(subparsers) -> argparse.ArgumentParser:
                    help="generated world dir with true_ranges.npz (default: the parent of the "
                         "model's data root, when it has one)")
     p.add_argument("--resolution", type=float, default=1.0, help="grid step in degrees (default 1)")
+    p.add_argument("--bbox", default=None, metavar="LON_MIN,LAT_MIN,LON_MAX,LAT_MAX",
+                   help="draw this region only (degrees; not across the dateline), e.g. "
+                        "--bbox 5,43,17,48 --resolution 0.02 to see structure finer than the "
+                        "globe's 1-degree grid (default: the globe)")
     p.add_argument("--embedding-only", action="store_true",
                    help="only embedding_pca.png (for a pre-training stage: its class head is untrained)")
     p.set_defaults(func=cmd_map, terminal_level=logging.WARNING)
@@ -406,12 +413,13 @@ def parse_classes(text: Optional[str]) -> Optional[List[int]]:
 
 
 def cmd_map(args: argparse.Namespace) -> int:
-    from csp_tf.experiments.maps import MapError, render_maps
+    from csp_tf.experiments.maps import MapError, parse_bbox, render_maps
 
     try:
+        bbox = parse_bbox(args.bbox) if args.bbox else None
         summary = render_maps(args.model, args.out, classes=parse_classes(args.classes),
                               world_dir=args.world, resolution=args.resolution,
-                              embedding_only=args.embedding_only)
+                              embedding_only=args.embedding_only, bbox=bbox)
     except MapError as exc:
         raise CLIError(str(exc)) from None
     for name, info in summary["files"].items():

@@ -7,9 +7,12 @@
   components scaled to [0, 1] and shown as RGB: regions the encoder treats alike share a colour.
 * ``maps.json``: per class, the *range AUC*: the probability that a land cell inside the true
   range gets a higher P(y|loc) than a land cell outside it (1 = perfect ranking, 0.5 = chance),
-  on the world's own grid; plus the files and their pixel sizes.
+  on the world's own grid; plus the files, their pixel sizes and the extent drawn.
 
-Coastlines are the 0.5 contour of ``global_land_mask`` on a 0.5° grid. Pixel sizes are fixed by
+A region (``bbox``: lon/lat bounds) draws the same panels over that box only, on a grid as fine
+as ``resolution``: structure finer than the globe's 1° grid (trainable cells, a coast) shows
+there. Coastlines are the 0.5 contour of ``global_land_mask`` on a 0.5° grid over the globe, on
+a grid of about ``COAST_CELLS`` cells across a region. Pixel sizes are fixed by
 the figure size and dpi (no tight bounding box), so they are known in advance.
 """
 
@@ -26,19 +29,49 @@ PANEL_W_IN, PANEL_H_IN = 5.6, 3.0
 EMBED_W_IN, EMBED_H_IN = 10.0, 5.4
 TITLE_H_IN = 0.8
 COAST_DEG = 0.5
-EXTENT = (-180.0, 180.0, -90.0, 90.0)
+EXTENT = (-180.0, 180.0, -90.0, 90.0)  # lon min, lon max, lat min, lat max (matplotlib's order)
+Extent = Tuple[float, float, float, float]
+COAST_CELLS = 400  # coastline grid cells across a region's longer side
+MAX_REGION_CELLS = 4_000_000  # grid cells a region may ask for (the model runs on each)
 
 
 class MapError(ValueError):
     """A bad --model / --world / --classes; the message says which and why."""
 
 
-def grid_points(resolution: float) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Cell centres: lon (n_lon,), lat (n_lat,), and (n_lat·n_lon, 2) lon/lat rows (row-major)."""
-    if not 0.05 <= resolution <= 10 or (180.0 / resolution) % 1:
-        raise MapError(f"--resolution {resolution}: must divide 180 and lie in [0.05, 10] degrees")
-    lon = np.arange(-180 + resolution / 2, 180, resolution)
-    lat = np.arange(-90 + resolution / 2, 90, resolution)
+def parse_bbox(text: str) -> Extent:
+    """``"LON_MIN,LAT_MIN,LON_MAX,LAT_MAX"`` (degrees) → an extent (lon min, lon max, lat min,
+    lat max); MapError naming what is wrong. A box may not cross the dateline."""
+    try:
+        lon0, lat0, lon1, lat1 = (float(v) for v in text.split(","))
+    except ValueError:
+        raise MapError(f"--bbox {text!r}: expected four numbers LON_MIN,LAT_MIN,LON_MAX,LAT_MAX "
+                       "(degrees)") from None
+    if not (-180.0 <= lon0 < lon1 <= 180.0):
+        raise MapError(f"--bbox {text!r}: longitudes must satisfy -180 <= LON_MIN < LON_MAX <= 180 "
+                       "(a box across the dateline is not supported)")
+    if not (-90.0 <= lat0 < lat1 <= 90.0):
+        raise MapError(f"--bbox {text!r}: latitudes must satisfy -90 <= LAT_MIN < LAT_MAX <= 90")
+    return (lon0, lon1, lat0, lat1)
+
+
+def grid_points(resolution: float, extent: Extent = EXTENT
+                ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cell centres: lon (n_lon,), lat (n_lat,), and (n_lat·n_lon, 2) lon/lat rows (row-major).
+    The globe needs a step that divides 180° in [0.05, 10]; a region any step that gives it
+    at least 2 cells a side and at most ``MAX_REGION_CELLS`` cells."""
+    lon0, lon1, lat0, lat1 = extent
+    if tuple(extent) == EXTENT:
+        if not 0.05 <= resolution <= 10 or (180.0 / resolution) % 1:
+            raise MapError(f"--resolution {resolution}: must divide 180 and lie in [0.05, 10] degrees")
+    else:
+        n_lon, n_lat = (lon1 - lon0) / resolution, (lat1 - lat0) / resolution
+        if not resolution > 0 or min(n_lon, n_lat) < 2 or n_lon * n_lat > MAX_REGION_CELLS:
+            raise MapError(f"--resolution {resolution}: the region {lon1 - lon0:g}° × "
+                           f"{lat1 - lat0:g}° needs a step giving 2 to {MAX_REGION_CELLS} cells "
+                           "(at least 2 a side)")
+    lon = np.arange(lon0 + resolution / 2, lon1, resolution)
+    lat = np.arange(lat0 + resolution / 2, lat1, resolution)
     lon2d, lat2d = np.meshgrid(lon, lat)
     return lon, lat, np.stack([lon2d.ravel(), lat2d.ravel()], axis=1).astype(np.float32)
 
@@ -121,25 +154,41 @@ def default_classes(world: Optional[Dict[str, np.ndarray]], num_classes: int,
     return [int(i) for i in np.flatnonzero(group == group[0])][:max_classes]
 
 
-def _land_mask(deg: float = COAST_DEG) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def cells_extent(lon: np.ndarray, lat: np.ndarray) -> Extent:
+    """What a grid of cell centres covers (a step that does not divide a region's sides leaves
+    a strip of less than one cell undrawn at its east and north edges)."""
+    half_lon = (lon[1] - lon[0]) / 2 if len(lon) > 1 else 0.5
+    half_lat = (lat[1] - lat[0]) / 2 if len(lat) > 1 else 0.5
+    return (float(lon[0] - half_lon), float(lon[-1] + half_lon),
+            float(lat[0] - half_lat), float(lat[-1] + half_lat))
+
+
+def _land_mask(extent: Extent = EXTENT) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     from global_land_mask import globe
 
-    lon, lat, _ = grid_points(deg)
+    if tuple(extent) == EXTENT:
+        lon, lat, _ = grid_points(COAST_DEG)
+    else:
+        step = min(COAST_DEG, max(extent[1] - extent[0], extent[3] - extent[2]) / COAST_CELLS)
+        lon, lat, _ = grid_points(step, extent)
     lon2d, lat2d = np.meshgrid(lon, lat)
     return lon, lat, globe.is_land(lat2d, lon2d).astype(float)
 
 
 def _map(fig, position: Tuple[int, int, int], image: np.ndarray, title: str, coast,
-         colorbar: bool = True, **imshow: Any):
-    """One panel: ``image`` over the globe with coastlines (``_land_mask``), title, colour bar."""
+         colorbar: bool = True, view: Extent = EXTENT, image_extent: Optional[Extent] = None,
+         **imshow: Any):
+    """One panel: ``image`` (covering ``image_extent``, default ``view``) shown over ``view``
+    with coastlines (``_land_mask``), title, colour bar."""
     ax = fig.add_subplot(*position)
-    im = ax.imshow(image, extent=EXTENT, origin="lower", aspect="auto", interpolation="nearest",
-                   **imshow)
+    im = ax.imshow(image, extent=image_extent or view, origin="lower", aspect="auto",
+                   interpolation="nearest", **imshow)
     ax.contour(*coast, levels=[0.5], colors="k", linewidths=0.4)
-    ax.set_xlim(EXTENT[0], EXTENT[1])
-    ax.set_ylim(EXTENT[2], EXTENT[3])
-    ax.set_xticks(range(-180, 181, 60))
-    ax.set_yticks(range(-90, 91, 45))
+    ax.set_xlim(view[0], view[1])
+    ax.set_ylim(view[2], view[3])
+    if tuple(view) == EXTENT:
+        ax.set_xticks(range(-180, 181, 60))
+        ax.set_yticks(range(-90, 91, 45))
     ax.tick_params(labelsize=6)
     ax.set_title(title, fontsize=8)
     if colorbar:
@@ -181,8 +230,10 @@ def _train_points(cfg, data_root) -> Optional[Dict[str, np.ndarray]]:
 
 def draw_class_maps(path: str, classes: Sequence[int], names: Sequence[str], probs: np.ndarray,
                     lon: np.ndarray, lat: np.ndarray, world: Optional[Dict[str, np.ndarray]],
-                    points: Optional[Dict[str, np.ndarray]], subtitle: str) -> None:
-    """Rows = classes; columns = predicted P(y|loc) [, true range density]."""
+                    points: Optional[Dict[str, np.ndarray]], subtitle: str,
+                    extent: Extent = EXTENT) -> None:
+    """Rows = classes; columns = predicted P(y|loc) [, true range density]; ``probs`` on the
+    grid of ``lon``/``lat`` over ``extent``, the true range on the world's global grid."""
     from matplotlib.figure import Figure
 
     ncols = 2 if world is not None else 1
@@ -191,7 +242,7 @@ def draw_class_maps(path: str, classes: Sequence[int], names: Sequence[str], pro
                         top=1 - TITLE_H_IN / fig.get_figheight(),
                         hspace=0.35, wspace=0.12)
     fig.suptitle(subtitle, fontsize=9)
-    coast = _land_mask()
+    coast = _land_mask(extent)
     shape = (len(lat), len(lon))
     for row, c in enumerate(classes):
         grid = probs[:, c].reshape(shape)
@@ -199,39 +250,46 @@ def draw_class_maps(path: str, classes: Sequence[int], names: Sequence[str], pro
         ax = _map(fig, (len(classes), ncols, row * ncols + 1), grid,
                   f"{names[c]}: predicted P(y|loc)"
                   + (f", {int(sel.sum())} labeled pts" if sel is not None else ""), coast,
-                  cmap="viridis", vmin=0.0, vmax=max(float(grid.max()), 1e-6))
+                  cmap="viridis", vmin=0.0, vmax=max(float(grid.max()), 1e-6), view=extent,
+                  image_extent=cells_extent(lon, lat))
         if sel is not None:
             ax.scatter(points["lon_lat"][sel, 0], points["lon_lat"][sel, 1], s=9, c="red",
                        edgecolors="white", linewidths=0.4)
         if world is not None:
             dens = world["range_density"][c]
             _map(fig, (len(classes), ncols, row * ncols + 2), dens / max(float(dens.max()), 1e-12),
-                 f"{names[c]}: true range (relative density)", coast, cmap="magma", vmin=0, vmax=1)
+                 f"{names[c]}: true range (relative density)", coast, cmap="magma", vmin=0, vmax=1,
+                 view=extent, image_extent=EXTENT)
     fig.savefig(path, dpi=DPI)
 
 
 def draw_embedding_map(path: str, emb: np.ndarray, lon: np.ndarray, lat: np.ndarray,
-                       subtitle: str) -> None:
-    """The location embedding's first three principal components as RGB over the globe."""
+                       subtitle: str, extent: Extent = EXTENT) -> None:
+    """The location embedding's first three principal components (of the points drawn) as RGB
+    over ``extent``."""
     from matplotlib.figure import Figure
 
     rgb = pca_rgb(emb).reshape(len(lat), len(lon), 3)
     fig = Figure(figsize=(EMBED_W_IN, EMBED_H_IN), dpi=DPI)
     fig.subplots_adjust(left=0.06, right=0.98, bottom=0.07, top=0.9)
     _map(fig, (1, 1, 1), rgb, f"location embedding, PCA → RGB ({emb.shape[1]}-d)\n{subtitle}",
-         _land_mask(), colorbar=False)
+         _land_mask(extent), colorbar=False, view=extent, image_extent=cells_extent(lon, lat))
     fig.savefig(path, dpi=DPI)
 
 
 def render_maps(model_dir: str, out_dir: str, classes: Optional[Sequence[int]] = None,
                 world_dir: Optional[str] = None, resolution: float = 1.0,
-                embedding_only: bool = False) -> Dict[str, Any]:
+                embedding_only: bool = False, bbox: Optional[Extent] = None) -> Dict[str, Any]:
     """Writes class_maps.png, embedding_pca.png and maps.json into ``out_dir``; returns the
-    summary (also in maps.json): files with pixel sizes, and per class its range AUC.
+    summary (also in maps.json): files with pixel sizes, and per class its range AUC (on the
+    world's global grid, whatever ``bbox`` draws). ``bbox``: a region (``parse_bbox``), else
+    the globe.
     ``embedding_only``: just embedding_pca.png (e.g. for a pre-training stage, whose class
     head was never trained)."""
     from csp_tf.models.loading import load_csp_model
 
+    extent = tuple(bbox) if bbox is not None else EXTENT
+    lon, lat, pts = grid_points(resolution, extent)  # a bad grid fails before the model loads
     model = load_csp_model(model_dir)
     cfg, data_root = _model_context(model_dir)
     if world_dir is None and data_root is not None:
@@ -248,18 +306,17 @@ def render_maps(model_dir: str, out_dir: str, classes: Optional[Sequence[int]] =
     names = _class_names(world, data_root, n)
     os.makedirs(out_dir, exist_ok=True)
 
-    lon, lat, pts = grid_points(resolution)
     probs, emb = predict_grid(model, pts)
     subtitle = _describe(cfg, model_dir, with_ratio=not embedding_only)
     embed_path = os.path.join(out_dir, "embedding_pca.png")
-    draw_embedding_map(embed_path, emb, lon, lat, subtitle)
+    draw_embedding_map(embed_path, emb, lon, lat, subtitle, extent)
     paths = [("embedding_pca", embed_path)]
     if embedding_only:
         classes = []
     else:
         class_path = os.path.join(out_dir, "class_maps.png")
         draw_class_maps(class_path, classes, names, probs, lon, lat, world,
-                        _train_points(cfg, data_root), subtitle)
+                        _train_points(cfg, data_root), subtitle, extent)
         paths.insert(0, ("class_maps", class_path))
 
     per_class = []
@@ -276,6 +333,8 @@ def render_maps(model_dir: str, out_dir: str, classes: Optional[Sequence[int]] =
     files = {key: {"path": path, **dict(zip(("width", "height"), png_size(path))),
                    "bytes": os.path.getsize(path)} for key, path in paths}
     summary = {"model": model_dir, "world": world_dir, "resolution_deg": resolution,
+               "extent": {"lon_min": extent[0], "lon_max": extent[1], "lat_min": extent[2],
+                          "lat_max": extent[3]},
                "classes": per_class, "files": files}
     with open(os.path.join(out_dir, "maps.json"), "w") as f:
         json.dump(summary, f, indent=2)

@@ -97,3 +97,67 @@ def test_embedding_only_for_a_pretraining_stage(experiment_run, tmp_path):
     summary = maps.render_maps(pre, str(tmp_path), resolution=5, embedding_only=True)
     assert list(summary["files"]) == ["embedding_pca"] and summary["classes"] == []
     assert sorted(os.listdir(tmp_path)) == ["embedding_pca.png", "maps.json"]
+
+
+def test_parse_bbox_orders_the_extent_and_names_what_is_wrong():
+    assert maps.parse_bbox("5,43,17,48") == (5.0, 17.0, 43.0, 48.0)
+    for text, says in [("5,43,17", "four numbers"), ("5,43,x,48", "four numbers"),
+                       ("17,43,5,48", "longitudes"), ("170,0,190,10", "dateline"),
+                       ("5,48,17,43", "latitudes"), ("5,-95,17,0", "latitudes")]:
+        with pytest.raises(maps.MapError, match=says):
+            maps.parse_bbox(text)
+
+
+def test_grid_points_over_a_region_are_its_cell_centres():
+    lon, lat, pts = maps.grid_points(0.5, (10.0, 12.0, 40.0, 41.0))
+    np.testing.assert_allclose(lon, [10.25, 10.75, 11.25, 11.75])
+    np.testing.assert_allclose(lat, [40.25, 40.75])
+    assert pts.shape == (8, 2) and tuple(pts[1]) == (10.75, 40.25)
+    # A region takes any step (0.07 does not divide its side), within its cell limits; the
+    # image covers the whole cells only, not the strip left at the east edge.
+    lon, lat, _ = maps.grid_points(0.07, (10.0, 11.0, 40.0, 41.0))
+    assert len(lon) == 14
+    np.testing.assert_allclose(maps.cells_extent(lon, lat), (10.0, 10.98, 40.0, 40.98))
+    np.testing.assert_allclose(maps.cells_extent(*maps.grid_points(2)[:2]), maps.EXTENT)
+    for step in (0.6, 1e-4):  # fewer than 2 cells a side; more than MAX_REGION_CELLS
+        with pytest.raises(maps.MapError, match="region"):
+            maps.grid_points(step, (10.0, 11.0, 40.0, 41.0))
+
+
+def test_a_region_map_draws_its_own_grid_and_records_the_extent(experiment_run, tiny_world, tmp_path):
+    model = os.path.join(experiment_run["out"], "finetune", "csp", "ratio0.5", "seed0")
+    world = maps.load_world(tiny_world["world_dir"])
+    lon, lat = world["lon"], world["lat"]
+    box = (float(lon[2]), float(lon[8]), float(lat[2]), float(lat[6]))
+    summary = maps.render_maps(model, str(tmp_path / "region"), classes=[0], resolution=0.25,
+                               bbox=box)
+    glob = maps.render_maps(model, str(tmp_path / "globe"), classes=[0], resolution=2)
+    assert summary["extent"] == {"lon_min": box[0], "lon_max": box[1], "lat_min": box[2],
+                                 "lat_max": box[3]}
+    assert glob["extent"]["lon_min"] == -180.0 and glob["extent"]["lat_max"] == 90.0
+    # Same panels and pixel sizes as the globe's; the range AUC is the world grid's, unchanged.
+    for key in ("class_maps", "embedding_pca"):
+        assert (summary["files"][key]["width"], summary["files"][key]["height"]) == (
+            glob["files"][key]["width"], glob["files"][key]["height"])
+    assert summary["classes"][0]["range_auc"] == pytest.approx(glob["classes"][0]["range_auc"])
+    # Different pictures: the region's pixels are not the globe's.
+    from PIL import Image
+    a = np.asarray(Image.open(summary["files"]["embedding_pca"]["path"]).convert("RGB"))
+    b = np.asarray(Image.open(glob["files"]["embedding_pca"]["path"]).convert("RGB"))
+    assert np.abs(a.astype(int) - b.astype(int)).mean() > 5
+
+
+def test_map_command_rejects_a_bad_bbox_before_loading_the_model(tmp_path):
+    from csp_tf.cli import CLIError
+    from csp_tf.experiments.cli import add_map_parser
+
+    parser = argparse.ArgumentParser()
+    add_map_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["map", "--model", str(tmp_path / "missing"), "--out",
+                              str(tmp_path / "m"), "--bbox", "17,43,5,48"])
+    with pytest.raises(CLIError, match="longitudes"):
+        args.func(args)
+    args = parser.parse_args(["map", "--model", str(tmp_path / "missing"), "--out",
+                              str(tmp_path / "m"), "--bbox", "5,43,17,48", "--resolution", "10"])
+    with pytest.raises(CLIError, match="region"):
+        args.func(args)
