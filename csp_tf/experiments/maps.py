@@ -32,6 +32,7 @@ COAST_DEG = 0.5
 EXTENT = (-180.0, 180.0, -90.0, 90.0)  # lon min, lon max, lat min, lat max (matplotlib's order)
 Extent = Tuple[float, float, float, float]
 COAST_CELLS = 400  # coastline grid cells across a region's longer side
+CROWDED_POINTS = 2_000  # labeled points in one panel above which they are drawn as small dots
 MAX_REGION_CELLS = 4_000_000  # grid cells a region may ask for (the model runs on each)
 
 
@@ -244,17 +245,25 @@ def draw_class_maps(path: str, classes: Sequence[int], names: Sequence[str], pro
     fig.suptitle(subtitle, fontsize=9)
     coast = _land_mask(extent)
     shape = (len(lat), len(lon))
+    regional = tuple(extent) != EXTENT
+    in_view = True
+    if points is not None:
+        xy = points["lon_lat"]
+        in_view = ((xy[:, 0] >= extent[0]) & (xy[:, 0] <= extent[1])
+                   & (xy[:, 1] >= extent[2]) & (xy[:, 1] <= extent[3]))
     for row, c in enumerate(classes):
         grid = probs[:, c].reshape(shape)
-        sel = points["label"] == c if points is not None else None
+        sel = (points["label"] == c) & in_view if points is not None else None
         ax = _map(fig, (len(classes), ncols, row * ncols + 1), grid,
                   f"{names[c]}: predicted P(y|loc)"
-                  + (f", {int(sel.sum())} labeled pts" if sel is not None else ""), coast,
+                  + (f", {int(sel.sum())} labeled pts" + (" in view" if regional else "")
+                     if sel is not None else ""), coast,
                   cmap="viridis", vmin=0.0, vmax=max(float(grid.max()), 1e-6), view=extent,
                   image_extent=cells_extent(lon, lat))
-        if sel is not None:
-            ax.scatter(points["lon_lat"][sel, 0], points["lon_lat"][sel, 1], s=9, c="red",
-                       edgecolors="white", linewidths=0.4)
+        if sel is not None:  # small dots where they crowd, so the prediction stays visible
+            ax.scatter(points["lon_lat"][sel, 0], points["lon_lat"][sel, 1],
+                       s=9 if sel.sum() <= CROWDED_POINTS else 2, c="red",
+                       edgecolors="white", linewidths=0.4 if sel.sum() <= CROWDED_POINTS else 0)
         if world is not None:
             dens = world["range_density"][c]
             _map(fig, (len(classes), ncols, row * ncols + 2), dens / max(float(dens.max()), 1e-12),
