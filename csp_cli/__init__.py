@@ -19,8 +19,9 @@ from csp_tf.datasets.cli import add_dataset_parser
 from csp_tf.experiments.ablation import add_ablation_parser
 from csp_tf.pretrained_geoclip import add_geoclip_parser
 from csp_tf.experiments.embedding_suite import add_embedding_benchmark_parser
-from csp_tf.experiments.cli import (add_compare_parser, add_experiment_parser, add_map_parser,
+from csp_tf.experiments.cli import (add_compare_parser, add_experiment_parser,
                                     add_report_parser, add_tune_parser)
+from csp_tf.experiments.map_cli import add_map_parser
 from serving.cli import add_query_parser, add_serve_parser
 from tfx_pipeline.cli import add_pipeline_parser
 

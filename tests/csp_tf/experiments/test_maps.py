@@ -13,7 +13,7 @@ from csp_tf.models.loading import ModelLoadError
 
 
 def test_map_command_writes_pngs_of_the_expected_size(experiment_run, tiny_world, tmp_path, capsys):
-    from csp_tf.experiments.cli import add_map_parser
+    from csp_tf.experiments.map_cli import add_map_parser
 
     parser = argparse.ArgumentParser()
     add_map_parser(parser.add_subparsers(dest="command"))
@@ -149,7 +149,7 @@ def test_a_region_map_draws_its_own_grid_and_records_the_extent(experiment_run, 
 
 def test_map_command_rejects_a_bad_bbox_before_loading_the_model(tmp_path):
     from csp_tf.cli import CLIError
-    from csp_tf.experiments.cli import add_map_parser
+    from csp_tf.experiments.map_cli import add_map_parser
 
     parser = argparse.ArgumentParser()
     add_map_parser(parser.add_subparsers(dest="command"))
