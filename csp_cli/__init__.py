@@ -9,7 +9,6 @@ Importing this module imports no TensorFlow, TFX or gRPC, so ``csp-tf --help`` i
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import List, Optional
 
 from csp_tf import logs

@@ -31,7 +31,8 @@ def add_map_parser(subparsers) -> argparse.ArgumentParser:
         "map", help="PNG maps: predicted P(y|loc) vs true ranges, location embeddings as RGB",
         description="Draws offline maps (no tiles; coastlines from global_land_mask) of a "
                     "fine-tuned model: P(y|loc) for chosen classes beside the generated world's "
-                    "true ranges, and the location embedding over the globe reduced to RGB by PCA.",
+                    "true ranges, and the location embedding reduced to RGB by PCA, over the "
+                    "globe or one --bbox region.",
         epilog=MAP_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="a `csp-tf finetune` (or experiment cell) dir")
     p.add_argument("--out", required=True, help="directory for the PNG files")
