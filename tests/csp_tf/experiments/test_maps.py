@@ -161,3 +161,32 @@ def test_map_command_rejects_a_bad_bbox_before_loading_the_model(tmp_path):
                               str(tmp_path / "m"), "--bbox", "5,43,17,48", "--resolution", "10"])
     with pytest.raises(CLIError, match="region"):
         args.func(args)
+
+
+def test_class_maps_count_and_draw_the_labeled_points_in_view(monkeypatch, tmp_path):
+    titles, scatters = [], []
+
+    class Axes:
+        def scatter(self, x, y, s, **kw):
+            scatters.append((np.asarray(x), s))
+
+    def fake_map(fig, position, image, title, coast, **kw):
+        titles.append(title)
+        return Axes()
+
+    monkeypatch.setattr(maps, "_map", fake_map)
+    monkeypatch.setattr(maps, "_land_mask", lambda extent=maps.EXTENT: None)
+    box = (0.0, 10.0, 0.0, 10.0)
+    lon, lat, _ = maps.grid_points(1.0, box)
+    inside = np.tile([[5.0, 5.0]], (maps.CROWDED_POINTS + 1, 1))
+    lon_lat = np.concatenate([inside, [[50.0, 5.0], [5.0, -30.0], [6.0, 6.0]]])
+    labels = np.array([0] * (len(inside) + 2) + [1])
+    points = {"lon_lat": lon_lat, "label": labels}
+    probs = np.full((len(lon) * len(lat), 2), 0.5)
+    maps.draw_class_maps(str(tmp_path / "c.png"), [0, 1], ["a", "b"], probs, lon, lat, None,
+                         points, "t", extent=box)
+    assert titles[0].endswith(f"{maps.CROWDED_POINTS + 1} labeled pts in view")
+    assert titles[1].endswith("1 labeled pts in view")
+    # The two class-0 points outside the box are not drawn; crowded points are small dots.
+    assert len(scatters[0][0]) == maps.CROWDED_POINTS + 1 and scatters[0][1] == 2
+    assert len(scatters[1][0]) == 1 and scatters[1][1] == 9
