@@ -18,6 +18,7 @@ the figure size and dpi (no tight bounding box), so they are known in advance.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -34,6 +35,10 @@ Extent = Tuple[float, float, float, float]
 COAST_CELLS = 400  # coastline grid cells across a region's longer side
 CROWDED_POINTS = 2_000  # labeled points in one panel above which they are drawn as small dots
 MAX_REGION_CELLS = 4_000_000  # grid cells a region may ask for (the model runs on each)
+
+
+def _is_globe(extent: Extent) -> bool:
+    return tuple(extent) == EXTENT
 
 
 class MapError(ValueError):
@@ -62,7 +67,7 @@ def grid_points(resolution: float, extent: Extent = EXTENT
     The globe needs a step that divides 180° in [0.05, 10]; a region any step that gives it
     at least 2 cells a side and at most ``MAX_REGION_CELLS`` cells."""
     lon0, lon1, lat0, lat1 = extent
-    if tuple(extent) == EXTENT:
+    if _is_globe(extent):
         if not 0.05 <= resolution <= 10 or (180.0 / resolution) % 1:
             raise MapError(f"--resolution {resolution}: must divide 180 and lie in [0.05, 10] degrees")
     else:
@@ -156,18 +161,19 @@ def default_classes(world: Optional[Dict[str, np.ndarray]], num_classes: int,
 
 
 def cells_extent(lon: np.ndarray, lat: np.ndarray) -> Extent:
-    """What a grid of cell centres covers (a step that does not divide a region's sides leaves
-    a strip of less than one cell undrawn at its east and north edges)."""
-    half_lon = (lon[1] - lon[0]) / 2 if len(lon) > 1 else 0.5
-    half_lat = (lat[1] - lat[0]) / 2 if len(lat) > 1 else 0.5
+    """What a grid of cell centres (``grid_points``: at least 2 a side) covers; a step that does
+    not divide a region's sides leaves a strip of less than one cell undrawn at its east and
+    north edges."""
+    half_lon, half_lat = (lon[1] - lon[0]) / 2, (lat[1] - lat[0]) / 2
     return (float(lon[0] - half_lon), float(lon[-1] + half_lon),
             float(lat[0] - half_lat), float(lat[-1] + half_lat))
 
 
+@functools.lru_cache(maxsize=4)  # the class and embedding maps share one mask (read only)
 def _land_mask(extent: Extent = EXTENT) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     from global_land_mask import globe
 
-    if tuple(extent) == EXTENT:
+    if _is_globe(extent):
         lon, lat, _ = grid_points(COAST_DEG)
     else:
         step = min(COAST_DEG, max(extent[1] - extent[0], extent[3] - extent[2]) / COAST_CELLS)
@@ -187,7 +193,7 @@ def _map(fig, position: Tuple[int, int, int], image: np.ndarray, title: str, coa
     ax.contour(*coast, levels=[0.5], colors="k", linewidths=0.4)
     ax.set_xlim(view[0], view[1])
     ax.set_ylim(view[2], view[3])
-    if tuple(view) == EXTENT:
+    if _is_globe(view):
         ax.set_xticks(range(-180, 181, 60))
         ax.set_yticks(range(-90, 91, 45))
     ax.tick_params(labelsize=6)
@@ -245,7 +251,7 @@ def draw_class_maps(path: str, classes: Sequence[int], names: Sequence[str], pro
     fig.suptitle(subtitle, fontsize=9)
     coast = _land_mask(extent)
     shape = (len(lat), len(lon))
-    regional = tuple(extent) != EXTENT
+    regional = not _is_globe(extent)
     in_view = True
     if points is not None:
         xy = points["lon_lat"]
@@ -261,9 +267,9 @@ def draw_class_maps(path: str, classes: Sequence[int], names: Sequence[str], pro
                   cmap="viridis", vmin=0.0, vmax=max(float(grid.max()), 1e-6), view=extent,
                   image_extent=cells_extent(lon, lat))
         if sel is not None:  # small dots where they crowd, so the prediction stays visible
-            ax.scatter(points["lon_lat"][sel, 0], points["lon_lat"][sel, 1],
-                       s=9 if sel.sum() <= CROWDED_POINTS else 2, c="red",
-                       edgecolors="white", linewidths=0.4 if sel.sum() <= CROWDED_POINTS else 0)
+            crowded = sel.sum() > CROWDED_POINTS
+            ax.scatter(points["lon_lat"][sel, 0], points["lon_lat"][sel, 1], s=2 if crowded else 9,
+                       c="red", edgecolors="white", linewidths=0 if crowded else 0.4)
         if world is not None:
             dens = world["range_density"][c]
             _map(fig, (len(classes), ncols, row * ncols + 2), dens / max(float(dens.max()), 1e-12),
